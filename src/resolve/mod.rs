@@ -1,0 +1,541 @@
+//! Resolution of cache misses: hickory's recursor (iterative from the root hints, DNSSEC
+//! validation) or hickory's stub resolver against forwarders, wrapped in our own layer that
+//! turns every outcome into a response-shaped [`Message`] and mends what hickory 0.26 lacks:
+//! an overall deadline, CD=1 answers for bogus data, CNAME-loop detection, very long names.
+
+pub mod anchor;
+pub mod cache;
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+    sync::Arc,
+    time::Instant,
+};
+
+use hickory_proto::{
+    dnssec::Proof,
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{Name, RData, Record, RecordSet, RecordType},
+    serialize::txt::Parser,
+};
+use hickory_resolver::{
+    TokioResolver,
+    config::{ConnectionConfig, NameServerConfig, ResolverConfig as HickoryResolverConfig},
+    net::{DnsError, NetError, runtime::TokioRuntimeProvider},
+    recursor::{DnssecConfig, DnssecPolicy, Recursor, RecursorError, RecursorOptions},
+};
+use tracing::{debug, info, warn};
+
+use crate::config::{DnssecMode, Mode, ResolverConfig};
+
+/// The IANA root servers (named.root), for real deployments only: tests use loopback hints.
+pub const IANA_ROOT_HINTS: [IpAddr; 26] = [
+    IpAddr::V4(Ipv4Addr::new(198, 41, 0, 4)),
+    IpAddr::V4(Ipv4Addr::new(170, 247, 170, 2)),
+    IpAddr::V4(Ipv4Addr::new(192, 33, 4, 12)),
+    IpAddr::V4(Ipv4Addr::new(199, 7, 91, 13)),
+    IpAddr::V4(Ipv4Addr::new(192, 203, 230, 10)),
+    IpAddr::V4(Ipv4Addr::new(192, 5, 5, 241)),
+    IpAddr::V4(Ipv4Addr::new(192, 112, 36, 4)),
+    IpAddr::V4(Ipv4Addr::new(198, 97, 190, 53)),
+    IpAddr::V4(Ipv4Addr::new(192, 36, 148, 17)),
+    IpAddr::V4(Ipv4Addr::new(192, 58, 128, 30)),
+    IpAddr::V4(Ipv4Addr::new(193, 0, 14, 129)),
+    IpAddr::V4(Ipv4Addr::new(199, 7, 83, 42)),
+    IpAddr::V4(Ipv4Addr::new(202, 12, 27, 33)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x503, 0xba3e, 0, 0, 0, 0x2, 0x30)),
+    IpAddr::V6(Ipv6Addr::new(0x2801, 0x1b8, 0x10, 0, 0, 0, 0, 0xb)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0x200, 0, 0, 0, 0, 0xb)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0x2, 0, 0, 0, 0, 0xc)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0x2d, 0, 0, 0, 0, 0xd)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0xa8, 0, 0, 0, 0, 0xe)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0x2f, 0, 0, 0, 0, 0xf)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0x12, 0, 0, 0, 0, 0xd0d)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0x1, 0, 0, 0, 0, 0x53)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x7fe, 0, 0, 0, 0, 0, 0x53)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x503, 0xc27, 0, 0, 0, 0x2, 0x30)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x7fd, 0, 0, 0, 0, 0, 1)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x500, 0x9f, 0, 0, 0, 0, 0x42)),
+];
+
+/// Most CNAME/DNAME links we follow in one answer, as Unbound's `max-restart` (11).
+const MAX_CHAIN: usize = 11;
+
+/// Errors building the resolver.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{path}: cannot read root hints: {reason}")]
+    Hints { path: String, reason: String },
+    #[error("{path}: no addresses in root hints")]
+    NoHints { path: String },
+    #[error("cannot build the recursor: {0}")]
+    Recursor(String),
+    #[error("cannot build the forwarding resolver: {0}")]
+    Forwarder(String),
+    #[error(transparent)]
+    Anchor(#[from] anchor::AnchorError),
+}
+
+/// The question being resolved and the client's DNSSEC wishes.
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub name: Name,
+    pub qtype: RecordType,
+    /// Client set DO: keep DNSSEC records in the answer.
+    pub dnssec_ok: bool,
+    /// Client set CD: return data even if validation fails.
+    pub checking_disabled: bool,
+}
+
+/// DNSSEC status of a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    Secure,
+    Insecure,
+    Bogus,
+}
+
+/// A response-shaped result: `metadata.response_code`, the sections, and its security.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub message: Message,
+    pub security: Security,
+}
+
+enum Upstream {
+    Recursive {
+        validating: Option<Recursor<TokioRuntimeProvider>>,
+        /// Security-aware but not validating: answers CD=1 queries whose data is bogus.
+        plain: Recursor<TokioRuntimeProvider>,
+    },
+    Forward(TokioResolver),
+}
+
+/// Resolves cache misses.
+pub struct Resolver {
+    upstream: Upstream,
+    timeout: std::time::Duration,
+}
+
+impl Resolver {
+    /// Builds the resolver from config. May query the root servers once (DS trust anchors).
+    pub async fn build(cfg: &ResolverConfig) -> Result<Resolver, ResolveError> {
+        let upstream = match cfg.mode {
+            Mode::Recursive => {
+                let roots = match &cfg.root_hints {
+                    Some(p) => read_hints(p)?,
+                    None => IANA_ROOT_HINTS.to_vec(),
+                };
+                let mut options = RecursorOptions {
+                    case_randomization: false,
+                    ..RecursorOptions::default()
+                };
+                if cfg.allow_private_servers {
+                    // hickory refuses loopback/private name servers by default; labs need them.
+                    options.deny_server.retain(|net| {
+                        !(net.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST))
+                            || net.contains(&IpAddr::V6(Ipv6Addr::LOCALHOST))
+                            || net.contains(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
+                            || net.contains(&IpAddr::V4(Ipv4Addr::new(172, 16, 0, 1)))
+                            || net.contains(&IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)))
+                            || net.contains(&IpAddr::V4(Ipv4Addr::new(100, 64, 0, 1)))
+                            || net
+                                .contains(&IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))))
+                    });
+                }
+                if !cfg.qname_minimisation {
+                    options.qname_minimization =
+                        hickory_resolver::recursor::QNameMinimization::Relaxed;
+                }
+                let provider = TokioRuntimeProvider::default();
+                let validating = match cfg.dnssec {
+                    DnssecMode::Off => None,
+                    DnssecMode::Validate => {
+                        let anchors = match &cfg.trust_anchor {
+                            Some(p) => Some(Arc::new(anchor::load(p, &roots).await?)),
+                            None => None,
+                        };
+                        let mut dnssec = DnssecConfig::default();
+                        dnssec.trust_anchor = anchors;
+                        Some(
+                            Recursor::new(
+                                &roots,
+                                DnssecPolicy::ValidateWithStaticKey(dnssec),
+                                None,
+                                options.clone(),
+                                provider.clone(),
+                            )
+                            .map_err(|e| ResolveError::Recursor(e.to_string()))?,
+                        )
+                    }
+                };
+                let plain = Recursor::new(
+                    &roots,
+                    DnssecPolicy::ValidationDisabled,
+                    None,
+                    options,
+                    provider,
+                )
+                .map_err(|e| ResolveError::Recursor(e.to_string()))?;
+                info!(
+                    roots = roots.len(),
+                    validating = validating.is_some(),
+                    "recursive resolver ready"
+                );
+                Upstream::Recursive { validating, plain }
+            }
+            Mode::Forward => Upstream::Forward(build_forwarder(cfg)?),
+        };
+        Ok(Resolver {
+            upstream,
+            timeout: cfg.timeout,
+        })
+    }
+
+    /// Whether answers can be Secure (AD) at all.
+    pub fn is_validating(&self) -> bool {
+        match &self.upstream {
+            Upstream::Recursive { validating, .. } => validating.is_some(),
+            Upstream::Forward(_) => false,
+        }
+    }
+
+    /// Resolves one question within our deadline. Never fails: failures are SERVFAIL.
+    pub async fn resolve(&self, q: &Question) -> Resolved {
+        let started = Instant::now();
+        let fut = self.resolve_inner(q);
+        let mut resolved = match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                debug!(name = %q.name, qtype = %q.qtype, "resolution deadline passed");
+                servfail(q)
+            }
+        };
+        check_chain(q, &mut resolved);
+        debug!(name = %q.name, qtype = %q.qtype, rcode = %resolved.message.metadata.response_code,
+            elapsed_ms = started.elapsed().as_millis() as u64, "resolved");
+        resolved
+    }
+
+    async fn resolve_inner(&self, q: &Question) -> Resolved {
+        let query = Query::query(q.name.clone(), q.qtype);
+        match &self.upstream {
+            Upstream::Recursive { validating, plain } => {
+                let now = Instant::now();
+                let Some(v) = validating else {
+                    let r = plain.resolve(query, now, q.dnssec_ok).await;
+                    return from_recursor(q, r, false);
+                };
+                let r = v.resolve(query.clone(), now, true).await;
+                let resolved = from_recursor(q, r, true);
+                if resolved.security == Security::Bogus && q.checking_disabled {
+                    // RFC 4035 §3.2.2: with CD the client validates; give it the data.
+                    let r = plain.resolve(query, now, q.dnssec_ok).await;
+                    let mut plain = from_recursor(q, r, false);
+                    plain.security = Security::Insecure;
+                    return plain;
+                }
+                resolved
+            }
+            Upstream::Forward(resolver) => {
+                let r = resolver.lookup(q.name.clone(), q.qtype).await;
+                from_forwarder(q, r)
+            }
+        }
+    }
+}
+
+fn build_forwarder(cfg: &ResolverConfig) -> Result<TokioResolver, ResolveError> {
+    use crate::config::raw::ForwardProtocol;
+    let servers = cfg
+        .forwarders
+        .iter()
+        .map(|f| {
+            let mut conn = match f.protocol {
+                ForwardProtocol::Udp => vec![ConnectionConfig::udp(), ConnectionConfig::tcp()],
+                ForwardProtocol::Tcp => vec![ConnectionConfig::tcp()],
+                ForwardProtocol::Tls => vec![ConnectionConfig::tls(Arc::from(
+                    f.tls_name.clone().unwrap_or_default().as_str(),
+                ))],
+            };
+            for c in &mut conn {
+                c.port = f.address.port();
+            }
+            NameServerConfig::new(f.address.ip(), true, conn)
+        })
+        .collect();
+    let mut builder = TokioResolver::builder_with_config(
+        HickoryResolverConfig::from_name_servers(servers),
+        TokioRuntimeProvider::default(),
+    );
+    let opts = builder.options_mut();
+    opts.timeout = cfg.timeout / 2;
+    opts.attempts = 2;
+    opts.cache_size = 0; // our cache sits in front
+    opts.edns0 = true;
+    opts.preserve_intermediates = true;
+    opts.ndots = 0;
+    builder
+        .build()
+        .map_err(|e| ResolveError::Forwarder(e.to_string()))
+}
+
+/// Reads root server addresses from a zone-format hints file.
+pub fn read_hints(path: &Path) -> Result<Vec<IpAddr>, ResolveError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ResolveError::Hints {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let (_, zone) = Parser::new(text, Some(path.to_owned()), Some(Name::root()))
+        .parse()
+        .map_err(|e| ResolveError::Hints {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let addrs: Vec<IpAddr> = zone
+        .values()
+        .flat_map(RecordSet::records_without_rrsigs)
+        .filter_map(|r| r.data.ip_addr())
+        .collect();
+    if addrs.is_empty() {
+        return Err(ResolveError::NoHints {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// A SERVFAIL result.
+pub fn servfail(q: &Question) -> Resolved {
+    let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+    m.metadata.response_code = ResponseCode::ServFail;
+    m.add_query(Query::query(q.name.clone(), q.qtype));
+    Resolved {
+        message: m,
+        security: Security::Insecure,
+    }
+}
+
+fn security_of<'a>(records: impl Iterator<Item = &'a Record>, validating: bool) -> Security {
+    if !validating {
+        return Security::Insecure;
+    }
+    let mut any = false;
+    let mut all_secure = true;
+    for r in records {
+        any = true;
+        match r.proof {
+            Proof::Bogus => return Security::Bogus,
+            Proof::Secure => {}
+            _ => all_secure = false,
+        }
+    }
+    if any && all_secure {
+        Security::Secure
+    } else {
+        Security::Insecure
+    }
+}
+
+/// Turns the recursor's result into a response, following hickory's own catalog logic (SOA and
+/// proofs for negative answers, SERVFAIL for bogus data) so answers match what hickory-server
+/// would give, then fixes the cases where hickory and Unbound disagree.
+fn from_recursor(q: &Question, r: Result<Message, RecursorError>, validating: bool) -> Resolved {
+    let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+    m.add_query(Query::query(q.name.clone(), q.qtype));
+    let security = match r {
+        Ok(resp) => {
+            m.metadata.response_code = resp.metadata.response_code;
+            m.answers = resp.answers;
+            m.authorities = resp.authorities;
+            let sec = if m.answers.is_empty() {
+                security_of(m.authorities.iter(), validating)
+            } else {
+                security_of(m.answers.iter(), validating)
+            };
+            // A NOERROR without answers and SOA from a positive path is still NODATA.
+            sec
+        }
+        Err(e) => negative(q, &mut m, e, validating),
+    };
+    finish(q, m, security)
+}
+
+fn negative(q: &Question, m: &mut Message, e: RecursorError, validating: bool) -> Security {
+    if let RecursorError::Net(NetError::Dns(DnsError::DnssecBogus)) = &e {
+        m.metadata.response_code = ResponseCode::ServFail;
+        return Security::Bogus;
+    }
+    if let RecursorError::Net(NetError::Dns(DnsError::Nsec {
+        response, proof, ..
+    })) = &e
+    {
+        m.metadata.response_code = response.response_code;
+        m.authorities = response.authorities.clone();
+        return match proof {
+            Proof::Secure if validating => Security::Secure,
+            Proof::Bogus => Security::Bogus,
+            _ => Security::Insecure,
+        };
+    }
+    if e.is_no_records_found() || e.is_nx_domain() {
+        m.metadata.response_code = if e.is_nx_domain() {
+            ResponseCode::NXDomain
+        } else {
+            ResponseCode::NoError
+        };
+        let authorities = match &e {
+            RecursorError::Negative(d) => d.authorities.clone(),
+            RecursorError::Net(NetError::Dns(DnsError::NoRecordsFound(n))) => n.authorities.clone(),
+            _ => None,
+        };
+        let others: Vec<Record> = authorities
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r.record_type() != RecordType::SOA)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Another record at the query name means the name exists (hickory catalog rule).
+        if others.iter().any(|r| r.name == q.name) {
+            m.metadata.response_code = ResponseCode::NoError;
+        }
+        if let Some(soa) = e.into_soa() {
+            let mut soa = soa.into_record_of_rdata();
+            // RFC 2308 §5: negative TTL = min(SOA TTL, SOA MINIMUM).
+            if let RData::SOA(s) = &soa.data {
+                soa.ttl = soa.ttl.min(s.minimum);
+            }
+            m.authorities.push(soa);
+        }
+        m.authorities.extend(others);
+        return security_of(m.authorities.iter(), validating);
+    }
+    debug!(name = %q.name, qtype = %q.qtype, error = %e, "resolution failed");
+    m.metadata.response_code = ResponseCode::ServFail;
+    Security::Insecure
+}
+
+fn from_forwarder(q: &Question, r: Result<hickory_resolver::lookup::Lookup, NetError>) -> Resolved {
+    let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+    m.add_query(Query::query(q.name.clone(), q.qtype));
+    match r {
+        Ok(lookup) => {
+            let resp = lookup.message();
+            m.metadata.response_code = resp.metadata.response_code;
+            m.answers = resp.answers.clone();
+            m.authorities = resp.authorities.clone();
+        }
+        Err(e) => {
+            let e = RecursorError::from(e);
+            negative(q, &mut m, e, false);
+        }
+    }
+    finish(q, m, Security::Insecure)
+}
+
+/// Bogus without CD → SERVFAIL with no data; strip DNSSEC records unless DO.
+fn finish(q: &Question, mut m: Message, security: Security) -> Resolved {
+    if security == Security::Bogus && !q.checking_disabled {
+        m.metadata.response_code = ResponseCode::ServFail;
+        m.answers.clear();
+        m.authorities.clear();
+    }
+    m.additionals.clear();
+    let m = m.maybe_strip_dnssec_records(q.dnssec_ok);
+    Resolved {
+        message: m,
+        security,
+    }
+}
+
+/// Unbound's answer to a CNAME chain that loops or runs longer than `max-restart` is SERVFAIL;
+/// hickory returns NOERROR with the partial chain. Walk the chain from the query name.
+fn check_chain(q: &Question, r: &mut Resolved) {
+    let m = &r.message;
+    if q.qtype == RecordType::CNAME || m.metadata.response_code == ResponseCode::ServFail {
+        return;
+    }
+    let mut current = q.name.clone();
+    let mut seen: Vec<Name> = vec![current.clone()];
+    loop {
+        let next = m.answers.iter().find_map(|rec| match &rec.data {
+            RData::CNAME(c) if rec.name.eq_case(&current) || rec.name == current => {
+                Some(c.0.clone())
+            }
+            _ => None,
+        });
+        let Some(next) = next else { break };
+        if seen.iter().any(|n| *n == next) || seen.len() > MAX_CHAIN {
+            warn!(name = %q.name, "CNAME loop or overlong chain: SERVFAIL");
+            let sec = r.security;
+            *r = servfail(q);
+            r.security = sec;
+            return;
+        }
+        seen.push(next.clone());
+        current = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, CNAME};
+
+    fn q(name: &str) -> Question {
+        Question {
+            name: Name::from_ascii(name).unwrap(),
+            qtype: RecordType::A,
+            dnssec_ok: false,
+            checking_disabled: false,
+        }
+    }
+
+    fn cname(from: &str, to: &str) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(from).unwrap(),
+            60,
+            RData::CNAME(CNAME(Name::from_ascii(to).unwrap())),
+        )
+    }
+
+    #[test]
+    fn cname_loop_is_servfail() {
+        let question = q("loop1.example.com.");
+        let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+        m.answers = vec![
+            cname("loop1.example.com.", "loop2.example.com."),
+            cname("loop2.example.com.", "loop1.example.com."),
+        ];
+        let mut r = Resolved {
+            message: m,
+            security: Security::Insecure,
+        };
+        check_chain(&question, &mut r);
+        assert_eq!(r.message.metadata.response_code, ResponseCode::ServFail);
+        assert!(r.message.answers.is_empty());
+    }
+
+    #[test]
+    fn cname_chain_to_data_is_kept() {
+        let question = q("a.example.com.");
+        let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+        m.answers = vec![
+            cname("a.example.com.", "b.example.net."),
+            Record::from_rdata(
+                Name::from_ascii("b.example.net.").unwrap(),
+                60,
+                RData::A(A::new(198, 18, 0, 1)),
+            ),
+        ];
+        let mut r = Resolved {
+            message: m,
+            security: Security::Insecure,
+        };
+        check_chain(&question, &mut r);
+        assert_eq!(r.message.answers.len(), 2);
+    }
+}
