@@ -105,7 +105,7 @@ pub struct Resolved {
 
 enum Upstream {
     Recursive {
-        validating: Option<Recursor<TokioRuntimeProvider>>,
+        validating: Option<Box<Recursor<TokioRuntimeProvider>>>,
         /// Security-aware but not validating: answers CD=1 queries whose data is bogus.
         plain: Recursor<TokioRuntimeProvider>,
     },
@@ -158,7 +158,7 @@ impl Resolver {
                         };
                         let mut dnssec = DnssecConfig::default();
                         dnssec.trust_anchor = anchors;
-                        Some(
+                        Some(Box::new(
                             Recursor::new(
                                 &roots,
                                 DnssecPolicy::ValidateWithStaticKey(dnssec),
@@ -167,7 +167,7 @@ impl Resolver {
                                 provider.clone(),
                             )
                             .map_err(|e| ResolveError::Recursor(e.to_string()))?,
-                        )
+                        ))
                     }
                 };
                 let plain = Recursor::new(
@@ -468,7 +468,7 @@ fn check_chain(q: &Question, r: &mut Resolved) {
             _ => None,
         });
         let Some(next) = next else { break };
-        if seen.iter().any(|n| *n == next) || seen.len() > MAX_CHAIN {
+        if seen.contains(&next) || seen.len() > MAX_CHAIN {
             warn!(name = %q.name, "CNAME loop or overlong chain: SERVFAIL");
             let sec = r.security;
             *r = servfail(q);
