@@ -103,6 +103,8 @@ pub struct Resolved {
     pub security: Security,
 }
 
+// One per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Upstream {
     Recursive {
         validating: Option<Box<Recursor<TokioRuntimeProvider>>>,
