@@ -1,6 +1,6 @@
 //! Wiring: config → live blocklist, resolver, cache, engine → listeners → signals → shutdown.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -92,7 +92,6 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);
     });
-    let _ = Duration::ZERO;
 }
 
 /// Sets up `tracing`. `RUST_LOG` overrides `log.level`. hickory logs every request at INFO, so

@@ -1,0 +1,122 @@
+//! Runs the real `fraudwall` binary on port 0 and learns its ports from the startup log
+//! (`listening on udp ADDR` is a stable contract).
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// A running fraudwall; killed on drop.
+pub struct Fraudwall {
+    child: Child,
+    /// First UDP/TCP address (same port for both).
+    pub addr: SocketAddr,
+    /// Every `listening on udp` address.
+    pub udp: Vec<SocketAddr>,
+    pub dir: tempfile::TempDir,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fraudwall"))
+}
+
+impl Fraudwall {
+    /// Starts `fraudwall serve` with `config` (YAML) written into a fresh temp dir; relative
+    /// paths in it resolve against that dir. `files` are written there first.
+    pub fn start(config: &str, files: &[(&str, &str)]) -> Fraudwall {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, body) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        let cfg = dir.path().join("fraudwall.yaml");
+        std::fs::write(&cfg, config).unwrap();
+        Self::start_with(&cfg, dir)
+    }
+
+    fn start_with(cfg: &Path, dir: tempfile::TempDir) -> Fraudwall {
+        let mut child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "info,fraudwall=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fraudwall");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("listening on udp ").nth(1) {
+                    let _ = tx.send(a.trim().parse::<SocketAddr>().ok());
+                }
+                if line.contains("listening on tcp") {
+                    let _ = tx.send(None);
+                }
+                log2.lock().unwrap().push(line);
+            }
+            let _ = tx.send(None);
+        });
+        let mut udp = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Wait for the first tcp line after the udp lines of every listen address.
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(Some(a)) => udp.push(a),
+                Ok(None) if !udp.is_empty() => {
+                    // Give the remaining addresses a moment to print.
+                    std::thread::sleep(Duration::from_millis(100));
+                    while let Ok(Some(a)) = rx.try_recv() {
+                        udp.push(a);
+                    }
+                    break;
+                }
+                _ => {}
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "fraudwall exited early ({status}):\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        }
+        assert!(
+            !udp.is_empty(),
+            "fraudwall did not start listening:\n{}",
+            log.lock().unwrap().join("\n")
+        );
+        Fraudwall {
+            child,
+            addr: udp[0],
+            udp,
+            dir,
+            log,
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Fraudwall {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
