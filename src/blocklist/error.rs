@@ -19,6 +19,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A list directory could not be listed.
+    #[error("{}: cannot read list directory: {source}; check the path and its permissions", path.display())]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: io::Error,
+    },
+
     /// A source list looks like a binary file (NUL byte), e.g. a compressed download.
     #[error(
         "{}: byte {offset}: binary data (NUL byte), not a text list; decompress it or remove it from the list directory",
