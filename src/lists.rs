@@ -12,7 +12,11 @@ use crate::{
 pub fn specs(cfg: &BlocklistsConfig) -> Vec<ListSpec> {
     let mut specs = cfg.lists.clone();
     if cfg.dir.is_dir() {
-        for mut found in blocklist::discover(&cfg.dir) {
+        let found = blocklist::cli::discover(&cfg.dir).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            Vec::new()
+        });
+        for mut found in found {
             if specs.iter().any(|s| s.path == found.path) {
                 continue;
             }

@@ -1,11 +1,221 @@
-//! Placeholder until the blocklist engine lands.
-use std::{io::Write, path::Path};
+//! Helpers behind the `compile` and `check` subcommands.
+//!
+//! They print to any `Write` so tests can read the output; the binary wires them to clap.
 
-use super::{Blocklist, ListSpec};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-pub fn compile_cmd(_out: &Path, _specs: &[ListSpec], _w: &mut impl Write) -> std::io::Result<()> {
-    unimplemented!()
+use super::normalize::normalize_into;
+use super::source::{self, RawEntry};
+use super::{
+    Action, Blocklist, CompileReport, Error, ListInfo, ListKind, ListSpec, MatchMode, Verdict,
+    compile,
+};
+
+/// Diagnostics printed per list by [`compile_cmd`]; the rest are summarised.
+pub const MAX_PRINTED_DIAGNOSTICS: usize = 20;
+
+impl ListSpec {
+    /// The defaults for a list file found on disk: name = file stem, format auto-detected,
+    /// `Allow` when the file name starts with `allow` or contains `.allow.` (e.g. `allowlist.txt`,
+    /// `local.allow.txt`), else `Block`; action sinkhole, subtree matching, category "fraud",
+    /// EDE 15 (Blocked).
+    pub fn from_path(path: &Path) -> ListSpec {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let kind = if file_name.starts_with("allow") || file_name.contains(".allow.") {
+            ListKind::Allow
+        } else {
+            ListKind::Block
+        };
+        ListSpec {
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.to_path_buf(),
+            format: None,
+            kind,
+            action: Action::Sinkhole,
+            match_mode: MatchMode::Subtree,
+            category: "fraud".to_string(),
+            ede: 15,
+        }
+    }
 }
-pub fn check_cmd(_bl: &Blocklist, _names: &[String], _w: &mut impl Write) -> std::io::Result<()> {
-    unimplemented!()
+
+/// Every list file in `dir` as a [`ListSpec::from_path`]: regular files only (no
+/// subdirectories), not hidden, not compiled `*.fst` files, sorted by file name so that list ids
+/// (and so duplicate resolution) are deterministic.
+pub fn discover(dir: &Path) -> Result<Vec<ListSpec>, Error> {
+    let derr = |source| Error::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(derr)? {
+        let entry = entry.map_err(derr)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.ends_with(".fst") {
+            continue;
+        }
+        // Follows symlinks: a linked list file counts, a linked directory does not.
+        if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    Ok(paths.iter().map(|p| ListSpec::from_path(p)).collect())
+}
+
+/// Compiles `specs` into `out` and prints, per list, its counts and diagnostics (at most
+/// [`MAX_PRINTED_DIAGNOSTICS`] each, then "… and N more"), the lists that failed, and a summary.
+pub fn compile_cmd(
+    out: &Path,
+    specs: &[ListSpec],
+    w: &mut impl Write,
+) -> Result<CompileReport, Error> {
+    let report = compile(out, specs)?;
+    for l in &report.lists {
+        let s = &l.stats;
+        writeln!(
+            w,
+            "{} ({}, {}): {} entries, {} skipped, {} rejected, {} warnings",
+            l.name,
+            l.format.as_str(),
+            l.path.display(),
+            l.accepted,
+            s.skipped,
+            s.rejected,
+            s.warnings
+        )?;
+        for d in l.diagnostics.iter().take(MAX_PRINTED_DIAGNOSTICS) {
+            writeln!(w, "  {d}")?;
+        }
+        if l.diagnostics.len() > MAX_PRINTED_DIAGNOSTICS {
+            writeln!(
+                w,
+                "  … and {} more",
+                l.diagnostics.len() - MAX_PRINTED_DIAGNOSTICS
+            )?;
+        }
+    }
+    for f in &report.failed {
+        writeln!(w, "{}: FAILED, not compiled: {}", f.name, f.error)?;
+    }
+    let per_name = if report.keys > 0 {
+        report.bytes as f64 / report.keys as f64
+    } else {
+        0.0
+    };
+    writeln!(
+        w,
+        "wrote {}: {} lists, {} names, {} bytes ({per_name:.1} B/name){}",
+        report.out.display(),
+        report.lists.len(),
+        report.keys,
+        report.bytes,
+        if report.failed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} lists failed", report.failed.len())
+        }
+    )?;
+    Ok(report)
+}
+
+/// Prints, for each name, its verdict and why: the matched entry, its list, kind, action,
+/// category and `file:line` (found by re-reading the source list, so the hot path stores none).
+pub fn check_cmd(bl: &Blocklist, names: &[String], w: &mut impl Write) -> Result<(), Error> {
+    let mut sources: HashMap<u16, Option<SourceIndex>> = HashMap::new();
+    let mut canon = String::new();
+    for name in names {
+        if let Err(e) = normalize_into(name, &mut canon) {
+            writeln!(w, "{name}: invalid name: {e}")?;
+            continue;
+        }
+        let Some(v) = bl.lookup(&canon) else {
+            writeln!(w, "{name}: not listed")?;
+            continue;
+        };
+        let entry = v.entry_name(&canon);
+        let verb = match v.kind {
+            ListKind::Block => "BLOCKED",
+            ListKind::Allow => "ALLOWED",
+        };
+        let Some(info) = bl.list(&v) else {
+            writeln!(
+                w,
+                "{name}: {verb} by {entry} ({}) in unknown list #{}",
+                v.match_mode.as_str(),
+                v.list
+            )?;
+            continue;
+        };
+        write!(
+            w,
+            "{name}: {verb} by {entry} ({}) in list {:?} [{} list, category {}, action {}, ede {}]",
+            v.match_mode.as_str(),
+            info.name,
+            info.kind.as_str(),
+            info.category,
+            v.action.as_str(),
+            info.ede
+        )?;
+        let index = sources
+            .entry(v.list)
+            .or_insert_with(|| SourceIndex::load(info));
+        match index.as_ref().and_then(|ix| ix.line_of(&entry, &v)) {
+            Some(line) => writeln!(w, " at {}:{line}", info.path.display())?,
+            None => writeln!(
+                w,
+                " ({} no longer has this entry or cannot be read)",
+                info.path.display()
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// The first line of each (name, kind, mode) in one source list, rebuilt on demand by `check`.
+struct SourceIndex {
+    lines: HashMap<(String, ListKind, MatchMode), u64>,
+}
+
+impl SourceIndex {
+    fn load(info: &ListInfo) -> Option<SourceIndex> {
+        let data = source::read_list(&info.path).ok()?;
+        let mut lines = HashMap::new();
+        let mut canon = String::new();
+        // Same defaults as the compiler, so the key matches what was compiled.
+        source::visit(&data, &info.path, Some(info.format), &mut |e: RawEntry<
+            '_,
+        >| {
+            let Ok(n) = normalize_into(e.name, &mut canon) else {
+                return;
+            };
+            let kind = match info.kind {
+                ListKind::Allow => ListKind::Allow,
+                ListKind::Block => e.kind.unwrap_or(ListKind::Block),
+            };
+            let mode = if n.wildcard {
+                MatchMode::Subtree
+            } else {
+                e.match_mode.unwrap_or(info.match_mode)
+            };
+            lines.entry((canon.clone(), kind, mode)).or_insert(e.line);
+        })
+        .ok()?;
+        Some(SourceIndex { lines })
+    }
+
+    fn line_of(&self, entry: &str, v: &Verdict) -> Option<u64> {
+        self.lines
+            .get(&(entry.to_string(), v.kind, v.match_mode))
+            .copied()
+    }
 }

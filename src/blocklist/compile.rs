@@ -1,0 +1,589 @@
+//! Compiling lists into one self-describing file.
+//!
+//! # File layout (format version 1, all integers little-endian)
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic "FWBL"
+//!      4     4  format version (u32) = 1
+//!      8     4  table_len (u32): bytes of the list table
+//!     12     4  CRC32 (crc32fast / IEEE) of the body = bytes [24, end)
+//!     16     8  fst_len (u64): bytes of the FST
+//!     24     …  list table: u32 count, then per list:
+//!                 str name, str path, u8 kind, u8 action, u8 format, u8 match_mode,
+//!                 str category, u16 ede, u64 entries          (str = u32 length + UTF-8)
+//! 24+table_len  FST map (fst 0.4 format, with its own checksum), exactly fst_len bytes
+//! ```
+//!
+//! The FST maps reversed-label keys (`com.example.www`, so ancestors are prefixes) to a u64 with
+//! two *verdict slots*: bits 0..32 hold the entry that covers "this name and below" (subtree),
+//! bits 32..64 the entry for "this name exactly". Both can be present when different lists
+//! disagree on the match mode. A slot is 0 when absent, else
+//! `1 | allow << 1 | action << 2 | list_id << 5`. Subtree slots sit in the low bits because they
+//! are by far the most common and small outputs take fewer bytes in the FST.
+//!
+//! # Duplicate names
+//!
+//! Within a slot the first entry wins (lists in the order given, then lines in file order), except
+//! that an allow entry replaces a block entry: allow beats block at the same name and mode. The
+//! exact and subtree slots are kept independently; the matcher decides between them.
+//!
+//! # Atomic replacement
+//!
+//! The file is written to a temporary file in the target directory, fsynced, renamed over the
+//! target and the directory fsynced. A file that a running server has memory-mapped is therefore
+//! never modified in place.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Cursor, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::normalize::{NameError, NameInfo, normalize_into, push_reversed_key};
+use super::source::{self, Diagnostic, ParseStats, RawEntry, Severity};
+use super::{Action, Error, Format, ListInfo, ListKind, ListSpec, MatchMode};
+
+/// The four bytes every compiled file starts with.
+pub const MAGIC: [u8; 4] = *b"FWBL";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Size of the fixed header before the list table.
+pub const HEADER_LEN: usize = 24;
+/// Most lists one file can hold (list ids are 16 bits).
+pub const MAX_LISTS: usize = u16::MAX as usize;
+
+/// Packs one verdict slot; see the module doc.
+pub(crate) fn pack_slot(kind: ListKind, action: Action, list: u16) -> u32 {
+    1 | (u32::from(kind == ListKind::Allow) << 1)
+        | (u32::from(action.code()) << 2)
+        | (u32::from(list) << 5)
+}
+
+/// Unpacks a slot; `None` when absent or carrying an action code this build does not know.
+#[inline]
+pub(crate) fn unpack_slot(slot: u32) -> Option<(ListKind, Action, u16)> {
+    if slot & 1 == 0 {
+        return None;
+    }
+    let kind = if slot & 2 != 0 {
+        ListKind::Allow
+    } else {
+        ListKind::Block
+    };
+    let action = Action::from_code(((slot >> 2) & 7) as u8)?;
+    Some((kind, action, (slot >> 5) as u16))
+}
+
+fn slot_is_allow(slot: u32) -> bool {
+    slot & 2 != 0
+}
+
+/// The merge rule for two entries landing in the same slot: first wins, allow beats block.
+fn merge_slot(cur: u32, new: u32) -> u32 {
+    if cur == 0 || (slot_is_allow(new) && !slot_is_allow(cur)) {
+        new
+    } else {
+        cur
+    }
+}
+
+/// What happened to one list during a compile.
+#[derive(Clone, Debug)]
+pub struct ListReport {
+    /// The list's name.
+    pub name: String,
+    /// The source file.
+    pub path: PathBuf,
+    /// The format it was parsed as.
+    pub format: Format,
+    /// Line counts; `rejected` includes names that failed normalisation.
+    pub stats: ParseStats,
+    /// Entries that made it into the compiled file (before cross-list de-duplication).
+    pub accepted: u64,
+    /// Every diagnostic, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A list that could not be used at all; the others were still compiled.
+#[derive(Debug)]
+pub struct ListFailure {
+    /// The list's name.
+    pub name: String,
+    /// The source file.
+    pub path: PathBuf,
+    /// Why it failed.
+    pub error: Error,
+}
+
+/// The outcome of [`compile`].
+#[derive(Debug)]
+pub struct CompileReport {
+    /// The compiled file.
+    pub out: PathBuf,
+    /// Lists compiled (in list-id order).
+    pub lists: Vec<ListReport>,
+    /// Lists that failed and are not in the file.
+    pub failed: Vec<ListFailure>,
+    /// Distinct names (FST keys) in the file.
+    pub keys: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+/// Sizes of a written file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Distinct names (FST keys).
+    pub keys: u64,
+    /// Total file size in bytes.
+    pub bytes: u64,
+}
+
+/// Parses every list in `specs`, normalises the names and writes one compiled file to `out`
+/// atomically. A list that cannot be read is reported in [`CompileReport::failed`] and the others
+/// are compiled anyway; only failing to write `out` is an error.
+pub fn compile(out: &Path, specs: &[ListSpec]) -> Result<CompileReport, Error> {
+    if specs.len() > MAX_LISTS {
+        return Err(Error::TooManyLists {
+            count: specs.len(),
+            max: MAX_LISTS,
+        });
+    }
+    let mut c = Compiler::new();
+    let mut lists = Vec::new();
+    let mut failed = Vec::new();
+    for spec in specs {
+        match c.add_spec(spec) {
+            Ok(r) => lists.push(r),
+            Err(error) => failed.push(ListFailure {
+                name: spec.name.clone(),
+                path: spec.path.clone(),
+                error,
+            }),
+        }
+    }
+    let ws = c.write(out)?;
+    Ok(CompileReport {
+        out: out.to_path_buf(),
+        lists,
+        failed,
+        keys: ws.keys,
+        bytes: ws.bytes,
+    })
+}
+
+/// One normalised entry waiting to be sorted: its key lives in the compiler's arena, so millions
+/// of entries cost one allocation rather than one each.
+#[derive(Clone, Copy)]
+struct Rec {
+    off: u64,
+    len: u16,
+    exact: bool,
+    slot: u32,
+}
+
+/// Accumulates lists and entries, then writes the compiled file.
+///
+/// [`compile`] is the usual entry point; the builder is public so tests and benches can add
+/// names directly without writing source files.
+#[derive(Default)]
+pub struct Compiler {
+    lists: Vec<ListInfo>,
+    arena: Vec<u8>,
+    recs: Vec<Rec>,
+    buf: String,
+}
+
+impl Compiler {
+    /// An empty compiler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a list to the table and returns its id; its `entries` count is updated by
+    /// [`Compiler::insert`].
+    pub fn add_list(&mut self, info: ListInfo) -> Result<u16, Error> {
+        if self.lists.len() >= MAX_LISTS {
+            return Err(Error::TooManyLists {
+                count: self.lists.len() + 1,
+                max: MAX_LISTS,
+            });
+        }
+        self.lists.push(info);
+        Ok((self.lists.len() - 1) as u16)
+    }
+
+    /// Normalises `name` and adds it for list `list`. A leading `*.` forces `Subtree`.
+    ///
+    /// # Panics
+    /// If `list` was not returned by [`Compiler::add_list`].
+    pub fn insert(
+        &mut self,
+        list: u16,
+        name: &str,
+        kind: ListKind,
+        mode: MatchMode,
+        action: Action,
+    ) -> Result<NameInfo, NameError> {
+        let info = normalize_into(name, &mut self.buf)?;
+        let mode = if info.wildcard {
+            MatchMode::Subtree
+        } else {
+            mode
+        };
+        let off = self.arena.len() as u64;
+        push_reversed_key(&self.buf, &mut self.arena);
+        self.recs.push(Rec {
+            off,
+            len: self.buf.len() as u16,
+            exact: mode == MatchMode::Exact,
+            slot: pack_slot(kind, action, list),
+        });
+        self.lists[list as usize].entries += 1;
+        Ok(info)
+    }
+
+    /// Reads, parses and adds one source list. On error nothing of the list is kept.
+    pub fn add_spec(&mut self, spec: &ListSpec) -> Result<ListReport, Error> {
+        let data = source::read_list(&spec.path)?;
+        self.add_source(spec, &data)
+    }
+
+    /// Like [`Compiler::add_spec`] with the file content already in memory.
+    pub fn add_source(&mut self, spec: &ListSpec, data: &[u8]) -> Result<ListReport, Error> {
+        let list = self.add_list(ListInfo {
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            kind: spec.kind,
+            action: spec.action,
+            category: spec.category.clone(),
+            ede: spec.ede,
+            entries: 0,
+            format: spec.format.unwrap_or(Format::Plain),
+            match_mode: spec.match_mode,
+        })?;
+        let mark = (self.recs.len(), self.arena.len());
+        let mut name_diags = Vec::new();
+        let mut rejected = 0;
+        let mut warnings = 0;
+        let visited = source::visit(data, &spec.path, spec.format, &mut |e: RawEntry<'_>| {
+            // An allow list only ever allows, whatever its lines say.
+            let kind = match spec.kind {
+                ListKind::Allow => ListKind::Allow,
+                ListKind::Block => e.kind.unwrap_or(ListKind::Block),
+            };
+            let mode = e.match_mode.unwrap_or(spec.match_mode);
+            let action = e.action.unwrap_or(spec.action);
+            let (severity, reason) = match self.insert(list, e.name, kind, mode, action) {
+                Ok(info) if info.labels == 1 && kind == ListKind::Block => {
+                    warnings += 1;
+                    (
+                        Severity::Warning,
+                        format!("{:?} blocks a whole TLD", self.buf),
+                    )
+                }
+                Ok(_) => return,
+                Err(err) => {
+                    rejected += 1;
+                    (Severity::Error, err.to_string())
+                }
+            };
+            name_diags.push(Diagnostic {
+                path: spec.path.clone(),
+                line: Some(e.line),
+                severity,
+                reason,
+            });
+        });
+        let visited = match visited {
+            Ok(v) => v,
+            Err(err) => {
+                self.recs.truncate(mark.0);
+                self.arena.truncate(mark.1);
+                self.lists.pop();
+                return Err(err);
+            }
+        };
+        let info = &mut self.lists[list as usize];
+        info.format = visited.format;
+        let mut stats = visited.stats;
+        stats.rejected += rejected;
+        stats.warnings += warnings;
+        let mut diagnostics = visited.diagnostics;
+        diagnostics.extend(name_diags);
+        // Whole-file remarks (line None) first, then by line.
+        diagnostics.sort_by_key(|d| d.line);
+        Ok(ListReport {
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            format: visited.format,
+            stats,
+            accepted: info.entries,
+            diagnostics,
+        })
+    }
+
+    /// The lists added so far.
+    pub fn lists(&self) -> &[ListInfo] {
+        &self.lists
+    }
+
+    /// Builds the compiled file in memory (tests, benches, [`super::Blocklist::from_bytes`]).
+    pub fn to_bytes(self) -> Result<Vec<u8>, Error> {
+        let mut cur = Cursor::new(Vec::new());
+        self.build(&mut cur, Path::new("<memory>"))?;
+        Ok(cur.into_inner())
+    }
+
+    /// Writes the compiled file to `path` atomically (temp file, fsync, rename, fsync dir).
+    pub fn write(self, path: &Path) -> Result<WriteStats, Error> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!(".{file_name}.tmp-{}-{nanos}", std::process::id()));
+        let werr = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| Error::Write { path: p, source }
+        };
+        let result = (|| {
+            let file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(werr(&tmp))?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            let keys = self.build(&mut w, &tmp)?;
+            let file = w.into_inner().map_err(|e| werr(&tmp)(e.into_error()))?;
+            file.sync_all().map_err(werr(&tmp))?;
+            let bytes = file.metadata().map_err(werr(&tmp))?.len();
+            drop(file);
+            fs::rename(&tmp, path).map_err(werr(path))?;
+            // Make the rename itself durable; not every platform can fsync a directory.
+            if let Ok(d) = File::open(&dir) {
+                let _ = d.sync_all();
+            }
+            Ok(WriteStats { keys, bytes })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Sorts, merges and writes header, list table and FST; returns the number of keys.
+    fn build<W: Write + Seek>(mut self, w: &mut W, path: &Path) -> Result<u64, Error> {
+        let werr = |source: io::Error| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let table = encode_table(&self.lists);
+        w.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
+        let mut cw = CrcWriter {
+            inner: &mut *w,
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+        };
+        cw.write_all(&table).map_err(werr)?;
+        let table_len = cw.len;
+
+        let arena = &self.arena;
+        let key = |r: &Rec| &arena[r.off as usize..r.off as usize + r.len as usize];
+        // Ties keep insertion order (arena offsets grow), which the merge rule relies on.
+        self.recs
+            .sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.off.cmp(&b.off)));
+        let mut builder =
+            fst::MapBuilder::new(&mut cw).map_err(|source| Error::Build { source })?;
+        let mut keys = 0u64;
+        let mut i = 0;
+        while i < self.recs.len() {
+            let k = key(&self.recs[i]);
+            let (mut exact, mut subtree) = (0u32, 0u32);
+            while i < self.recs.len() && key(&self.recs[i]) == k {
+                let r = self.recs[i];
+                if r.exact {
+                    exact = merge_slot(exact, r.slot);
+                } else {
+                    subtree = merge_slot(subtree, r.slot);
+                }
+                i += 1;
+            }
+            let value = u64::from(subtree) | (u64::from(exact) << 32);
+            builder.insert(k, value).map_err(|source| match source {
+                fst::Error::Io(e) => werr(e),
+                source => Error::Build { source },
+            })?;
+            keys += 1;
+        }
+        builder.finish().map_err(|source| match source {
+            fst::Error::Io(e) => werr(e),
+            source => Error::Build { source },
+        })?;
+        let fst_len = cw.len - table_len;
+        let crc = cw.crc.finalize();
+        let mut header = [0u8; HEADER_LEN];
+        header[0..4].copy_from_slice(&MAGIC);
+        header[4..8].copy_from_slice(&VERSION.to_le_bytes());
+        header[8..12].copy_from_slice(&(table_len as u32).to_le_bytes());
+        header[12..16].copy_from_slice(&crc.to_le_bytes());
+        header[16..24].copy_from_slice(&fst_len.to_le_bytes());
+        w.seek(SeekFrom::Start(0)).map_err(werr)?;
+        w.write_all(&header).map_err(werr)?;
+        w.seek(SeekFrom::End(0)).map_err(werr)?;
+        w.flush().map_err(werr)?;
+        Ok(keys)
+    }
+}
+
+/// Hashes and counts what passes through, so the body CRC needs no second pass.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn format_code(f: Format) -> u8 {
+    Format::ALL.iter().position(|&x| x == f).unwrap_or(0) as u8
+}
+
+fn encode_table(lists: &[ListInfo]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&(lists.len() as u32).to_le_bytes());
+    for l in lists {
+        put_str(&mut t, &l.name);
+        put_str(&mut t, &l.path.to_string_lossy());
+        t.push(u8::from(l.kind == ListKind::Allow));
+        t.push(l.action.code());
+        t.push(format_code(l.format));
+        t.push(u8::from(l.match_mode == MatchMode::Exact));
+        put_str(&mut t, &l.category);
+        t.extend_from_slice(&l.ede.to_le_bytes());
+        t.extend_from_slice(&l.entries.to_le_bytes());
+    }
+    t
+}
+
+/// Reads the list table written by [`encode_table`]; the error is a human-readable reason.
+pub(crate) fn decode_table(mut t: &[u8]) -> Result<Vec<ListInfo>, String> {
+    fn take<'a>(t: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+        if t.len() < n {
+            return Err(format!("list table truncated in {what}"));
+        }
+        let (a, b) = t.split_at(n);
+        *t = b;
+        Ok(a)
+    }
+    fn u32_(t: &mut &[u8], what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            take(t, 4, what)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn str_(t: &mut &[u8], what: &str) -> Result<String, String> {
+        let n = u32_(t, what)? as usize;
+        String::from_utf8(take(t, n, what)?.to_vec())
+            .map_err(|_| format!("list table: {what} is not UTF-8"))
+    }
+    fn u8_(t: &mut &[u8], what: &str) -> Result<u8, String> {
+        Ok(take(t, 1, what)?[0])
+    }
+    let count = u32_(&mut t, "list count")? as usize;
+    if count > MAX_LISTS {
+        return Err(format!("list table claims {count} lists"));
+    }
+    let mut lists = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = str_(&mut t, "name")?;
+        let path = PathBuf::from(str_(&mut t, "path")?);
+        let kind = if u8_(&mut t, "kind")? == 1 {
+            ListKind::Allow
+        } else {
+            ListKind::Block
+        };
+        let code = u8_(&mut t, "action")?;
+        let action =
+            Action::from_code(code).ok_or_else(|| format!("unknown action code {code}"))?;
+        let code = u8_(&mut t, "format")?;
+        let format = *Format::ALL
+            .get(code as usize)
+            .ok_or_else(|| format!("unknown format code {code}"))?;
+        let match_mode = if u8_(&mut t, "match mode")? == 1 {
+            MatchMode::Exact
+        } else {
+            MatchMode::Subtree
+        };
+        let category = str_(&mut t, "category")?;
+        let ede = u16::from_le_bytes(take(&mut t, 2, "ede")?.try_into().unwrap_or_default());
+        let entries =
+            u64::from_le_bytes(take(&mut t, 8, "entries")?.try_into().unwrap_or_default());
+        lists.push(ListInfo {
+            name,
+            path,
+            kind,
+            action,
+            category,
+            ede,
+            entries,
+            format,
+            match_mode,
+        });
+    }
+    if !t.is_empty() {
+        return Err(format!("{} unexpected bytes after the list table", t.len()));
+    }
+    Ok(lists)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_roundtrip() {
+        for &a in &Action::ALL {
+            for kind in [ListKind::Block, ListKind::Allow] {
+                for list in [0u16, 1, 77, u16::MAX] {
+                    assert_eq!(unpack_slot(pack_slot(kind, a, list)), Some((kind, a, list)));
+                }
+            }
+        }
+        assert_eq!(unpack_slot(0), None);
+    }
+
+    #[test]
+    fn merge_rule() {
+        let b0 = pack_slot(ListKind::Block, Action::Sinkhole, 0);
+        let b1 = pack_slot(ListKind::Block, Action::Nxdomain, 1);
+        let a2 = pack_slot(ListKind::Allow, Action::Sinkhole, 2);
+        let a3 = pack_slot(ListKind::Allow, Action::Sinkhole, 3);
+        assert_eq!(merge_slot(0, b1), b1);
+        assert_eq!(merge_slot(b0, b1), b0);
+        assert_eq!(merge_slot(b0, a2), a2);
+        assert_eq!(merge_slot(a2, b0), a2);
+        assert_eq!(merge_slot(a2, a3), a2);
+    }
+}

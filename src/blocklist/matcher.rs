@@ -1,0 +1,464 @@
+//! The memory-mapped blocklist and its one-walk matcher.
+//!
+//! A query walks the FST once over its labels in reverse (`com`, `.`, `example`, `.`, `www`),
+//! lowercasing bytes on the fly. Keys are reversed-label names, so every listed ancestor of the
+//! query is a prefix of its key: checking `is_final` at each label boundary sees all of them in
+//! one pass, from the least to the most specific. The deepest applicable entry wins.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use fst::raw::{Fst, Output};
+
+use super::compile::{HEADER_LEN, MAGIC, VERSION, decode_table, unpack_slot};
+use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
+
+/// Most labels a wire-form name can have (255 bytes, each label at least 2 bytes).
+pub const MAX_LABELS: usize = 128;
+/// Longest wire-form name including the terminating zero (RFC 1035).
+const MAX_WIRE: usize = 255;
+
+/// The bytes behind the FST: a memory map or an owned buffer, restricted to the FST range.
+struct FstBytes {
+    data: Backing,
+    start: usize,
+    end: usize,
+}
+
+enum Backing {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mmap(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for FstBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.data.bytes()[self.start..self.end]
+    }
+}
+
+/// A compiled, verified, memory-mapped blocklist.
+///
+/// Immutable and `Send + Sync`: share it behind an `Arc`/`ArcSwap` and swap in a new one on reload.
+pub struct Blocklist {
+    lists: Vec<ListInfo>,
+    fst: Option<Fst<FstBytes>>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Blocklist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocklist")
+            .field("path", &self.path)
+            .field("lists", &self.lists.len())
+            .field("names", &self.len())
+            .finish()
+    }
+}
+
+impl Blocklist {
+    /// The list that blocks nothing.
+    pub fn empty() -> Self {
+        Blocklist {
+            lists: Vec::new(),
+            fst: None,
+            path: None,
+        }
+    }
+
+    /// Memory-maps and verifies a compiled file: magic, version, lengths, body CRC32, list table,
+    /// and the FST's own checksum.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let oerr = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(oerr)?;
+        let len = file.metadata().map_err(oerr)?.len();
+        if len < HEADER_LEN as u64 {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("file is {len} bytes, shorter than the {HEADER_LEN}-byte header"),
+            });
+        }
+        // SAFETY: compiled files are only ever replaced by rename, never modified in place
+        // (see `compile`), so the mapped bytes do not change under us.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(oerr)?;
+        let mut bl = Self::from_backing(Backing::Mmap(map), path)?;
+        bl.path = Some(path.to_path_buf());
+        Ok(bl)
+    }
+
+    /// Verifies and loads a compiled file held in memory (tests, or callers without a file).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
+        Self::from_backing(Backing::Owned(bytes), Path::new("<memory>"))
+    }
+
+    fn from_backing(data: Backing, path: &Path) -> Result<Self, Error> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let b = data.bytes();
+        if b.len() < HEADER_LEN {
+            return Err(corrupt(format!(
+                "file is {} bytes, shorter than the header",
+                b.len()
+            )));
+        }
+        if b[0..4] != MAGIC {
+            return Err(Error::BadMagic {
+                path: path.to_path_buf(),
+                found: b[0..4].to_vec(),
+            });
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let version = u32_at(4);
+        if version != VERSION {
+            return Err(Error::Version {
+                path: path.to_path_buf(),
+                found: version,
+                expected: VERSION,
+            });
+        }
+        let table_len = u32_at(8) as u64;
+        let crc = u32_at(12);
+        let mut fl = [0u8; 8];
+        fl.copy_from_slice(&b[16..24]);
+        let fst_len = u64::from_le_bytes(fl);
+        let want = (HEADER_LEN as u64)
+            .checked_add(table_len)
+            .and_then(|x| x.checked_add(fst_len));
+        if want != Some(b.len() as u64) {
+            return Err(corrupt(format!(
+                "header says {HEADER_LEN}+{table_len}+{fst_len} bytes but the file has {} (truncated?)",
+                b.len()
+            )));
+        }
+        let found = crc32fast::hash(&b[HEADER_LEN..]);
+        if found != crc {
+            return Err(Error::Checksum {
+                path: path.to_path_buf(),
+                expected: crc,
+                found,
+            });
+        }
+        let start = HEADER_LEN + table_len as usize;
+        let lists = decode_table(&b[HEADER_LEN..start]).map_err(corrupt)?;
+        let end = b.len();
+        let fst =
+            Fst::new(FstBytes { data, start, end }).map_err(|e| corrupt(format!("FST: {e}")))?;
+        fst.verify().map_err(|e| corrupt(format!("FST: {e}")))?;
+        Ok(Blocklist {
+            lists,
+            fst: Some(fst),
+            path: None,
+        })
+    }
+
+    /// The lists in the file, indexed by [`Verdict::list`].
+    pub fn lists(&self) -> &[ListInfo] {
+        &self.lists
+    }
+
+    /// The list a verdict came from.
+    pub fn list(&self, v: &Verdict) -> Option<&ListInfo> {
+        self.lists.get(v.list as usize)
+    }
+
+    /// The file this was opened from (`None` for [`Blocklist::empty`] and in-memory lists).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Distinct names in the FST.
+    pub fn len(&self) -> usize {
+        self.fst.as_ref().map_or(0, |f| f.len())
+    }
+
+    /// True when nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The hot-path query. `name` is wire form (length-prefixed labels, terminated by 0), any
+    /// case; bytes after the terminator are ignored. Malformed names (compression pointers,
+    /// labels over 63 bytes, over 255 bytes, missing terminator) return `None`, never panic.
+    /// Allocation-free.
+    pub fn lookup_wire(&self, name: &[u8]) -> Option<Verdict> {
+        let fst = self.fst.as_ref()?;
+        let mut starts = [0u8; MAX_LABELS];
+        let n = label_starts(name, &mut starts)?;
+        walk(fst, name, &starts[..n])
+    }
+
+    /// Like [`Blocklist::lookup_wire`] for a text name: trailing dot optional, any case, Unicode
+    /// names are converted to punycode (that path allocates).
+    pub fn lookup(&self, name: &str) -> Option<Verdict> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_ascii() {
+            return self.lookup_ascii(name);
+        }
+        let ascii = idna::domain_to_ascii(name).ok()?;
+        self.lookup_ascii(&ascii)
+    }
+
+    fn lookup_ascii(&self, name: &str) -> Option<Verdict> {
+        let mut buf = [0u8; MAX_WIRE];
+        let mut pos = 0;
+        if name.is_empty() {
+            return None;
+        }
+        for label in name.split('.') {
+            let len = label.len();
+            if len == 0 || len > 63 || pos + 1 + len + 1 > MAX_WIRE {
+                return None;
+            }
+            buf[pos] = len as u8;
+            buf[pos + 1..pos + 1 + len].copy_from_slice(label.as_bytes());
+            pos += 1 + len;
+        }
+        buf[pos] = 0;
+        self.lookup_wire(&buf[..=pos])
+    }
+}
+
+/// Records where each label of a wire name starts; returns the label count, `None` if malformed.
+#[inline]
+fn label_starts(name: &[u8], starts: &mut [u8; MAX_LABELS]) -> Option<usize> {
+    let mut n = 0;
+    let mut pos = 0usize;
+    loop {
+        let len = *name.get(pos)? as usize;
+        if len == 0 {
+            break;
+        }
+        // > 63 also rejects compression pointers (0xC0) and the reserved label types.
+        if len > 63 || n == MAX_LABELS || pos + 1 + len + 1 > MAX_WIRE {
+            return None;
+        }
+        starts[n] = pos as u8;
+        n += 1;
+        pos += 1 + len;
+    }
+    if n == 0 { None } else { Some(n) }
+}
+
+/// The single walk: reversed labels, lowercased, `.` between labels, verdict at each boundary.
+#[inline]
+fn walk<D: AsRef<[u8]>>(fst: &Fst<D>, name: &[u8], starts: &[u8]) -> Option<Verdict> {
+    let n = starts.len();
+    let mut node = fst.root();
+    let mut out = Output::zero();
+    let mut best = None;
+    'labels: for depth in 0..n {
+        let at = starts[n - 1 - depth] as usize;
+        let label = &name[at + 1..at + 1 + name[at] as usize];
+        if depth > 0 {
+            match node.find_input(b'.') {
+                Some(i) => {
+                    let t = node.transition(i);
+                    out = out.cat(t.out);
+                    node = fst.node(t.addr);
+                }
+                None => break,
+            }
+        }
+        for &b in label {
+            // A `.` inside a label can never be listed, and feeding it would fake a boundary.
+            if b == b'.' {
+                break 'labels;
+            }
+            match node.find_input(b.to_ascii_lowercase()) {
+                Some(i) => {
+                    let t = node.transition(i);
+                    out = out.cat(t.out);
+                    node = fst.node(t.addr);
+                }
+                None => break 'labels,
+            }
+        }
+        if node.is_final() {
+            let value = out.cat(node.final_output()).value();
+            if let Some(v) = decide(value, depth + 1 == n, (depth + 1) as u8) {
+                best = Some(v);
+            }
+        }
+    }
+    best
+}
+
+/// Picks the verdict of one key. At the query name itself both slots apply (allow beats block,
+/// then exact beats subtree); at an ancestor only the subtree slot does.
+#[inline]
+fn decide(value: u64, whole_name: bool, labels: u8) -> Option<Verdict> {
+    let subtree = unpack_slot(value as u32);
+    let exact = if whole_name {
+        unpack_slot((value >> 32) as u32)
+    } else {
+        None
+    };
+    let (slot, mode) = match (exact, subtree) {
+        (Some(e), Some(s)) if e.0 == ListKind::Block && s.0 == ListKind::Allow => {
+            (s, MatchMode::Subtree)
+        }
+        (Some(e), _) => (e, MatchMode::Exact),
+        (None, Some(s)) => (s, MatchMode::Subtree),
+        (None, None) => return None,
+    };
+    Some(Verdict {
+        kind: slot.0,
+        action: slot.1,
+        match_mode: mode,
+        list: slot.2,
+        matched_labels: labels,
+    })
+}
+
+/// The last `labels` labels of a text name, lowercased, without trailing dot.
+pub fn entry_name(query: &str, labels: u8) -> String {
+    let q = query.strip_suffix('.').unwrap_or(query);
+    let parts: Vec<&str> = q.split('.').collect();
+    let from = parts.len().saturating_sub(labels as usize);
+    parts[from..].join(".").to_ascii_lowercase()
+}
+
+/// The last `labels` labels of a wire name as text; `None` if the name is malformed.
+pub fn entry_name_wire(wire: &[u8], labels: u8) -> Option<String> {
+    let mut starts = [0u8; MAX_LABELS];
+    let n = label_starts(wire, &mut starts)?;
+    let from = n.saturating_sub(labels as usize);
+    let mut s = String::new();
+    for (i, &at) in starts[from..n].iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        let at = at as usize;
+        s.push_str(&String::from_utf8_lossy(
+            &wire[at + 1..at + 1 + wire[at] as usize],
+        ));
+    }
+    s.make_ascii_lowercase();
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Action, Compiler, Format, ListInfo, ListKind, MatchMode};
+    use super::*;
+
+    fn info(name: &str, kind: ListKind) -> ListInfo {
+        ListInfo {
+            name: name.into(),
+            path: PathBuf::from(name),
+            kind,
+            action: Action::Sinkhole,
+            category: "fraud".into(),
+            ede: 15,
+            entries: 0,
+            format: Format::Plain,
+            match_mode: MatchMode::Subtree,
+        }
+    }
+
+    fn build(entries: &[(&str, ListKind, MatchMode)]) -> Blocklist {
+        let mut c = Compiler::new();
+        let b = c.add_list(info("block", ListKind::Block)).unwrap();
+        let a = c.add_list(info("allow", ListKind::Allow)).unwrap();
+        for &(name, kind, mode) in entries {
+            let list = if kind == ListKind::Allow { a } else { b };
+            c.insert(list, name, kind, mode, Action::Sinkhole).unwrap();
+        }
+        Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap()
+    }
+
+    fn kind(bl: &Blocklist, q: &str) -> Option<(ListKind, MatchMode, u8)> {
+        bl.lookup(q)
+            .map(|v| (v.kind, v.match_mode, v.matched_labels))
+    }
+
+    use ListKind::{Allow, Block};
+    use MatchMode::{Exact, Subtree};
+
+    #[test]
+    fn semantics() {
+        let bl = build(&[
+            ("bad.test", Block, Subtree),
+            ("ok.bad.test", Allow, Subtree),
+            ("worse.ok.bad.test", Block, Subtree),
+            ("only.test", Block, Exact),
+            ("both.test", Block, Exact),
+            ("both.test", Allow, Subtree),
+            ("mixed.test", Block, Subtree),
+            ("mixed.test", Allow, Exact),
+        ]);
+        assert_eq!(kind(&bl, "bad.test"), Some((Block, Subtree, 2)));
+        assert_eq!(kind(&bl, "WWW.Bad.Test."), Some((Block, Subtree, 2)));
+        assert_eq!(kind(&bl, "ok.bad.test"), Some((Allow, Subtree, 3)));
+        assert_eq!(kind(&bl, "a.ok.bad.test"), Some((Allow, Subtree, 3)));
+        assert_eq!(kind(&bl, "x.worse.ok.bad.test"), Some((Block, Subtree, 4)));
+        assert_eq!(kind(&bl, "only.test"), Some((Block, Exact, 2)));
+        assert_eq!(kind(&bl, "www.only.test"), None);
+        assert_eq!(kind(&bl, "both.test"), Some((Allow, Subtree, 2)));
+        assert_eq!(kind(&bl, "mixed.test"), Some((Allow, Exact, 2)));
+        assert_eq!(kind(&bl, "a.mixed.test"), Some((Block, Subtree, 2)));
+        assert_eq!(kind(&bl, "test"), None);
+        assert_eq!(kind(&bl, "notbad.test"), None);
+        assert_eq!(kind(&bl, "bad.testx"), None);
+        assert_eq!(kind(&bl, ""), None);
+        assert_eq!(kind(&bl, "."), None);
+        assert_eq!(kind(&bl, "a..bad.test"), None);
+    }
+
+    #[test]
+    fn wire_garbage_never_panics() {
+        let bl = build(&[("bad.test", Block, Subtree)]);
+        assert!(bl.lookup_wire(b"\x03www\x03BAD\x04test\x00").is_some());
+        assert!(bl.lookup_wire(b"\x03bad\x04test\x00trailing").is_some());
+        for garbage in [
+            &b""[..],
+            b"\x00",
+            b"\x03bad\x04test",
+            b"\x03bad\x04tes",
+            b"\xc0\x0c",
+            b"\x03bad\xc0\x0c",
+            b"\x40aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x00",
+            b"\x07bad.tes\x04test\x00",
+        ] {
+            assert_eq!(bl.lookup_wire(garbage), None, "{garbage:?}");
+        }
+        // A label with a `.` inside stops the walk but ancestors still count.
+        assert!(bl.lookup_wire(b"\x03a.b\x03bad\x04test\x00").is_some());
+        let mut long = Vec::new();
+        for _ in 0..130 {
+            long.extend_from_slice(b"\x01a");
+        }
+        long.push(0);
+        assert_eq!(bl.lookup_wire(&long), None);
+        assert_eq!(Blocklist::empty().lookup_wire(b"\x03bad\x04test\x00"), None);
+    }
+
+    #[test]
+    fn entry_names() {
+        assert_eq!(entry_name("WWW.Bad.Test.", 2), "bad.test");
+        assert_eq!(
+            entry_name_wire(b"\x03WWW\x03bad\x04test\x00", 2).unwrap(),
+            "bad.test"
+        );
+        assert_eq!(entry_name_wire(b"\xc0", 2), None);
+    }
+
+    #[test]
+    fn blocklist_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Blocklist>();
+    }
+}

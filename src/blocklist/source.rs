@@ -1,0 +1,1028 @@
+//! Source list parsers.
+//!
+//! Every parser follows the same shape (after ripgrep's config parser): [`parse`] reads a file and
+//! hands it to [`parse_reader`]; each bad line becomes a [`Diagnostic`] (`path:line: reason`) and
+//! the good lines are still used. Only a file that cannot be used at all (unreadable, binary) is an
+//! [`Error`].
+//!
+//! Parsers return *raw* names (case, trailing dots, `*.` and Unicode as written); normalisation
+//! happens at compile time in [`super::normalize`], so the same rules apply to every format.
+//! Each entry carries the kind/action/match mode its format implies; `None` means "the list's
+//! [`ListSpec`](super::ListSpec) default".
+
+use std::fmt;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::{Action, Error, Format, ListKind, MatchMode};
+
+/// Longest line accepted; longer lines are rejected (no list needs them, and they bound work).
+pub const MAX_LINE: usize = 4096;
+/// How many leading bytes are checked for NUL to recognise binary files (as git and ripgrep do).
+const BINARY_PROBE: usize = 8192;
+/// How many meaningful lines the format sniffer looks at.
+const SNIFF_LINES: usize = 200;
+
+/// How serious a [`Diagnostic`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The line was rejected (malformed, invalid name).
+    Error,
+    /// The line (or file) was used but looks wrong.
+    Warning,
+    /// A well-formed rule this engine does not support (e.g. adblock `$modifiers`); not loaded.
+    Skipped,
+}
+
+/// A problem with one line (or, when `line` is `None`, with the file as a whole).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The list file.
+    pub path: PathBuf,
+    /// 1-based line number; `None` for whole-file remarks.
+    pub line: Option<u64>,
+    /// How serious it is.
+    pub severity: Severity,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        let tag = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+            Severity::Skipped => "skipped: ",
+        };
+        write!(f, ": {tag}{}", self.reason)
+    }
+}
+
+/// Line counts of one parsed file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseStats {
+    /// Lines read.
+    pub lines: u64,
+    /// Entries produced (a hosts line may produce several).
+    pub entries: u64,
+    /// Comments, blank lines, directives (`server:`, `$TTL`, SOA, NS…) and localhost entries.
+    pub ignored: u64,
+    /// Well-formed but unsupported rules (reported with [`Severity::Skipped`]).
+    pub skipped: u64,
+    /// Rejected lines or names (reported with [`Severity::Error`]).
+    pub rejected: u64,
+    /// Warnings (the entry was still used, or a whole-file remark).
+    pub warnings: u64,
+}
+
+/// One raw entry as written in the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The name as written (not yet normalised).
+    pub name: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Kind fixed by the format (adblock `@@`, RPZ passthru, unbound transparent), else `None`.
+    pub kind: Option<ListKind>,
+    /// Action fixed by the format (RPZ), else `None`.
+    pub action: Option<Action>,
+    /// Match mode fixed by the format, else `None` (plain lists use the spec's default).
+    pub match_mode: Option<MatchMode>,
+}
+
+/// A borrowed [`Entry`], handed to the streaming sink so that compiling millions of names does
+/// not allocate one `String` each.
+#[derive(Clone, Copy, Debug)]
+pub struct RawEntry<'a> {
+    /// The name as written.
+    pub name: &'a str,
+    /// 1-based line number.
+    pub line: u64,
+    /// See [`Entry::kind`].
+    pub kind: Option<ListKind>,
+    /// See [`Entry::action`].
+    pub action: Option<Action>,
+    /// See [`Entry::match_mode`].
+    pub match_mode: Option<MatchMode>,
+}
+
+/// The result of parsing one file.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The format used (given, by extension, or sniffed).
+    pub format: Format,
+    /// The entries, in file order.
+    pub entries: Vec<Entry>,
+    /// Every problem, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Line counts.
+    pub stats: ParseStats,
+}
+
+/// What [`visit`] reports besides the entries it streams.
+#[derive(Clone, Debug)]
+pub struct Visited {
+    /// The format used.
+    pub format: Format,
+    /// Every problem, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Line counts.
+    pub stats: ParseStats,
+}
+
+/// Reads and parses the list at `path`; `format: None` picks it by extension, then by content.
+pub fn parse(path: &Path, format: Option<Format>) -> Result<Parsed, Error> {
+    let data = read_list(path)?;
+    parse_bytes(&data, path, format)
+}
+
+/// Parses a list from any reader; `path` is used for diagnostics and extension-based detection.
+pub fn parse_reader<R: Read>(
+    mut rdr: R,
+    path: &Path,
+    format: Option<Format>,
+) -> Result<Parsed, Error> {
+    let mut data = Vec::new();
+    rdr.read_to_end(&mut data)
+        .map_err(|source| Error::ReadList {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    parse_bytes(&data, path, format)
+}
+
+/// Parses a list held in memory.
+pub fn parse_bytes(data: &[u8], path: &Path, format: Option<Format>) -> Result<Parsed, Error> {
+    let mut entries = Vec::new();
+    let v = visit(data, path, format, &mut |e: RawEntry<'_>| {
+        entries.push(Entry {
+            name: e.name.to_string(),
+            line: e.line,
+            kind: e.kind,
+            action: e.action,
+            match_mode: e.match_mode,
+        })
+    })?;
+    Ok(Parsed {
+        format: v.format,
+        entries,
+        diagnostics: v.diagnostics,
+        stats: v.stats,
+    })
+}
+
+/// Reads a list file whole; the error says which file.
+pub fn read_list(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::ReadList {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Streams the entries of `data` into `sink` and returns the format, diagnostics and counts.
+pub fn visit(
+    data: &[u8],
+    path: &Path,
+    format: Option<Format>,
+    sink: &mut dyn FnMut(RawEntry<'_>),
+) -> Result<Visited, Error> {
+    let probe = &data[..data.len().min(BINARY_PROBE)];
+    if let Some(offset) = probe.iter().position(|&b| b == 0) {
+        return Err(Error::BinaryList {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+        });
+    }
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let format = format.unwrap_or_else(|| detect_format(path, data));
+    let mut out = Out {
+        path,
+        diagnostics: Vec::new(),
+        stats: ParseStats::default(),
+        sink,
+    };
+    let mut parser: Box<dyn LineParser> = match format {
+        Format::Plain => Box::new(Plain),
+        Format::Hosts => Box::new(Hosts),
+        Format::Adblock => Box::new(Adblock),
+        Format::Dnsmasq => Box::new(Dnsmasq),
+        Format::Unbound => Box::new(Unbound),
+        Format::Rpz => Box::new(Rpz::default()),
+    };
+    for (idx, raw) in lines(data).enumerate() {
+        let no = idx as u64 + 1;
+        out.stats.lines += 1;
+        if raw.len() > MAX_LINE {
+            out.reject(
+                no,
+                format!("line is {} bytes long (limit {MAX_LINE})", raw.len()),
+            );
+            continue;
+        }
+        match std::str::from_utf8(raw) {
+            Ok(text) => parser.line(no, text, &mut out),
+            Err(e) => out.reject(
+                no,
+                format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1),
+            ),
+        }
+    }
+    parser.finish(&mut out);
+    if out.stats.entries == 0 {
+        let why = if out.stats.lines == 0 || data.iter().all(u8::is_ascii_whitespace) {
+            "file is empty; no entries loaded"
+        } else if out.stats.rejected + out.stats.skipped == 0 {
+            "no entries (only comments, blank lines and directives)"
+        } else {
+            "no usable entries"
+        };
+        out.file_warning(why);
+    }
+    Ok(Visited {
+        format,
+        diagnostics: out.diagnostics,
+        stats: out.stats,
+    })
+}
+
+/// Splits on `\n` and strips a trailing `\r`, so CRLF files parse like LF files.
+fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let empty = data.is_empty();
+    body.split(|&b| b == b'\n')
+        .filter(move |_| !empty)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+/// Picks a format: by extension where it is unambiguous, else from content.
+pub fn detect_format(path: &Path, data: &[u8]) -> Format {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("rpz" | "zone") => return Format::Rpz,
+        Some("hosts") => return Format::Hosts,
+        Some("conf") if memfind(data, b"local-zone") => return Format::Unbound,
+        _ => {}
+    }
+    sniff(data)
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Guesses the format from the first meaningful lines; plain when nothing is decisive.
+pub fn sniff(data: &[u8]) -> Format {
+    let mut seen = 0;
+    for raw in lines(data) {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        seen += 1;
+        if seen > SNIFF_LINES {
+            break;
+        }
+        if line.starts_with('!')
+            || line.starts_with("[Adblock")
+            || line.starts_with("||")
+            || line.starts_with("@@")
+        {
+            return Format::Adblock;
+        }
+        if line.starts_with("address=/")
+            || line.starts_with("server=/")
+            || line.starts_with("local=/")
+        {
+            return Format::Dnsmasq;
+        }
+        if line.starts_with("local-zone:") || line == "server:" || line.starts_with("local-data:") {
+            return Format::Unbound;
+        }
+        if line.starts_with(';') || line.starts_with("$TTL") || line.starts_with("$ORIGIN") {
+            return Format::Rpz;
+        }
+        let mut toks = line.split_whitespace();
+        let first = toks.next().unwrap_or("");
+        if toks
+            .clone()
+            .any(|t| t.eq_ignore_ascii_case("SOA") || t.eq_ignore_ascii_case("CNAME"))
+        {
+            return Format::Rpz;
+        }
+        if first.parse::<IpAddr>().is_ok() && toks.next().is_some() {
+            return Format::Hosts;
+        }
+    }
+    Format::Plain
+}
+
+/// Collects what the line parsers find.
+struct Out<'a> {
+    path: &'a Path,
+    diagnostics: Vec<Diagnostic>,
+    stats: ParseStats,
+    sink: &'a mut dyn FnMut(RawEntry<'_>),
+}
+
+impl Out<'_> {
+    fn emit(
+        &mut self,
+        line: u64,
+        name: &str,
+        kind: Option<ListKind>,
+        action: Option<Action>,
+        mode: Option<MatchMode>,
+    ) {
+        self.stats.entries += 1;
+        (self.sink)(RawEntry {
+            name,
+            line,
+            kind,
+            action,
+            match_mode: mode,
+        });
+    }
+
+    fn diag(&mut self, line: Option<u64>, severity: Severity, reason: String) {
+        self.diagnostics.push(Diagnostic {
+            path: self.path.to_path_buf(),
+            line,
+            severity,
+            reason,
+        });
+    }
+
+    fn reject(&mut self, line: u64, reason: String) {
+        self.stats.rejected += 1;
+        self.diag(Some(line), Severity::Error, reason);
+    }
+
+    fn skip(&mut self, line: u64, reason: String) {
+        self.stats.skipped += 1;
+        self.diag(Some(line), Severity::Skipped, reason);
+    }
+
+    fn warn(&mut self, line: u64, reason: String) {
+        self.stats.warnings += 1;
+        self.diag(Some(line), Severity::Warning, reason);
+    }
+
+    fn file_warning(&mut self, reason: &str) {
+        self.stats.warnings += 1;
+        self.diag(None, Severity::Warning, reason.to_string());
+    }
+
+    fn ignore(&mut self) {
+        self.stats.ignored += 1;
+    }
+}
+
+/// One format's line grammar.
+trait LineParser {
+    fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>);
+    fn finish(&mut self, _out: &mut Out<'_>) {}
+}
+
+/// Quotes a line fragment for a diagnostic, shortened so a 1 MB line cannot flood the log.
+fn q(s: &str) -> String {
+    const SHOW: usize = 60;
+    if s.len() <= SHOW {
+        return format!("{s:?}");
+    }
+    let mut end = SHOW;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}…", &s[..end])
+}
+
+/// Text before the first `#` (a comment in plain and hosts lists, where `#` cannot occur in names).
+fn before_hash(line: &str) -> &str {
+    line.split('#').next().unwrap_or("")
+}
+
+struct Plain;
+
+impl LineParser for Plain {
+    fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
+        let text = before_hash(line).trim();
+        if text.is_empty() {
+            return out.ignore();
+        }
+        let mut toks = text.split_whitespace();
+        let name = toks.next().unwrap_or("");
+        if let Some(extra) = toks.next() {
+            return out.reject(
+                no,
+                format!("unexpected text {} after name {}", q(extra), q(name)),
+            );
+        }
+        out.emit(no, name, None, None, None);
+    }
+}
+
+/// Names a hosts file maps for the machine itself; never entries.
+fn is_localhost_name(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "localhost"
+            | "localhost.localdomain"
+            | "local"
+            | "broadcasthost"
+            | "0.0.0.0"
+            | "localhost4"
+            | "localhost6"
+    ) || n.starts_with("ip6-")
+        || n.starts_with("localhost4.")
+        || n.starts_with("localhost6.")
+}
+
+/// Addresses hosts-based blockers map names to.
+fn is_sink(ip: &IpAddr) -> bool {
+    ip.is_unspecified() || ip.is_loopback()
+}
+
+struct Hosts;
+
+impl LineParser for Hosts {
+    fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
+        let text = before_hash(line).trim();
+        if text.is_empty() {
+            return out.ignore();
+        }
+        let mut toks = text.split_whitespace();
+        let addr = toks.next().unwrap_or("");
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            return out.reject(
+                no,
+                format!("expected `<address> <name>…`, found {}", q(addr)),
+            );
+        };
+        let names: Vec<&str> = toks.collect();
+        if names.is_empty() {
+            return out.reject(no, format!("address {addr} without names"));
+        }
+        if names.iter().all(|n| is_localhost_name(n)) {
+            return out.ignore();
+        }
+        if !is_sink(&ip) {
+            out.warn(
+                no,
+                format!("{addr} is not a sink address; names are blocked anyway"),
+            );
+        }
+        for name in names {
+            if !is_localhost_name(name) {
+                out.emit(no, name, None, None, Some(MatchMode::Subtree));
+            }
+        }
+    }
+}
+
+struct Adblock;
+
+impl LineParser for Adblock {
+    fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
+        let text = line.trim();
+        if text.is_empty()
+            || text.starts_with('!')
+            || (text.starts_with('[') && text.ends_with(']'))
+        {
+            return out.ignore();
+        }
+        if text.starts_with('#') {
+            // `##`, `#@#`, `#?#`, `#$#` are cosmetic rules; a lone `#` is a comment.
+            let rest = &text[1..];
+            if rest.starts_with('#')
+                || rest.starts_with("@#")
+                || rest.starts_with("?#")
+                || rest.starts_with("$#")
+            {
+                return out.skip(no, "cosmetic rule".to_string());
+            }
+            return out.ignore();
+        }
+        let (allow, rule) = match text.strip_prefix("@@") {
+            Some(r) => (true, r),
+            None => (false, text),
+        };
+        if rule.contains('$') {
+            return out.skip(no, format!("rule with $modifiers: {}", q(text)));
+        }
+        if rule.len() > 1 && rule.starts_with('/') && rule.ends_with('/') {
+            return out.skip(no, format!("regex rule: {}", q(text)));
+        }
+        let Some(body) = rule.strip_prefix("||") else {
+            return out.skip(no, format!("not a `||name^` rule: {}", q(text)));
+        };
+        let (name, tail) = match body.find('^') {
+            Some(i) => (&body[..i], &body[i + 1..]),
+            None => (body, ""),
+        };
+        if name.contains('/') || !(tail.is_empty() || tail == "|") {
+            return out.skip(no, format!("rule with a path: {}", q(text)));
+        }
+        if !body.contains('^') {
+            return out.skip(
+                no,
+                format!(
+                    "rule without `^` separator matches more than a domain: {}",
+                    q(text)
+                ),
+            );
+        }
+        if name.contains('*') {
+            return out.skip(no, format!("wildcard pattern: {}", q(text)));
+        }
+        let kind = allow.then_some(ListKind::Allow);
+        out.emit(no, name, kind, None, Some(MatchMode::Subtree));
+    }
+}
+
+struct Dnsmasq;
+
+impl LineParser for Dnsmasq {
+    fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
+        let text = line.trim();
+        // Only a leading `#` is a comment: in `address=/d/#` it is syntax (null address).
+        if text.is_empty() || text.starts_with('#') {
+            return out.ignore();
+        }
+        let Some((key, value)) = text.split_once('=') else {
+            return out.reject(no, format!("expected `option=value`, found {}", q(text)));
+        };
+        let key = key.trim();
+        if !matches!(key, "address" | "server" | "local") {
+            return out.skip(no, format!("dnsmasq option `{key}` is not a block rule"));
+        }
+        let Some(spec) = value.trim().strip_prefix('/') else {
+            return out.skip(no, format!("`{key}` without a /domain/: {}", q(text)));
+        };
+        let Some((domains, target)) = spec.rsplit_once('/') else {
+            return out.reject(no, format!("missing `/` after the domain: {}", q(text)));
+        };
+        let target = target.trim();
+        match key {
+            "server" if !target.is_empty() => {
+                return out.skip(
+                    no,
+                    format!("forwards to upstream {}; not a block", q(target)),
+                );
+            }
+            "local" if !target.is_empty() => {
+                return out.reject(no, format!("`local=` takes no target: {}", q(text)));
+            }
+            "address"
+                if !(target.is_empty() || target == "#" || target.parse::<IpAddr>().is_ok()) =>
+            {
+                return out.reject(no, format!("invalid address {}", q(target)));
+            }
+            _ => {}
+        }
+        if let Ok(ip) = target.parse::<IpAddr>()
+            && !is_sink(&ip)
+        {
+            out.warn(
+                no,
+                format!("{target} is not a sink address; names are blocked anyway"),
+            );
+        }
+        for name in domains.split('/') {
+            if name.is_empty() || name == "#" {
+                out.skip(no, format!("rule matches every domain: {}", q(text)));
+                continue;
+            }
+            out.emit(no, name, None, None, Some(MatchMode::Subtree));
+        }
+    }
+}
+
+/// Strips a `#` comment that is outside double quotes.
+fn strip_hash_comment(line: &str) -> &str {
+    let mut in_quotes = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            '#' if !in_quotes => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+struct Unbound;
+
+impl LineParser for Unbound {
+    fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
+        let text = strip_hash_comment(line).trim();
+        if text.is_empty() {
+            return out.ignore();
+        }
+        let Some((key, value)) = text.split_once(':') else {
+            return out.reject(no, format!("expected `key: value`, found {}", q(text)));
+        };
+        let value = value.trim();
+        match key.trim() {
+            // Clause headers such as `server:`.
+            _ if value.is_empty() => out.ignore(),
+            "local-zone" => {
+                let (name, rest) = match value.strip_prefix('"') {
+                    Some(v) => match v.split_once('"') {
+                        Some((n, r)) => (n, r.trim()),
+                        None => return out.reject(no, format!("unterminated quote: {}", q(text))),
+                    },
+                    None => {
+                        let mut it = value.splitn(2, char::is_whitespace);
+                        (it.next().unwrap_or(""), it.next().unwrap_or("").trim())
+                    }
+                };
+                let ty = rest.split_whitespace().next().unwrap_or("");
+                let kind = match ty.to_ascii_lowercase().as_str() {
+                    "" => return out.reject(no, format!("local-zone without a type: {}", q(text))),
+                    "transparent" | "typetransparent" | "always_transparent" | "inform"
+                    | "nodefault" => Some(ListKind::Allow),
+                    "static" | "deny" | "refuse" | "redirect" | "always_refuse"
+                    | "always_nxdomain" | "always_null" | "always_nodata" | "always_deny"
+                    | "inform_deny" | "inform_redirect" | "noview" => None,
+                    other => {
+                        return out.reject(no, format!("unknown local-zone type {}", q(other)));
+                    }
+                };
+                out.emit(no, name, kind, None, Some(MatchMode::Subtree));
+            }
+            "local-data" | "local-data-ptr" => out.skip(
+                no,
+                "local-data records are not loaded; use local-zone".to_string(),
+            ),
+            other => out.skip(no, format!("unbound option `{other}` is not a block rule")),
+        }
+    }
+}
+
+/// RPZ zone-file parser; keeps the origin, the last owner and parenthesised records across lines.
+#[derive(Default)]
+struct Rpz {
+    origin: Option<String>,
+    last_owner: Option<String>,
+    /// A record opened with `(` that has not been closed yet: (first line, text so far).
+    pending: Option<(u64, String)>,
+}
+
+/// Strips a `;` comment that is outside double quotes.
+fn strip_semicolon_comment(line: &str) -> &str {
+    let mut in_quotes = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ';' if !in_quotes => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+fn paren_depth(s: &str) -> i32 {
+    s.chars().fold(0, |d, c| match c {
+        '(' => d + 1,
+        ')' => d - 1,
+        _ => d,
+    })
+}
+
+fn is_class(t: &str) -> bool {
+    ["IN", "CH", "HS", "CS"]
+        .iter()
+        .any(|c| t.eq_ignore_ascii_case(c))
+}
+
+/// TTLs are digits, optionally with BIND units (`1h30m`).
+fn is_ttl(t: &str) -> bool {
+    t.starts_with(|c: char| c.is_ascii_digit())
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || "smhdwSMHDW".contains(c))
+}
+
+impl LineParser for Rpz {
+    fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
+        let text = strip_semicolon_comment(line);
+        if let Some((first, mut acc)) = self.pending.take() {
+            acc.push(' ');
+            acc.push_str(text);
+            if paren_depth(&acc) > 0 {
+                self.pending = Some((first, acc));
+            } else {
+                self.record(first, &acc, out);
+            }
+            // The continuation line itself is part of the record counted on its first line.
+            return out.ignore();
+        }
+        if text.trim().is_empty() {
+            return out.ignore();
+        }
+        if paren_depth(text) > 0 {
+            self.pending = Some((no, text.to_string()));
+            return;
+        }
+        self.record(no, text, out);
+    }
+
+    fn finish(&mut self, out: &mut Out<'_>) {
+        if let Some((first, _)) = self.pending.take() {
+            out.reject(
+                first,
+                "unclosed `(`: record runs to the end of the file".to_string(),
+            );
+        }
+    }
+}
+
+impl Rpz {
+    fn record(&mut self, no: u64, text: &str, out: &mut Out<'_>) {
+        let flat = text.replace(['(', ')'], " ");
+        let mut toks = flat.split_whitespace().peekable();
+        let Some(first) = toks.peek().copied() else {
+            return out.ignore();
+        };
+        if first.starts_with('$') {
+            toks.next();
+            let arg = toks.next();
+            return match (first.to_ascii_uppercase().as_str(), arg) {
+                ("$TTL", _) => out.ignore(),
+                ("$ORIGIN", Some(o)) => {
+                    let o = o.trim_end_matches('.').to_ascii_lowercase();
+                    self.origin = Some(o);
+                    out.ignore()
+                }
+                ("$ORIGIN", None) => out.reject(no, "$ORIGIN without a name".to_string()),
+                ("$INCLUDE", _) => out.skip(no, "$INCLUDE is not supported".to_string()),
+                (d, _) => out.reject(no, format!("unknown directive {}", q(d))),
+            };
+        }
+        // A record starting with whitespace belongs to the previous owner.
+        let owner = if text.starts_with([' ', '\t']) {
+            match &self.last_owner {
+                Some(o) => o.clone(),
+                None => return out.reject(no, "record without an owner name".to_string()),
+            }
+        } else {
+            toks.next();
+            first.to_string()
+        };
+        self.last_owner = Some(owner.clone());
+        while toks.peek().is_some_and(|t| is_ttl(t) || is_class(t)) {
+            toks.next();
+        }
+        let Some(rtype) = toks.next() else {
+            return out.reject(no, format!("record without a type: {}", q(text.trim())));
+        };
+        let rtype = rtype.to_ascii_uppercase();
+        let rdata: Vec<&str> = toks.collect();
+        if rtype == "SOA" || rtype == "NS" {
+            if rtype == "SOA" && self.origin.is_none() && owner.ends_with('.') && owner != "." {
+                self.origin = Some(owner.trim_end_matches('.').to_ascii_lowercase());
+            }
+            return out.ignore();
+        }
+        // The trigger is the owner relative to the origin.
+        let lower = owner.to_ascii_lowercase();
+        let trigger = if lower == "@" {
+            None
+        } else if let Some(abs) = lower.strip_suffix('.') {
+            match &self.origin {
+                Some(o) if abs == o => None,
+                Some(o) => match abs
+                    .strip_suffix(o.as_str())
+                    .and_then(|r| r.strip_suffix('.'))
+                {
+                    Some(rel) => Some(rel.to_string()),
+                    None => {
+                        return out.reject(
+                            no,
+                            format!("owner {} is outside the zone {}", q(&owner), q(o)),
+                        );
+                    }
+                },
+                None => Some(abs.to_string()),
+            }
+        } else {
+            Some(lower)
+        };
+        let Some(trigger) = trigger else {
+            return out.skip(
+                no,
+                format!("{rtype} record at the zone apex is not a policy"),
+            );
+        };
+        let last_label = trigger.rsplit('.').next().unwrap_or("");
+        if last_label.starts_with("rpz-") {
+            return out.skip(
+                no,
+                format!("unsupported trigger .{last_label} ({})", q(&trigger)),
+            );
+        }
+        let mode = if trigger.starts_with("*.") {
+            MatchMode::Subtree
+        } else {
+            MatchMode::Exact
+        };
+        let (kind, action) = match rtype.as_str() {
+            "CNAME" => {
+                let Some(target) = rdata.first() else {
+                    return out.reject(no, "CNAME without a target".to_string());
+                };
+                match target.to_ascii_lowercase().as_str() {
+                    "." => (None, Some(Action::Nxdomain)),
+                    "*." => (None, Some(Action::Nodata)),
+                    "rpz-passthru." => (Some(ListKind::Allow), None),
+                    "rpz-drop." => (None, Some(Action::Drop)),
+                    "rpz-tcp-only." => {
+                        return out.skip(no, "rpz-tcp-only is not supported".to_string());
+                    }
+                    // Any other target is local data (a walled garden): answer with our sinkhole.
+                    _ => (None, Some(Action::Sinkhole)),
+                }
+            }
+            "A" | "AAAA" => (None, Some(Action::Sinkhole)),
+            other => {
+                return out.skip(
+                    no,
+                    format!("unsupported record type {other} for {}", q(&trigger)),
+                );
+            }
+        };
+        out.emit(no, &trigger, kind, action, Some(mode));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(format: Format, text: &str) -> Parsed {
+        parse_bytes(text.as_bytes(), Path::new("t.txt"), Some(format)).unwrap()
+    }
+
+    fn names(p: &Parsed) -> Vec<&str> {
+        p.entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    #[test]
+    fn plain() {
+        let r = p(
+            Format::Plain,
+            "\u{feff}# c\r\n\r\na.test\r\n*.b.test # inline\n  c.test  \nd.test junk\n",
+        );
+        assert_eq!(names(&r), ["a.test", "*.b.test", "c.test"]);
+        assert_eq!(r.stats.rejected, 1);
+        assert_eq!(
+            r.diagnostics[0].to_string(),
+            "t.txt:6: unexpected text \"junk\" after name \"d.test\""
+        );
+    }
+
+    #[test]
+    fn hosts() {
+        let r = p(
+            Format::Hosts,
+            "127.0.0.1 localhost\n::1 ip6-localhost ip6-loopback\n0.0.0.0\ta.test\tb.test # c\n:: c.test\n1.2.3.4 d.test\nnot-an-ip e.test\n0.0.0.0 0.0.0.0\n",
+        );
+        assert_eq!(names(&r), ["a.test", "b.test", "c.test", "d.test"]);
+        assert_eq!(r.stats.rejected, 1);
+        assert_eq!(r.stats.warnings, 1);
+        assert!(
+            r.entries
+                .iter()
+                .all(|e| e.match_mode == Some(MatchMode::Subtree))
+        );
+    }
+
+    #[test]
+    fn adblock() {
+        let r = p(
+            Format::Adblock,
+            "[Adblock Plus]\n! c\n||a.test^\n@@||ok.a.test^\n||b.test^$important\n||c.test/path^\n/ads[0-9]+/\n||d.test^|\n##.banner\nexample.com\n||e.*.test^\n",
+        );
+        assert_eq!(names(&r), ["a.test", "ok.a.test", "d.test"]);
+        assert_eq!(r.entries[1].kind, Some(ListKind::Allow));
+        assert_eq!(r.stats.skipped, 6);
+    }
+
+    #[test]
+    fn dnsmasq() {
+        let r = p(
+            Format::Dnsmasq,
+            "# c\naddress=/a.test/#\naddress=/b.test/0.0.0.0\nserver=/c.test/\nlocal=/d.test/\nserver=/e.test/1.1.1.1\naddress=/f.test/g.test/\ncache-size=100\naddress=/broken\n",
+        );
+        assert_eq!(
+            names(&r),
+            ["a.test", "b.test", "c.test", "d.test", "f.test", "g.test"]
+        );
+        assert_eq!(r.stats.skipped, 2);
+        assert_eq!(r.stats.rejected, 1);
+    }
+
+    #[test]
+    fn unbound() {
+        let r = p(
+            Format::Unbound,
+            "server:\nlocal-zone: \"a.test.\" always_null\nlocal-zone: \"b.test\" always_nxdomain # c\nlocal-zone: \"ok.test\" transparent\nlocal-zone: c.test static\nlocal-data: \"x.test A 0.0.0.0\"\nlocal-zone: \"d.test\"\n",
+        );
+        assert_eq!(names(&r), ["a.test.", "b.test", "ok.test", "c.test"]);
+        assert_eq!(r.entries[2].kind, Some(ListKind::Allow));
+        assert_eq!((r.stats.skipped, r.stats.rejected), (1, 1));
+    }
+
+    #[test]
+    fn rpz() {
+        let zone = "$TTL 30\n$ORIGIN rpz.example.\n@ IN SOA localhost. root.localhost. (\n 1 ; serial\n 3600 )\n NS localhost.\n\
+            a.test CNAME .\n*.a.test CNAME .\nb.test 30 IN CNAME *.\nok.test CNAME rpz-passthru.\nd.test CNAME rpz-drop.\n\
+            e.test.rpz.example. A 0.0.0.0\n AAAA ::\n32.1.2.0.192.rpz-ip CNAME .\nns.rpz-nsdname CNAME .\nf.test TXT \"x\"\nother.example. CNAME .\n";
+        let r = p(Format::Rpz, zone);
+        let got: Vec<_> = r
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind, e.action, e.match_mode))
+            .collect();
+        use Action::*;
+        use MatchMode::*;
+        assert_eq!(
+            got,
+            [
+                ("a.test", None, Some(Nxdomain), Some(Exact)),
+                ("*.a.test", None, Some(Nxdomain), Some(Subtree)),
+                ("b.test", None, Some(Nodata), Some(Exact)),
+                ("ok.test", Some(ListKind::Allow), None, Some(Exact)),
+                ("d.test", None, Some(Drop), Some(Exact)),
+                ("e.test", None, Some(Sinkhole), Some(Exact)),
+                ("e.test", None, Some(Sinkhole), Some(Exact)),
+            ]
+        );
+        assert_eq!(
+            (r.stats.skipped, r.stats.rejected),
+            (3, 1),
+            "{:#?}",
+            r.diagnostics
+        );
+    }
+
+    #[test]
+    fn sniffing() {
+        let cases: [(&str, Format); 7] = [
+            ("# x\na.test\n", Format::Plain),
+            ("# x\n0.0.0.0 a.test\n", Format::Hosts),
+            ("[Adblock Plus]\n||a^\n", Format::Adblock),
+            ("address=/a/#\n", Format::Dnsmasq),
+            ("server:\nlocal-zone: \"a\" static\n", Format::Unbound),
+            ("$TTL 30\n", Format::Rpz),
+            ("a.test CNAME .\n", Format::Rpz),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                detect_format(Path::new("x.txt"), text.as_bytes()),
+                want,
+                "{text:?}"
+            );
+        }
+        assert_eq!(detect_format(Path::new("x.rpz"), b"a.test\n"), Format::Rpz);
+    }
+
+    #[test]
+    fn bad_input() {
+        let err = parse_bytes(b"a.test\n\0\x01\x02", Path::new("b.bin"), None).unwrap_err();
+        assert!(
+            err.to_string().contains("b.bin: byte 7: binary data"),
+            "{err}"
+        );
+        let r = p(Format::Plain, "");
+        assert_eq!(
+            r.diagnostics[0].to_string(),
+            "t.txt: warning: file is empty; no entries loaded"
+        );
+        let r = p(Format::Plain, "# only\n\n# comments\n");
+        assert!(r.diagnostics[0].to_string().contains("only comments"));
+        let long = format!("a.test\n{}\nb.test\n", "x".repeat(1 << 20));
+        let r = p(Format::Plain, &long);
+        assert_eq!(names(&r), ["a.test", "b.test"]);
+        assert_eq!(
+            r.diagnostics[0].to_string(),
+            "t.txt:2: line is 1048576 bytes long (limit 4096)"
+        );
+        let r = parse_bytes(b"a.test\nb\xff.test\n", Path::new("t.txt"), None).unwrap();
+        assert_eq!(
+            r.diagnostics[0].to_string(),
+            "t.txt:2: invalid UTF-8 at byte 2 of the line"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Every source format, through compile and open, against the fixtures in `tests/fixtures/lists`.
+
+use std::path::{Path, PathBuf};
+
+use fraudwall::blocklist::cli::discover;
+use fraudwall::blocklist::{
+    Action, Blocklist, CompileReport, Format, ListKind, ListSpec, MatchMode, Severity, compile,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lists")
+        .join(name)
+}
+
+fn build(specs: &[ListSpec]) -> (tempfile::TempDir, CompileReport, Blocklist) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lists.fst");
+    let report = compile(&out, specs).unwrap();
+    let bl = Blocklist::open(&out).unwrap();
+    (dir, report, bl)
+}
+
+fn one(name: &str) -> (tempfile::TempDir, CompileReport, Blocklist) {
+    build(&[ListSpec::from_path(&fixture(name))])
+}
+
+/// (kind, action, mode) for a query, for compact assertions.
+fn v(bl: &Blocklist, q: &str) -> Option<(ListKind, Action, MatchMode)> {
+    bl.lookup(q).map(|v| (v.kind, v.action, v.match_mode))
+}
+
+const BLOCK: Option<(ListKind, Action, MatchMode)> =
+    Some((ListKind::Block, Action::Sinkhole, MatchMode::Subtree));
+
+fn diags(r: &CompileReport) -> Vec<String> {
+    r.lists[0]
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
+}
+
+#[test]
+fn plain_list_with_tricky_lines() {
+    let (_d, r, bl) = one("plain.txt");
+    let l = &r.lists[0];
+    assert_eq!(l.format, Format::Plain);
+    for q in [
+        "plain-one.test",
+        "www.plain-one.test",
+        "PLAIN-TWO.test.",
+        "xn--bcher-plain-thb.test",
+        "bücher-plain.test",
+        "konto_identity.plain.test",
+        "-dash-.plain.test",
+        "plaintld",
+        "anything.plaintld",
+    ] {
+        assert_eq!(v(&bl, q), BLOCK, "{q}");
+    }
+    let p = fixture("plain.txt").display().to_string();
+    let d = diags(&r);
+    let want = [
+        format!("{p}:8: \"192.0.2.1\" is an IP address, not a domain name"),
+        format!("{p}:9: name of 300 bytes (limit 253)"),
+        format!("{p}:10: empty label in \"bad..plain.test\""),
+        format!("{p}:11: warning: \"plaintld\" blocks a whole TLD"),
+        format!("{p}:12: unexpected text \"words.test\" after name \"two\""),
+    ];
+    assert_eq!(d.len(), want.len(), "{d:#?}");
+    for (got, want) in d.iter().zip(&want) {
+        assert!(
+            got.starts_with(want.as_str()),
+            "{got}\n  does not start with\n{want}"
+        );
+    }
+    assert_eq!((l.accepted, l.stats.rejected, l.stats.warnings), (6, 4, 1));
+}
+
+#[test]
+fn exact_spec_makes_plain_entries_exact() {
+    let mut spec = ListSpec::from_path(&fixture("plain.txt"));
+    spec.match_mode = MatchMode::Exact;
+    let (_d, _r, bl) = build(&[spec]);
+    assert_eq!(
+        bl.lookup("plain-one.test").unwrap().match_mode,
+        MatchMode::Exact
+    );
+    assert_eq!(bl.lookup("www.plain-one.test"), None);
+}
+
+#[test]
+fn wildcard_list() {
+    let (_d, r, bl) = one("wildcard.txt");
+    for q in [
+        "wild-one.test",
+        "a.wild-one.test",
+        "wild-two.test",
+        "x.y.wild-three.test",
+    ] {
+        assert_eq!(v(&bl, q), BLOCK, "{q}");
+    }
+    // Even with an exact spec, `*.` entries cover the subtree.
+    assert!(diags(&r)[0].contains(":5: wildcard is only supported as a leading `*.`"));
+}
+
+#[test]
+fn hosts_file() {
+    let (_d, r, bl) = one("hosts.txt");
+    assert_eq!(r.lists[0].format, Format::Hosts);
+    for q in [
+        "hosts-one.test",
+        "hosts-two.test",
+        "hosts-three.test",
+        "hosts-four.test",
+        "hosts-five.test",
+        "hosts-six.test",
+    ] {
+        assert_eq!(v(&bl, q), BLOCK, "{q}");
+    }
+    for q in [
+        "localhost",
+        "localhost.localdomain",
+        "broadcasthost",
+        "ip6-localhost",
+        "ip6-localnet",
+    ] {
+        assert_eq!(bl.lookup(q), None, "{q}");
+    }
+    let d = diags(&r);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(
+        d[0].ends_with(":12: expected `<address> <name>…`, found \"hosts-bad.test\""),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn adblock_list() {
+    let (_d, r, bl) = one("adblock.txt");
+    let l = &r.lists[0];
+    assert_eq!(l.format, Format::Adblock);
+    assert_eq!(v(&bl, "sub.adblock-one.test"), BLOCK);
+    assert_eq!(v(&bl, "adblock-two.test"), BLOCK);
+    assert_eq!(v(&bl, "adblock-three.test"), BLOCK);
+    assert_eq!(
+        v(&bl, "x.good.adblock-one.test").unwrap().0,
+        ListKind::Allow
+    );
+    for q in [
+        "adblock-mod.test",
+        "adblock-path.test",
+        "adblock-regex1.test",
+    ] {
+        assert_eq!(bl.lookup(q), None, "{q}");
+    }
+    assert_eq!(l.stats.skipped, 4);
+    assert!(
+        l.diagnostics
+            .iter()
+            .all(|d| d.severity == Severity::Skipped)
+    );
+    assert!(diags(&r)[0].contains(":7: skipped: rule with $modifiers"));
+}
+
+#[test]
+fn dnsmasq_conf() {
+    let (_d, r, bl) = one("dnsmasq.conf");
+    assert_eq!(r.lists[0].format, Format::Dnsmasq);
+    for q in [
+        "dnsmasq-one.test",
+        "a.dnsmasq-two.test",
+        "dnsmasq-three.test",
+        "dnsmasq-four.test",
+    ] {
+        assert_eq!(v(&bl, q), BLOCK, "{q}");
+    }
+    assert_eq!(bl.lookup("dnsmasq-forward.test"), None);
+    assert_eq!(r.lists[0].stats.skipped, 2);
+}
+
+#[test]
+fn unbound_conf() {
+    let (_d, r, bl) = one("unbound.conf");
+    assert_eq!(r.lists[0].format, Format::Unbound);
+    assert_eq!(v(&bl, "www.unbound-one.test"), BLOCK);
+    assert_eq!(v(&bl, "unbound-two.test"), BLOCK);
+    assert_eq!(v(&bl, "ok.unbound-one.test").unwrap().0, ListKind::Allow);
+    assert_eq!(bl.lookup("unbound-data.test"), None);
+}
+
+#[test]
+fn rpz_zone() {
+    let (_d, r, bl) = one("policy.rpz");
+    let l = &r.lists[0];
+    assert_eq!(l.format, Format::Rpz);
+    use Action::*;
+    use ListKind::*;
+    use MatchMode::*;
+    let cases = [
+        ("rpz-exact.test", Some((Block, Nxdomain, Exact))),
+        ("www.rpz-exact.test", None),
+        ("rpz-sub.test", Some((Block, Nxdomain, Exact))),
+        ("a.b.rpz-sub.test", Some((Block, Nxdomain, Subtree))),
+        ("ok.rpz-sub.test", Some((Allow, Sinkhole, Exact))),
+        // passthru is exact: below it the wildcard blocks again
+        ("x.ok.rpz-sub.test", Some((Block, Nxdomain, Subtree))),
+        ("rpz-nodata.test", Some((Block, Nodata, Exact))),
+        ("rpz-drop.test", Some((Block, Drop, Exact))),
+        ("rpz-local.test", Some((Block, Sinkhole, Exact))),
+        ("rpz-abs.test", Some((Block, Nxdomain, Exact))),
+        ("rpz.fraudwall.test", None),
+        ("evil.test", None),
+    ];
+    for (q, want) in cases {
+        assert_eq!(v(&bl, q), want, "{q}");
+    }
+    assert_eq!(
+        (l.stats.skipped, l.stats.rejected),
+        (4, 0),
+        "{:#?}",
+        l.diagnostics
+    );
+    assert!(
+        diags(&r)
+            .iter()
+            .any(|d| d.contains(":19: skipped: unsupported trigger .rpz-ip"))
+    );
+}
+
+#[test]
+fn allow_list_beats_less_specific_block() {
+    let (_d, _r, bl) = build(&[
+        ListSpec::from_path(&fixture("plain.txt")),
+        ListSpec::from_path(&fixture("hosts.txt")),
+        ListSpec::from_path(&fixture("allowlist.txt")),
+    ]);
+    let a = bl.lookup("www.safe.plain-one.test").unwrap();
+    assert_eq!((a.kind, a.list, a.matched_labels), (ListKind::Allow, 2, 3));
+    assert_eq!(bl.lists()[2].name, "allowlist");
+    assert!(bl.lookup("unsafe.plain-one.test").unwrap().is_block());
+    assert_eq!(
+        bl.lookup("good.hosts-one.test").unwrap().kind,
+        ListKind::Allow
+    );
+}
+
+#[test]
+fn duplicate_names_keep_the_first_list() {
+    let mut nx = ListSpec::from_path(&fixture("wildcard.txt"));
+    nx.action = Action::Nxdomain;
+    let first = ListSpec::from_path(&fixture("wildcard.txt"));
+    let (_d, _r, bl) = build(&[first, nx]);
+    let v = bl.lookup("wild-one.test").unwrap();
+    assert_eq!((v.list, v.action), (0, Action::Sinkhole));
+    assert_eq!(bl.lists()[1].action, Action::Nxdomain);
+}
+
+#[test]
+fn discover_fixture_directory() {
+    let specs = discover(&fixture("")).unwrap();
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "adblock",
+            "allowlist",
+            "dnsmasq",
+            "hosts",
+            "plain",
+            "policy",
+            "unbound",
+            "wildcard"
+        ]
+    );
+    assert_eq!(specs[1].kind, ListKind::Allow);
+    assert!(
+        specs
+            .iter()
+            .filter(|s| s.name != "allowlist")
+            .all(|s| s.kind == ListKind::Block)
+    );
+    let s = ListSpec::from_path(Path::new("/x/local.allow.txt"));
+    assert_eq!(
+        (s.name.as_str(), s.kind, s.ede, s.category.as_str()),
+        ("local.allow", ListKind::Allow, 15, "fraud")
+    );
+    let (_d, r, bl) = build(&specs);
+    assert!(r.failed.is_empty());
+    assert_eq!(bl.lists().len(), 8);
+}
+
+#[test]
+fn sample_blocklists_directory() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("blocklists");
+    let specs = discover(&dir).unwrap();
+    let (_d, r, bl) = build(&specs);
+    assert!(
+        r.lists.iter().all(|l| l.diagnostics.is_empty()),
+        "{:#?}",
+        r.lists
+    );
+    assert!(bl.lookup("www.fraudwall-demo.test").unwrap().is_block());
+    assert!(bl.lookup("fraudwall-demo.test").unwrap().is_block());
+    assert_eq!(
+        bl.lookup("safe.fraudwall-demo.test").unwrap().kind,
+        ListKind::Allow
+    );
+    assert_eq!(bl.lookup("example.com"), None);
+}
