@@ -247,4 +247,3 @@ pub struct ListInfo {
     /// The list's default match mode.
     pub match_mode: MatchMode,
 }
-

@@ -137,6 +137,7 @@ pub struct Engine {
 #[derive(Default)]
 pub struct Scratch {
     key: Vec<u8>,
+    text: String,
 }
 
 const DOH_CANARY: &[u8] = b"\x13use-application-dns\x03net\x00";
@@ -229,7 +230,7 @@ impl Engine {
                 self.stats.blocked.fetch_add(1, Ordering::Relaxed);
                 let owner =
                     SoaOwner::InQuestion(wire::suffix_offset(q.qname, v.matched_labels as usize));
-                let text = reason_text(&bl, &v);
+                reason_text(&bl, &v, &mut scratch.text);
                 let info = bl.lists().get(v.list as usize).map(|l| l.ede).unwrap_or(15);
                 return self.finish_blocked(
                     &q,
@@ -237,7 +238,7 @@ impl Engine {
                     owner,
                     Some(Reason {
                         info_code: info,
-                        extra_text: &text,
+                        extra_text: &scratch.text,
                     }),
                     out,
                 );
@@ -293,19 +294,11 @@ impl Engine {
         reason: Option<Reason<'_>>,
         out: &mut Vec<u8>,
     ) -> Fast {
-        match blocked_response(
-            q,
-            action,
-            owner,
-            reason,
-            &self.cfg.sinkhole,
-            self.cfg.payload,
-        ) {
-            Some(r) => {
-                *out = r;
-                Fast::Reply
-            }
-            None => Fast::Drop,
+        let sink = &self.cfg.sinkhole;
+        if blocked_response(q, action, owner, reason, sink, self.cfg.payload, out) {
+            Fast::Reply
+        } else {
+            Fast::Drop
         }
     }
 
@@ -343,7 +336,8 @@ impl Engine {
             }
             self.stats.blocked.fetch_add(1, Ordering::Relaxed);
             let off = wire::suffix_offset(target, v.matched_labels as usize);
-            let text = reason_text(bl, &v);
+            let mut text = String::new();
+            reason_text(bl, &v, &mut text);
             let info = bl.lists().get(v.list as usize).map(|l| l.ede).unwrap_or(15);
             return Some(self.finish_blocked(
                 q,
@@ -442,9 +436,12 @@ impl Engine {
     }
 }
 
-fn reason_text(bl: &Blocklist, v: &Verdict) -> String {
-    match bl.lists().get(v.list as usize) {
-        Some(l) => format!("fraudwall: listed in {} ({})", l.name, l.category),
-        None => "fraudwall: listed".to_owned(),
-    }
+/// EXTRA-TEXT of the EDE: which list, which category. Written into a reused buffer.
+fn reason_text(bl: &Blocklist, v: &Verdict, text: &mut String) {
+    use std::fmt::Write;
+    text.clear();
+    let _ = match bl.lists().get(v.list as usize) {
+        Some(l) => write!(text, "fraudwall: listed in {} ({})", l.name, l.category),
+        None => write!(text, "fraudwall: listed"),
+    };
 }

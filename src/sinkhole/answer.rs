@@ -33,7 +33,7 @@ pub struct Reason<'a> {
     pub extra_text: &'a str,
 }
 
-/// Builds the answer for `action`; `None` means send nothing ([`Action::Drop`]).
+/// Writes the answer for `action` into `out`; `false` means send nothing ([`Action::Drop`]).
 /// [`Action::Log`] is not a block and must not reach here; it is answered as NODATA if it does.
 pub fn blocked_response(
     q: &Query<'_>,
@@ -42,9 +42,10 @@ pub fn blocked_response(
     reason: Option<Reason<'_>>,
     sink: &SinkholeConfig,
     payload: u16,
-) -> Option<Vec<u8>> {
+    out: &mut Vec<u8>,
+) -> bool {
     let (code, answers): (u8, &[u16]) = match action {
-        Action::Drop => return None,
+        Action::Drop => return false,
         Action::Refused => (rcode::REFUSED, &[]),
         Action::Nxdomain => (rcode::NXDOMAIN, &[]),
         Action::Nodata | Action::Log => (rcode::NOERROR, &[]),
@@ -56,9 +57,9 @@ pub fn blocked_response(
         },
     };
     let with_soa = answers.is_empty() && action != Action::Refused;
-    let mut out = Vec::with_capacity(160);
+    out.clear();
     wire::put_header(
-        &mut out,
+        out,
         q.id,
         wire::response_flags(q.flags, code),
         (
@@ -68,7 +69,7 @@ pub fn blocked_response(
             q.edns.is_some() as u16,
         ),
     );
-    wire::put_question(&mut out, q);
+    wire::put_question(out, q);
     for &t in answers {
         out.extend_from_slice(&[0xc0, 12]); // pointer to the question name
         out.extend_from_slice(&t.to_be_bytes());
@@ -107,7 +108,7 @@ pub fn blocked_response(
         if let Some(r) = reason {
             wire::put_ede(&mut opts, r.info_code, r.extra_text);
         }
-        wire::put_opt(&mut out, payload, e.dnssec_ok, 0, &opts);
+        wire::put_opt(out, payload, e.dnssec_ok, 0, &opts);
     }
-    Some(out)
+    true
 }

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Load test: dnsperf against fraudwall and, in the same run, against Unbound, both resolving the
+# same loopback DNS hierarchy (tests/fakenet) with the same blocklist loaded (fraudwall: a plain
+# list; Unbound: the same names as `local-zone: "name." always_null`).
+#
+#   benches/load.sh                 # 200 k-name list, 20 s per measurement
+#   SECONDS_PER_RUN=10 LIST_NAMES=200000 RSS_NAMES=1000000 benches/load.sh
+#
+# Workload: 95 % benign names of the hierarchy with a Zipf-like popularity skew (warm cache),
+# 5 % names from the blocklist. Prints QPS, lost queries, average and p99 latency, and RSS for
+# both servers, and the ratios. Then starts both with a 1 M-name list and compares RSS.
+# Needs root (fakenet binds port 53 on 127.53.0.0/16). Sends nothing outside 127.0.0.0/8.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECS=${SECONDS_PER_RUN:-20}
+NAMES=${LIST_NAMES:-200000}
+RSS_NAMES=${RSS_NAMES:-1000000}
+QUERIES=${QUERIES:-200000}
+CLIENTS=${CLIENTS:-8}
+THREADS=${THREADS:-2}
+OUTSTANDING=${OUTSTANDING:-1000}
+P99_QPS=${P99_QPS:-20000}
+FW_PORT=${FW_PORT:-5391}
+UB_PORT=${UB_PORT:-5392}
+
+for tool in dnsperf unbound nsd dig ldns-signzone; do
+  command -v "$tool" >/dev/null || {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq dnsperf unbound nsd dnsutils ldnsutils >/dev/null
+    break
+  }
+done
+[ -x ../shared/tools/offbox-guard.sh ] && ../shared/tools/offbox-guard.sh >/dev/null
+
+work=$(pwd)/target/loadtest
+rm -rf "$work"
+mkdir -p "$work/lists" "$work/lists1m"
+cargo build --release --quiet
+FW=$(pwd)/target/release/fraudwall
+
+tests/fakenet/fakenet.sh up "$work/fakenet" >/dev/null
+# shellcheck disable=SC1091
+. "$work/fakenet/env"
+
+cleanup() {
+  [ -n "${fw_pid:-}" ] && kill "$fw_pid" 2>/dev/null || true
+  tests/fakenet/unbound.sh stop "$work/fakenet" "$UB_PORT" >/dev/null 2>&1 || true
+  tests/fakenet/fakenet.sh down "$work/fakenet" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# Deterministic synthetic fraud names: random labels under shared-hosting style suffixes.
+gen_list() {
+  awk -v n="$1" -v seed="$2" 'BEGIN {
+    srand(seed);
+    split("000webhostapp.com weebly.com pp.ua us.kg web.app xyz top shop online site com net", sfx, " ");
+    a = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for (i = 0; i < n; i++) {
+      l = 6 + int(rand() * 14); s = "";
+      for (j = 0; j < l; j++) s = s substr(a, 1 + int(rand() * 36), 1);
+      if (rand() < 0.3) s = s "-" substr(a, 1 + int(rand() * 26), 1) int(rand() * 1000);
+      printf "%s%d.%s\n", s, i, sfx[1 + int(rand() * 12)];
+    }
+  }'
+}
+gen_list "$NAMES" 7 >"$work/lists/fraud.txt"
+awk '{ printf "local-zone: \"%s.\" always_null\n", $0 }' "$work/lists/fraud.txt" >"$work/unbound-zones.conf"
+
+# Queries: 95 % benign with a Zipf-like skew over the hierarchy's load names, 5 % listed.
+awk -v n="$QUERIES" -v seed=11 -v listfile="$work/lists/fraud.txt" -v benign="$QUERIES_BENIGN" 'BEGIN {
+  srand(seed);
+  while ((getline line < benign) > 0) b[nb++] = line;
+  while ((getline line < listfile) > 0) { if (nl < 50000) l[nl++] = line }
+  for (i = 0; i < n; i++) {
+    if (rand() < 0.05) { printf "%s A\n", l[int(rand() * nl)] }
+    else { r = rand(); k = int(nb * r * r * r); printf "%s\n", b[k] }
+  }
+}' >"$work/queries.txt"
+
+cat >"$work/fraudwall.yaml" <<EOF
+listen: ["127.0.0.1:$FW_PORT"]
+resolver:
+  root_hints: $ROOT_HINTS
+  trust_anchor: $TRUST_ANCHOR
+  allow_private_servers: true
+blocklists:
+  dir: $work/lists
+  state_dir: $work/state
+log:
+  level: warn
+EOF
+
+calc() { awk "BEGIN { print $1 }"; }
+rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+
+start_fraudwall() {
+  "$FW" serve --config "$1" 2>"$work/fraudwall.log" &
+  fw_pid=$!
+  for _ in $(seq 100); do
+    dig +short +tries=1 +time=1 -p "$FW_PORT" @127.0.0.1 h0.load.test >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "fraudwall did not start:" >&2; cat "$work/fraudwall.log" >&2; exit 1
+}
+stop_fraudwall() { kill "$fw_pid"; wait "$fw_pid" 2>/dev/null || true; fw_pid=; }
+
+# dnsperf → "qps lost avg_ms"
+perf() {
+  dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -l "$SECS" -c "$CLIENTS" -T "$THREADS" \
+    -q "$OUTSTANDING" -t 2 2>&1 | awk '
+      /Queries lost:/ { lost = $3 }
+      /Queries per second:/ { qps = $4 }
+      /Average Latency/ { avg = $4 * 1000 }
+      END { printf "%.0f %s %.3f\n", qps, lost, avg }'
+}
+# p99 latency in ms at a fixed rate both servers sustain.
+p99() {
+  dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -l 5 -c 4 -T 1 -Q "$P99_QPS" -v -t 2 2>/dev/null |
+    awk '/^> / { print $NF * 1000 }' | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f\n", v[int(NR * 0.99)]; else print "nan" }'
+}
+warm() { dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -n 1 -c 4 -q 200 -t 5 >/dev/null 2>&1 || true; }
+
+echo "== load: $NAMES-name list, $QUERIES queries (95 % benign, Zipf-skewed; 5 % listed), ${SECS}s runs, dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING"
+tests/fakenet/unbound.sh start "$work/fakenet" "$UB_PORT" "$work/unbound-zones.conf" >/dev/null
+ub_pid=$(cat "$work/fakenet/unbound-$UB_PORT/unbound.pid")
+start_fraudwall "$work/fraudwall.yaml"
+warm "$UB_PORT"; warm "$FW_PORT"; warm "$UB_PORT"; warm "$FW_PORT"
+read -r ub_qps ub_lost ub_avg < <(perf "$UB_PORT")
+read -r fw_qps fw_lost fw_avg < <(perf "$FW_PORT")
+ub_p99=$(p99 "$UB_PORT"); fw_p99=$(p99 "$FW_PORT")
+ub_rss=$(rss_kb "$ub_pid"); fw_rss=$(rss_kb "$fw_pid")
+stop_fraudwall
+tests/fakenet/unbound.sh stop "$work/fakenet" "$UB_PORT" >/dev/null
+
+printf '\n%-10s %10s %8s %10s %12s %10s\n' server QPS lost avg_ms "p99_ms@${P99_QPS}" RSS_MiB
+printf '%-10s %10s %8s %10s %12s %10.1f\n' unbound "$ub_qps" "$ub_lost" "$ub_avg" "$ub_p99" "$(calc "$ub_rss/1024")"
+printf '%-10s %10s %8s %10s %12s %10.1f\n' fraudwall "$fw_qps" "$fw_lost" "$fw_avg" "$fw_p99" "$(calc "$fw_rss/1024")"
+printf 'ratio fraudwall/unbound: QPS %.2fx, p99 %.2fx, RSS %.2fx\n' \
+  "$(calc "$fw_qps/$ub_qps")" "$(calc "$fw_p99/$ub_p99")" "$(calc "$fw_rss/$ub_rss")"
+
+if [ "$RSS_NAMES" -gt 0 ]; then
+  echo; echo "== memory: $RSS_NAMES-name list, idle after start"
+  gen_list "$RSS_NAMES" 13 >"$work/lists1m/fraud.txt"
+  awk '{ printf "local-zone: \"%s.\" always_null\n", $0 }' "$work/lists1m/fraud.txt" >"$work/unbound-zones-1m.conf"
+  sed "s#$work/lists\$#$work/lists1m#; s#$work/state#$work/state1m#" "$work/fraudwall.yaml" >"$work/fraudwall-1m.yaml"
+  t0=$(date +%s.%N)
+  tests/fakenet/unbound.sh start "$work/fakenet" "$UB_PORT" "$work/unbound-zones-1m.conf" >/dev/null
+  t1=$(date +%s.%N)
+  ub_pid=$(cat "$work/fakenet/unbound-$UB_PORT/unbound.pid")
+  start_fraudwall "$work/fraudwall-1m.yaml"
+  t2=$(date +%s.%N)
+  ub_rss=$(rss_kb "$ub_pid"); fw_rss=$(rss_kb "$fw_pid")
+  stop_fraudwall
+  tests/fakenet/unbound.sh stop "$work/fakenet" "$UB_PORT" >/dev/null
+  printf '%-10s %10s %12s\n' server RSS_MiB start_s
+  printf '%-10s %10.1f %12.2f\n' unbound "$(calc "$ub_rss/1024")" "$(calc "$t1-$t0")"
+  printf '%-10s %10.1f %12.2f\n' fraudwall "$(calc "$fw_rss/1024")" "$(calc "$t2-$t1")"
+  printf 'ratio fraudwall/unbound RSS: %.3fx\n' "$(calc "$fw_rss/$ub_rss")"
+fi

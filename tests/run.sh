@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine: installs what the tests talk to (dig, kdig,
+# NSD, Unbound, ldns, dnsperf, Chromium), puts the off-box safety net in place, then runs every
+# test (unit, property, real-binary tests against a loopback DNS hierarchy) and compiles the
+# benches. Needs root (apt-get, port 53 on 127.53.0.0/16 for the fake hierarchy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dig >/dev/null || need+=(dnsutils)
+command -v kdig >/dev/null || need+=(knot-dnsutils)
+command -v nsd >/dev/null || need+=(nsd)
+command -v unbound >/dev/null || need+=(unbound)
+command -v ldns-signzone >/dev/null || need+=(ldnsutils)
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v ip >/dev/null || need+=(iproute2)
+command -v chromium >/dev/null || need+=(chromium)
+if ((${#need[@]})); then
+  echo "tests/run.sh: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Never let a resolver started with the IANA hints send packets off this machine.
+if [ -x ../shared/tools/offbox-guard.sh ]; then
+  ../shared/tools/offbox-guard.sh
+fi
+
+cargo build --benches --quiet
+cargo test --no-fail-fast "$@"
