@@ -436,7 +436,7 @@ where
         return response(state.status, "text/plain; charset=utf-8", body);
     }
     let now = SystemTime::now();
-    let incident = incident_id(now);
+    let incident = incident_id(now, state.offset);
     let kind = if info.is_some() { "page" } else { "generic" };
     metrics::counter!(PAGE_VIEWS_TOTAL, "kind" => kind).increment(1);
     // The id the caller quotes to the hotline is only useful if it leads back to the client.
@@ -661,11 +661,12 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// `20250102-030405-7K3M9Q`: UTC time plus 30 random bits in Crockford base32 (no I, L, O, U),
+/// `20250102-030405-7K3M9Q`: the displayed (offset) time plus 30 random bits in Crockford base32 (no I, L, O, U),
 /// short and unambiguous enough to read out over the phone.
-fn incident_id(now: SystemTime) -> String {
+fn incident_id(now: SystemTime, offset: time::UtcOffset) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let dt = time::OffsetDateTime::from(now);
+    // Same clock as the time shown beside it, so the two never seem to disagree.
+    let dt = time::OffsetDateTime::from(now).to_offset(offset);
     let mut bits: u32 = rand::random();
     let mut suffix = String::with_capacity(6);
     for _ in 0..6 {
@@ -781,7 +782,7 @@ where
             .bytes()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-');
     if !incident_ok {
-        incident = incident_id(now);
+        incident = incident_id(now, state.offset);
     }
     let line = ReportLine {
         time: &rfc3339_millis(now),
@@ -1030,10 +1031,14 @@ mod tests {
     #[test]
     fn incident_ids_are_unique_and_readable() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_787_045);
-        let a = incident_id(now);
+        let a = incident_id(now, time::UtcOffset::UTC);
         assert!(a.starts_with("20250102-030405-"), "{a}");
+        let b = incident_id(now, time::UtcOffset::from_hms(8, 0, 0).unwrap());
+        assert!(b.starts_with("20250102-110405-"), "{b}");
         assert_eq!(a.len(), 22);
-        let ids: std::collections::HashSet<_> = (0..200).map(|_| incident_id(now)).collect();
+        let ids: std::collections::HashSet<_> = (0..200)
+            .map(|_| incident_id(now, time::UtcOffset::UTC))
+            .collect();
         assert!(ids.len() > 195);
     }
 
