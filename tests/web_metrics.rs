@@ -121,10 +121,107 @@ async fn counters_move_and_are_scraped_over_http() {
     let (_, text) = scrape(second.local_addr(), "/metrics").await;
     assert_eq!(value(&text, "fraudwall_cache_hits_total"), Some(2.0));
 
+    // The warning page counts its views and reports into the same registry.
+    let page_text = page_views_are_counted(addr).await;
+    assert_eq!(
+        value(
+            &page_text,
+            "fraudwall_warning_page_views_total{kind=\"page\"}"
+        ),
+        Some(1.0),
+        "{page_text}"
+    );
+    assert_eq!(
+        value(&page_text, "fraudwall_reports_total{outcome=\"accepted\"}"),
+        Some(1.0)
+    );
+
     // Disabled: nothing started.
     let off = MetricsConfig {
         listen: None,
         ..MetricsConfig::default()
     };
     assert!(metrics::install(&off).unwrap().is_none());
+}
+
+async fn page_views_are_counted(metrics_addr: std::net::SocketAddr) -> String {
+    use fraudwall::sinkhole::page::{self, BlockInfo, BlockLookup, WarningPageConfig};
+    struct All;
+    impl BlockLookup for All {
+        fn lookup(&self, _: &str) -> Option<BlockInfo> {
+            Some(BlockInfo::default())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = WarningPageConfig {
+        reports_file: dir.path().join("r.jsonl"),
+        ..WarningPageConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(page::serve(
+        vec![listener],
+        std::sync::Arc::new(cfg),
+        std::sync::Arc::new(All),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    for req in [
+        "GET / HTTP/1.1\r\nHost: a.example\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+        "POST /.fraudwall/report HTTP/1.1\r\nHost: a.example\r\nContent-Length: 8\r\nConnection: close\r\n\r\nreason=x",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut sink = Vec::new();
+        s.read_to_end(&mut sink).await.unwrap();
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    scrape(metrics_addr, "/metrics").await.1
+}
+
+/// Every metric the Grafana dashboard queries is one this crate exports.
+#[test]
+fn dashboard_uses_only_exported_metric_names() {
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    assert!(json["panels"].as_array().unwrap().len() >= 10);
+    let known = [
+        metrics::QUERIES_TOTAL,
+        metrics::BLOCKED_TOTAL,
+        metrics::CACHE_HITS_TOTAL,
+        metrics::CACHE_MISSES_TOTAL,
+        metrics::ANSWER_LATENCY_SECONDS,
+        metrics::LIST_ENTRIES,
+        metrics::LAST_RELOAD_TIMESTAMP_SECONDS,
+        metrics::RELOAD_FAILURES_TOTAL,
+        metrics::PAGE_VIEWS_TOTAL,
+        metrics::REPORTS_TOTAL,
+        metrics::EVENTS_DROPPED_TOTAL,
+        metrics::EVENTS_WRITTEN_TOTAL,
+        metrics::RECURSOR_QUEUE_FULL_TOTAL,
+        metrics::RECURSOR_TIMEOUTS_TOTAL,
+    ];
+    let mut used = std::collections::BTreeSet::new();
+    for (i, _) in dashboard.match_indices("fraudwall_") {
+        let name: String = dashboard[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = name.strip_suffix("_bucket").unwrap_or(&name).to_string();
+        assert!(
+            known.contains(&base.as_str()),
+            "dashboard uses unknown metric {name}"
+        );
+        used.insert(base);
+    }
+    for name in known {
+        assert!(used.contains(name), "dashboard has no panel for {name}");
+    }
 }
