@@ -21,7 +21,7 @@
 //! the fraud site itself would have done all land here and show the page. The blocked event
 //! is logged by the resolver either way, so the ISP can still warn the customer. Pages served
 //! from an operator portal name with a real certificate are the way to show the page over
-//! HTTPS (the `tls:` key is reserved for that and not implemented yet).
+//! HTTPS: configure `tls:` and run [`serve_tls`] beside [`serve`].
 //!
 //! Configuration (the `warning_page:` key of the main config; every key shown with its default):
 //!
@@ -51,6 +51,12 @@
 //!   utc_offset: "+00:00"
 //!   # Concurrent connections; more are closed at once.
 //!   max_connections: 1024
+//!   # Also serve the page over HTTPS for a portal name you hold a certificate for (see HTTPS
+//!   # above: this cannot make blocked names show the page over HTTPS). null: off.
+//!   tls: null
+//!   #  listen: ["127.0.0.1:8443"]
+//!   #  cert: /etc/fraudwall/portal.crt   # PEM chain, leaf first (required)
+//!   #  key: /etc/fraudwall/portal.key    # PEM key (required)
 //! ```
 
 use std::collections::HashMap;
@@ -112,6 +118,25 @@ pub struct WarningPageConfig {
     pub utc_offset: String,
     /// Concurrent connection limit. Default 1024.
     pub max_connections: usize,
+    /// Serve the page over TLS too, for an operator portal name. Default none.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The `warning_page.tls:` section: a certificate for a name the operator owns.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Listen addresses. Default `["127.0.0.1:8443"]`.
+    #[serde(default = "default_tls_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// PEM certificate chain, leaf first. Required.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1). Required.
+    pub key: PathBuf,
+}
+
+fn default_tls_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8443))]
 }
 
 impl Default for WarningPageConfig {
@@ -131,6 +156,7 @@ impl Default for WarningPageConfig {
             status: 403,
             utc_offset: "+00:00".to_string(),
             max_connections: 1024,
+            tls: None,
         }
     }
 }
@@ -175,6 +201,14 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS certificate or key could not be loaded.
+    #[error("warning_page.tls: cannot use {path}: {reason}")]
+    Tls {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// A config value is out of range.
     #[error("warning_page.{key}: {reason}")]
     Config {
@@ -187,8 +221,20 @@ pub enum Error {
 
 /// Binds every `cfg.listen` address.
 pub async fn bind(cfg: &WarningPageConfig) -> Result<Vec<TcpListener>, Error> {
-    let mut listeners = Vec::with_capacity(cfg.listen.len());
-    for &addr in &cfg.listen {
+    bind_all(&cfg.listen).await
+}
+
+/// Binds every `cfg.tls.listen` address (none when `tls` is not configured).
+pub async fn bind_tls(cfg: &WarningPageConfig) -> Result<Vec<TcpListener>, Error> {
+    match &cfg.tls {
+        Some(tls) => bind_all(&tls.listen).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, Error> {
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for &addr in addrs {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
@@ -205,22 +251,82 @@ pub async fn serve(
     lookup: Arc<dyn BlockLookup>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    run(listeners, cfg, lookup, None, shutdown).await
+}
+
+/// Like [`serve`] but over TLS with the certificate of `cfg.tls` (for an operator portal name;
+/// see the module doc on why blocked HTTPS names cannot get the page). Logs
+/// `warning page listening on https ADDR`. Fails with [`Error::Config`] without `tls:`.
+pub async fn serve_tls(
+    listeners: Vec<TcpListener>,
+    cfg: Arc<WarningPageConfig>,
+    lookup: Arc<dyn BlockLookup>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let Some(tls) = &cfg.tls else {
+        return Err(Error::Config {
+            key: "tls",
+            reason: "serve_tls needs warning_page.tls with cert and key",
+        });
+    };
+    let acceptor = tls_acceptor(tls)?;
+    run(listeners, cfg, lookup, Some(acceptor), shutdown).await
+}
+
+/// Loads the certificate chain and key of `tls` into an acceptor (HTTP/1.1 only).
+pub fn tls_acceptor(tls: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_err = |path: &PathBuf, reason: String| Error::Tls {
+        path: path.clone(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| tls_err(&tls.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(tls_err(&tls.cert, "no CERTIFICATE block found".into()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| tls_err(&tls.key, e.to_string()))?;
+    // An explicit provider: the process may link more than one, and picking by feature
+    // unification would be luck.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| tls_err(&tls.key, e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn run(
+    listeners: Vec<TcpListener>,
+    cfg: Arc<WarningPageConfig>,
+    lookup: Arc<dyn BlockLookup>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let state = Arc::new(State::new(cfg, lookup)?);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(state.cfg.max_connections.max(1)));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     for listener in listeners {
         let addr = listener.local_addr().map_err(|source| Error::Bind {
             addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             source,
         })?;
-        tracing::info!("warning page listening on http {addr}");
+        tracing::info!("warning page listening on {scheme} {addr}");
         tracker.spawn(accept_loop(
             listener,
-            state.clone(),
-            token.clone(),
-            tracker.clone(),
-            permits.clone(),
+            Conns {
+                state: state.clone(),
+                token: token.clone(),
+                tracker: tracker.clone(),
+                permits: permits.clone(),
+                tls: tls.clone(),
+            },
         ));
     }
     shutdown.await;
@@ -235,16 +341,20 @@ pub async fn serve(
     Ok(())
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What every connection of one server shares.
+#[derive(Clone)]
+struct Conns {
     state: Arc<State>,
     token: CancellationToken,
     tracker: TaskTracker,
     permits: Arc<Semaphore>,
-) {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+async fn accept_loop(listener: TcpListener, conns: Conns) {
     loop {
         let (stream, peer) = tokio::select! {
-            _ = token.cancelled() => return,
+            _ = conns.token.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -255,37 +365,59 @@ async fn accept_loop(
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Ok(permit) = conns.permits.clone().try_acquire_owned() else {
             // Over the limit: closing at once is kinder to the machine (and to the DNS server
             // sharing it) than queueing connections from a flood.
             tracing::debug!("warning page: connection limit reached, closing {peer}");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let token = token.clone();
-        tracker.spawn(async move {
+        let conns2 = conns.clone();
+        conns.tracker.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(req, &state, peer.ip()).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                // Caps request head size and count: anything bigger gets 431 from hyper.
-                .max_header_size(8 * 1024)
-                .max_headers(64)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = token.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+            match &conns2.tls {
+                None => serve_conn(TokioIo::new(stream), peer.ip(), &conns2).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls)) => serve_conn(TokioIo::new(tls), peer.ip(), &conns2).await,
+                        Ok(Err(err)) => {
+                            tracing::debug!("warning page: TLS handshake with {peer} failed: {err}")
+                        }
+                        Err(_) => {
+                            tracing::debug!("warning page: TLS handshake with {peer} timed out")
+                        }
+                    }
                 }
             }
         });
+    }
+}
+
+async fn serve_conn<I>(io: I, client: IpAddr, conns: &Conns)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let state = conns.state.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(req, &state, client).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        // Caps request head size and count: anything bigger gets 431 from hyper.
+        .max_header_size(8 * 1024)
+        .max_headers(64)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = conns.token.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
     }
 }
 
