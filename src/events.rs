@@ -271,6 +271,9 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Writes events until every sink is dropped and the queue is empty, then flushes.
+    ///
+    /// It blocks, so run it on its own thread or `spawn_blocking`; tokio panics if it is called
+    /// from inside an async task.
     pub fn run(mut self) {
         while let Some(ev) = self.rx.blocking_recv() {
             self.write(&ev);

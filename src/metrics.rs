@@ -59,7 +59,7 @@ pub const PAGE_VIEWS_TOTAL: &str = "fraudwall_warning_page_views_total";
 /// "Report a mistake" submissions, label `outcome`: `accepted`, `too_large`, `rate_limited`,
 /// `bad_request`, `error`.
 pub const REPORTS_TOTAL: &str = "fraudwall_reports_total";
-/// Blocked events dropped because the event log queue was full.
+/// Blocked events lost: the event log queue was full, or writing the line failed.
 pub const EVENTS_DROPPED_TOTAL: &str = "fraudwall_events_dropped_total";
 /// Blocked events written to the event log.
 pub const EVENTS_WRITTEN_TOTAL: &str = "fraudwall_events_written_total";
