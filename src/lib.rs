@@ -16,13 +16,20 @@
 //! verified, and stored into an `ArcSwap` that every query reads.
 //!
 //! # Where things are
+//! # What a block leaves behind
+//! The blocked answer points browsers at the warning page ([`sinkhole::page`]); the block is
+//! queued, off the query path, to the JSON-lines [`events`] log that lets an ISP warn the person;
+//! and [`metrics`] counts it for Prometheus.
+//!
 //! [`config`] (YAML → validated config), [`app`] (wiring, signals), [`cli`] (commands).
 
 pub mod app;
 pub mod blocklist;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod lists;
+pub mod metrics;
 pub mod resolve;
 pub mod server;
 pub mod sinkhole;

@@ -1,2 +1,4 @@
-//! What a blocked name gets: the DNS answer ([`answer`]) and, later, the warning page.
+//! The sinkhole: where blocked names lead. [`answer`] writes the blocked DNS answer; [`page`] is
+//! the warning page HTTP server the sinkhole address leads browsers to.
 pub mod answer;
+pub mod page;

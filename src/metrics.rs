@@ -1,0 +1,571 @@
+//! Prometheus metrics: the metric names, the `/metrics` endpoint and cheap hot-path helpers.
+//!
+//! Every metric goes through the [`metrics`] facade, so hickory's own metrics (its `metrics`
+//! features are enabled) land in the same registry and on the same endpoint as ours.
+//!
+//! Configuration (the `metrics:` key of the main config; every key shown with its default):
+//!
+//! ```yaml
+//! metrics:
+//!   # Address of the Prometheus endpoint (`GET /metrics`). `null` turns metrics off: no
+//!   # recorder is installed and every helper in this module becomes a no-op.
+//!   # Keep it on loopback or a management network: the endpoint has no authentication.
+//!   listen: "127.0.0.1:9153"
+//!   # Upper bounds (seconds) of the answer latency histogram buckets, ascending.
+//!   latency_buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+//!                     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+//! ```
+//!
+//! Call [`install`] once at start, inside the tokio runtime and before anything records, so
+//! the pre-registered hot-path handles point at the real recorder.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use crate::blocklist::Action;
+
+/// DNS queries answered, labels `protocol` (udp, tcp, tls, https, quic) and `rcode`
+/// (NOERROR, NXDOMAIN, SERVFAIL, …, or `other`).
+pub const QUERIES_TOTAL: &str = "fraudwall_queries_total";
+/// Queries refused by the blocklist, labels `list`, `category` and `action`.
+pub const BLOCKED_TOTAL: &str = "fraudwall_blocked_total";
+/// Answers served from the cache.
+pub const CACHE_HITS_TOTAL: &str = "fraudwall_cache_hits_total";
+/// Lookups that missed the cache.
+pub const CACHE_MISSES_TOTAL: &str = "fraudwall_cache_misses_total";
+/// Time from receiving a query to sending its answer (histogram, seconds), label `protocol`.
+pub const ANSWER_LATENCY_SECONDS: &str = "fraudwall_answer_latency_seconds";
+/// Entries in each loaded list (gauge), label `list`.
+pub const LIST_ENTRIES: &str = "fraudwall_list_entries";
+/// Unix time (seconds) of the last successful blocklist reload (gauge).
+pub const LAST_RELOAD_TIMESTAMP_SECONDS: &str = "fraudwall_last_reload_timestamp_seconds";
+/// Blocklist reloads that failed (the previous lists stay in service).
+pub const RELOAD_FAILURES_TOTAL: &str = "fraudwall_reload_failures_total";
+/// Warning page responses, label `kind`: `page` (HTML for a blocked host), `generic` (HTML for
+/// a host that is not blocked), `plain` (small response to a non-HTML request).
+pub const PAGE_VIEWS_TOTAL: &str = "fraudwall_warning_page_views_total";
+/// "Report a mistake" submissions, label `outcome`: `accepted`, `too_large`, `rate_limited`,
+/// `bad_request`, `error`.
+pub const REPORTS_TOTAL: &str = "fraudwall_reports_total";
+/// Blocked events lost: the event log queue was full, or writing the line failed.
+pub const EVENTS_DROPPED_TOTAL: &str = "fraudwall_events_dropped_total";
+/// Blocked events written to the event log.
+pub const EVENTS_WRITTEN_TOTAL: &str = "fraudwall_events_written_total";
+/// Recursive lookups refused because the recursor's queue was full.
+pub const RECURSOR_QUEUE_FULL_TOTAL: &str = "fraudwall_recursor_queue_full_total";
+/// Recursive lookups that timed out.
+pub const RECURSOR_TIMEOUTS_TOTAL: &str = "fraudwall_recursor_timeouts_total";
+
+/// Default latency buckets: 50 µs (a cache hit on loopback) to 5 s (a slow recursion that is
+/// about to time out).
+pub const DEFAULT_LATENCY_BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+];
+
+/// The `metrics:` section of the configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the `/metrics` endpoint; `None` disables metrics. Default `127.0.0.1:9153`.
+    pub listen: Option<SocketAddr>,
+    /// Latency histogram bucket bounds in seconds. Default [`DEFAULT_LATENCY_BUCKETS`].
+    pub latency_buckets: Vec<f64>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9153))),
+            latency_buckets: DEFAULT_LATENCY_BUCKETS.to_vec(),
+        }
+    }
+}
+
+/// Why metrics could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The endpoint address could not be bound.
+    #[error(
+        "cannot listen for metrics on {addr}: {source} (is another process using the port? change metrics.listen)"
+    )]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Another metrics recorder was installed first.
+    #[error(
+        "a different metrics recorder is already installed; metrics::install must be the only one"
+    )]
+    RecorderAlreadySet,
+    /// The bucket list is empty or not ascending.
+    #[error("metrics.latency_buckets must be a non-empty ascending list of positive seconds")]
+    BadBuckets,
+    /// `install` was called outside a tokio runtime.
+    #[error("metrics::install must be called inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// A running metrics endpoint. Dropping it stops the endpoint (the recorder stays installed).
+#[derive(Debug)]
+pub struct MetricsHandle {
+    prometheus: PrometheusHandle,
+    local_addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl MetricsHandle {
+    /// The address the endpoint actually listens on (useful when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The current exposition text, exactly what a scrape returns.
+    pub fn render(&self) -> String {
+        self.prometheus.render()
+    }
+}
+
+impl Drop for MetricsHandle {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The global recorder's handle and the pre-registered hot-path handles, set by the first
+/// successful [`install`].
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+struct Installed {
+    prometheus: PrometheusHandle,
+    hot: Hot,
+}
+
+/// Installs the global Prometheus recorder (once per process; later calls reuse it) and starts
+/// the `/metrics` endpoint on `cfg.listen`, logging `metrics listening on http ADDR`.
+///
+/// Returns `Ok(None)` when `cfg.listen` is `None`: nothing is installed and every helper here
+/// is a no-op.
+pub fn install(cfg: &MetricsConfig) -> Result<Option<MetricsHandle>, Error> {
+    let Some(addr) = cfg.listen else {
+        return Ok(None);
+    };
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    let installed = match INSTALLED.get() {
+        Some(installed) => installed,
+        None => {
+            let prometheus = install_recorder(&cfg.latency_buckets)?;
+            describe();
+            // A concurrent install may have won the race; its recorder is the global one then.
+            INSTALLED.get_or_init(|| Installed {
+                prometheus,
+                hot: Hot::register(),
+            })
+        }
+    };
+    let listener = bind(addr)?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)
+            .map_err(|source| Error::Bind { addr, source })?
+    };
+    tracing::info!("metrics listening on http {local_addr}");
+    let prometheus = installed.prometheus.clone();
+    let server = runtime.spawn(serve(listener, prometheus.clone()));
+    Ok(Some(MetricsHandle {
+        prometheus,
+        local_addr,
+        server,
+    }))
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| Error::Bind { addr, source })?;
+    Ok(listener)
+}
+
+fn install_recorder(buckets: &[f64]) -> Result<PrometheusHandle, Error> {
+    let ascending = buckets.windows(2).all(|w| w[0] < w[1]);
+    if buckets.is_empty() || !ascending || buckets[0] <= 0.0 {
+        return Err(Error::BadBuckets);
+    }
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(ANSWER_LATENCY_SECONDS.to_string()), buckets)
+        .map_err(|_| Error::BadBuckets)?;
+    let recorder = builder.build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadySet)?;
+    // Histograms are only folded into their buckets during upkeep; without this the recorder's
+    // internal buffers would grow between scrapes.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(QUERIES_TOTAL, "DNS queries answered, by protocol and rcode");
+    describe_counter!(BLOCKED_TOTAL, "Queries refused by the blocklist");
+    describe_counter!(CACHE_HITS_TOTAL, "Answers served from the cache");
+    describe_counter!(CACHE_MISSES_TOTAL, "Lookups that missed the cache");
+    describe_histogram!(
+        ANSWER_LATENCY_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from query to answer"
+    );
+    describe_gauge!(LIST_ENTRIES, "Entries in each loaded list");
+    describe_gauge!(
+        LAST_RELOAD_TIMESTAMP_SECONDS,
+        "Unix time of the last successful blocklist reload"
+    );
+    describe_counter!(RELOAD_FAILURES_TOTAL, "Blocklist reloads that failed");
+    describe_counter!(PAGE_VIEWS_TOTAL, "Warning page responses");
+    describe_counter!(REPORTS_TOTAL, "Report-a-mistake submissions");
+    describe_counter!(EVENTS_DROPPED_TOTAL, "Blocked events dropped (queue full)");
+    describe_counter!(EVENTS_WRITTEN_TOTAL, "Blocked events written to the log");
+    describe_counter!(
+        RECURSOR_QUEUE_FULL_TOTAL,
+        "Recursive lookups refused: queue full"
+    );
+    describe_counter!(RECURSOR_TIMEOUTS_TOTAL, "Recursive lookups that timed out");
+}
+
+async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("metrics endpoint accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let handle = handle.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &handle)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond<B>(req: &Request<B>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = if req.uri().path() != "/metrics" {
+        (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics\n".to_string(),
+        )
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
+        (StatusCode::METHOD_NOT_ALLOWED, "text/plain", String::new())
+    } else {
+        (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            handle.render(),
+        )
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+/// Transport a query arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Plain DNS over UDP.
+    Udp,
+    /// Plain DNS over TCP.
+    Tcp,
+    /// DNS over TLS.
+    Tls,
+    /// DNS over HTTPS.
+    Https,
+    /// DNS over QUIC.
+    Quic,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 5] = [
+        Protocol::Udp,
+        Protocol::Tcp,
+        Protocol::Tls,
+        Protocol::Https,
+        Protocol::Quic,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+            Protocol::Https => "https",
+            Protocol::Quic => "quic",
+        }
+    }
+}
+
+/// Rcode label values indexed by rcode number; anything past the end is `other`.
+const RCODES: [&str; 11] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSET", "NOTAUTH", "NOTZONE",
+];
+const RCODE_SLOTS: usize = RCODES.len() + 1;
+
+/// Handles registered once so the per-query path does no key building or allocation.
+struct Hot {
+    queries: Vec<Counter>,
+    latency: Vec<Histogram>,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    queue_full: Counter,
+    timeouts: Counter,
+}
+
+impl Hot {
+    fn register() -> Hot {
+        let mut queries = Vec::with_capacity(Protocol::ALL.len() * RCODE_SLOTS);
+        let mut latency = Vec::with_capacity(Protocol::ALL.len());
+        for protocol in Protocol::ALL {
+            for rcode in RCODES.iter().copied().chain(["other"]) {
+                queries.push(metrics::counter!(QUERIES_TOTAL, "protocol" => protocol.as_str(), "rcode" => rcode));
+            }
+            latency
+                .push(metrics::histogram!(ANSWER_LATENCY_SECONDS, "protocol" => protocol.as_str()));
+        }
+        Hot {
+            queries,
+            latency,
+            cache_hits: metrics::counter!(CACHE_HITS_TOTAL),
+            cache_misses: metrics::counter!(CACHE_MISSES_TOTAL),
+            queue_full: metrics::counter!(RECURSOR_QUEUE_FULL_TOTAL),
+            timeouts: metrics::counter!(RECURSOR_TIMEOUTS_TOTAL),
+        }
+    }
+}
+
+fn hot() -> Option<&'static Hot> {
+    INSTALLED.get().map(|i| &i.hot)
+}
+
+/// Counts one answered query and records its latency. `rcode` is the numeric response code
+/// (e.g. `u16::from(ResponseCode)`). Lock- and allocation-free.
+#[inline]
+pub fn record_query(protocol: Protocol, rcode: u16, latency: Duration) {
+    if let Some(hot) = hot() {
+        let p = Protocol::ALL
+            .iter()
+            .position(|&x| x == protocol)
+            .unwrap_or(0);
+        let r = usize::from(rcode).min(RCODES.len());
+        if let Some(counter) = hot.queries.get(p * RCODE_SLOTS + r) {
+            counter.increment(1);
+        }
+        if let Some(histogram) = hot.latency.get(p) {
+            histogram.record(latency.as_secs_f64());
+        }
+    }
+}
+
+/// Counts a cache hit.
+#[inline]
+pub fn cache_hit() {
+    if let Some(hot) = hot() {
+        hot.cache_hits.increment(1);
+    }
+}
+
+/// Counts a cache miss.
+#[inline]
+pub fn cache_miss() {
+    if let Some(hot) = hot() {
+        hot.cache_misses.increment(1);
+    }
+}
+
+/// Counts a lookup refused because the recursor queue was full.
+#[inline]
+pub fn recursor_queue_full() {
+    if let Some(hot) = hot() {
+        hot.queue_full.increment(1);
+    }
+}
+
+/// Counts a recursive lookup that timed out.
+#[inline]
+pub fn recursor_timeout() {
+    if let Some(hot) = hot() {
+        hot.timeouts.increment(1);
+    }
+}
+
+/// Sets the entry count of one list (call after each reload; allocates, not for the hot path).
+pub fn set_list_entries(list: &str, entries: u64) {
+    metrics::gauge!(LIST_ENTRIES, "list" => list.to_string()).set(entries as f64);
+}
+
+/// Records a successful reload at `at`.
+pub fn reload_succeeded(at: SystemTime) {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    metrics::gauge!(LAST_RELOAD_TIMESTAMP_SECONDS).set(secs);
+}
+
+/// Counts a failed reload.
+pub fn reload_failed() {
+    metrics::counter!(RELOAD_FAILURES_TOTAL).increment(1);
+}
+
+/// The label value of a blocklist action.
+pub fn action_label(action: Action) -> &'static str {
+    match action {
+        Action::Sinkhole => "sinkhole",
+        Action::Nxdomain => "nxdomain",
+        Action::Nodata => "nodata",
+        Action::Refused => "refused",
+        Action::Drop => "drop",
+        Action::Log => "log",
+    }
+}
+
+const ACTIONS: [Action; 6] = [
+    Action::Sinkhole,
+    Action::Nxdomain,
+    Action::Nodata,
+    Action::Refused,
+    Action::Drop,
+    Action::Log,
+];
+
+/// `fraudwall_blocked_total` handles for every (list, action), keyed by list index.
+///
+/// Build one per loaded blocklist (at reload, where allocating is fine) in the same order as
+/// the blocklist's lists; [`BlockedCounters::record`] is then an index and an atomic add.
+#[derive(Clone, Debug, Default)]
+pub struct BlockedCounters {
+    by_list: Arc<[[Counter; 6]]>,
+}
+
+impl BlockedCounters {
+    /// Registers the counters for `lists`, given as `(name, category)` in list-index order.
+    pub fn new<'a>(lists: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        // Deduplicate by name+category so two lists sharing labels share series.
+        let mut seen: HashMap<(String, String), [Counter; 6]> = HashMap::new();
+        let by_list = lists
+            .into_iter()
+            .map(|(name, category)| {
+                seen.entry((name.to_string(), category.to_string()))
+                    .or_insert_with(|| {
+                        ACTIONS.map(|action| {
+                            metrics::counter!(BLOCKED_TOTAL,
+                                "list" => name.to_string(),
+                                "category" => category.to_string(),
+                                "action" => action_label(action))
+                        })
+                    })
+                    .clone()
+            })
+            .collect();
+        BlockedCounters { by_list }
+    }
+
+    /// Counts one blocked query for list `list_index`; an unknown index is ignored.
+    #[inline]
+    pub fn record(&self, list_index: usize, action: Action) {
+        if let Some(counters) = self.by_list.get(list_index) {
+            let slot = ACTIONS.iter().position(|&a| a == action).unwrap_or(0);
+            counters[slot].increment(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_documents_itself() {
+        let cfg = MetricsConfig::default();
+        assert_eq!(cfg.listen, Some("127.0.0.1:9153".parse().unwrap()));
+        assert_eq!(cfg.latency_buckets.first(), Some(&0.00005));
+        assert_eq!(cfg.latency_buckets.last(), Some(&5.0));
+    }
+
+    #[test]
+    fn config_rejects_unknown_keys() {
+        let err = serde_saphyr::from_str::<MetricsConfig>("listen: null\nbogus: 1\n");
+        assert!(err.is_err());
+        let cfg: MetricsConfig = serde_saphyr::from_str("listen: null\n").unwrap();
+        assert_eq!(cfg.listen, None);
+    }
+
+    #[test]
+    fn every_name_has_the_prefix() {
+        for name in [
+            QUERIES_TOTAL,
+            BLOCKED_TOTAL,
+            CACHE_HITS_TOTAL,
+            CACHE_MISSES_TOTAL,
+            ANSWER_LATENCY_SECONDS,
+            LIST_ENTRIES,
+            LAST_RELOAD_TIMESTAMP_SECONDS,
+            RELOAD_FAILURES_TOTAL,
+            PAGE_VIEWS_TOTAL,
+            REPORTS_TOTAL,
+            EVENTS_DROPPED_TOTAL,
+            EVENTS_WRITTEN_TOTAL,
+            RECURSOR_QUEUE_FULL_TOTAL,
+            RECURSOR_TIMEOUTS_TOTAL,
+        ] {
+            assert!(name.starts_with("fraudwall_"), "{name}");
+        }
+    }
+
+    #[test]
+    fn helpers_without_install_are_noops() {
+        record_query(Protocol::Udp, 3, Duration::from_millis(1));
+        record_query(Protocol::Quic, 999, Duration::from_millis(1));
+        BlockedCounters::new([("a", "fraud")]).record(7, Action::Log);
+    }
+}
