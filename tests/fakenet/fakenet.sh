@@ -75,6 +75,7 @@ ensure_tools() {
   command -v ldns-signzone >/dev/null 2>&1 || missing+=(ldnsutils)
   command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
   command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+  command -v ps >/dev/null 2>&1 || missing+=(procps)
   if ((${#missing[@]})); then
     [[ $(id -u) -eq 0 ]] || die "missing tools (${missing[*]}) and not root to install them"
     log "installing ${missing[*]}"
@@ -142,7 +143,17 @@ cmd_status() {
   local dir=$1 entry addr label zones bad=0
   for entry in "${SERVERS[@]}"; do
     IFS='|' read -r addr label zones <<<"$entry"
-    if server_ok "$addr" "$zones"; then echo "ok    $addr ($label: $zones)"; else echo "DOWN  $addr ($label: $zones)"; bad=1; fi
+    local pid
+    pid=$(cat "$dir/nsd/$label/nsd.pid" 2>/dev/null || true)
+    if ! [[ $pid =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
+      echo "DOWN  $addr ($label: $zones): no NSD of $dir"
+      bad=1
+    elif server_ok "$addr" "$zones"; then
+      echo "ok    $addr ($label: $zones) pid $pid"
+    else
+      echo "DOWN  $addr ($label: $zones): not answering"
+      bad=1
+    fi
   done
   [[ -f $dir/env ]] || { echo "no $dir/env"; bad=1; }
   return $bad
@@ -321,7 +332,10 @@ cmd_up() {
     fi
   done
   echo "$dir" >"$ACTIVE_FILE"
-  ((failed == 0)) || { stop_all "$dir"; die "some NSD instances failed to start"; }
+  if ((failed)); then
+    stop_all "$dir"
+    die "some NSD instances failed to start (\"Address already in use\"? a system DNS server may hold *:53: systemctl stop nsd / named / dnsmasq)"
+  fi
 
   # wait until every server answers (checked in parallel)
   local tries=0 n
