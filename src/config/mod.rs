@@ -87,6 +87,8 @@ pub struct ResolverConfig {
     pub forwarders: Vec<raw::Forwarder>,
     /// Our own deadline for one client query (hickory's recursor has a fixed 5 s per server).
     pub timeout: Duration,
+    /// How long one query to one authoritative server may take before the next is tried.
+    pub server_timeout: Duration,
     pub cache: CacheConfig,
     /// Misses being resolved at once; beyond it, queries get SERVFAIL and are counted.
     pub max_inflight: usize,
@@ -270,6 +272,12 @@ fn validate(
     if r.timeout_ms < 100 {
         problem("resolver.timeout_ms", "must be at least 100".into());
     }
+    if r.server_timeout_ms < 50 || r.server_timeout_ms > r.timeout_ms.max(50) {
+        problem(
+            "resolver.server_timeout_ms",
+            "must be between 50 and resolver.timeout_ms".into(),
+        );
+    }
     let c = &r.cache;
     if c.min_ttl > c.max_ttl {
         problem(
@@ -357,6 +365,7 @@ fn validate(
             allow_private_servers: r.allow_private_servers,
             forwarders: r.forwarders.clone(),
             timeout: Duration::from_millis(r.timeout_ms),
+            server_timeout: Duration::from_millis(r.server_timeout_ms),
             cache: CacheConfig {
                 max_bytes: c.max_mib * 1024 * 1024,
                 min_ttl: c.min_ttl,

@@ -53,6 +53,8 @@ pub struct Entry {
     ttl_offsets: Box<[u16]>,
     rcode: u8,
     secure: bool,
+    /// Extended DNS Error INFO-CODE to attach (e.g. 6 DNSSEC Bogus).
+    ede: Option<u16>,
     /// Seconds the entry is fresh.
     pub ttl: u32,
     pub inserted: Instant,
@@ -72,7 +74,12 @@ pub enum Freshness {
 
 impl Entry {
     /// Builds an entry from a resolved response. `None` when the message cannot be encoded.
-    pub fn from_message(m: &Message, secure: bool, policy: &TtlPolicy) -> Option<Entry> {
+    pub fn from_message(
+        m: &Message,
+        secure: bool,
+        ede: Option<u16>,
+        policy: &TtlPolicy,
+    ) -> Option<Entry> {
         let rcode = u16::from(m.metadata.response_code) as u8 & 0xf;
         let mut m = m.clone();
         let negative = m.answers.is_empty();
@@ -122,6 +129,7 @@ impl Entry {
             ttl_offsets: ttl_offsets.into_boxed_slice(),
             rcode,
             secure,
+            ede,
             ttl,
             inserted: Instant::now(),
             chain,
@@ -203,6 +211,9 @@ impl Entry {
             let mut opts = Vec::new();
             if freshness == Freshness::Stale {
                 wire::put_ede(&mut opts, EDE_STALE, "serve-stale");
+            }
+            if let Some(code) = self.ede {
+                wire::put_ede(&mut opts, code, "");
             }
             bump_arcount(out);
             wire::put_opt(out, payload, e.dnssec_ok, 0, &opts);
@@ -380,7 +391,7 @@ mod tests {
 
     #[test]
     fn hit_restores_id_case_and_counts_ttl_down() {
-        let e = Entry::from_message(&message(), false, &policy()).unwrap();
+        let e = Entry::from_message(&message(), false, None, &policy()).unwrap();
         assert_eq!(e.ttl, 300);
         let pkt = client_query(b"\x03WWW\x07ExAmPlE\x03com\x00");
         let q = wire::parse_query(&pkt).unwrap();
@@ -401,7 +412,7 @@ mod tests {
 
     #[test]
     fn stale_answers_get_short_ttl() {
-        let e = Entry::from_message(&message(), false, &policy()).unwrap();
+        let e = Entry::from_message(&message(), false, None, &policy()).unwrap();
         let pkt = client_query(b"\x03www\x07example\x03com\x00");
         let q = wire::parse_query(&pkt).unwrap();
         let mut out = Vec::new();
@@ -411,7 +422,7 @@ mod tests {
 
     #[test]
     fn oversized_answer_truncates() {
-        let e = Entry::from_message(&message(), false, &policy()).unwrap();
+        let e = Entry::from_message(&message(), false, None, &policy()).unwrap();
         let pkt = client_query(b"\x03www\x07example\x03com\x00");
         let q = wire::parse_query(&pkt).unwrap();
         let mut out = Vec::new();
@@ -424,7 +435,7 @@ mod tests {
     #[test]
     fn budget_is_kept() {
         let cache = Cache::new(64 * 4096, policy());
-        let e = || Entry::from_message(&message(), false, &policy()).unwrap();
+        let e = || Entry::from_message(&message(), false, None, &policy()).unwrap();
         for i in 0..20_000u32 {
             let mut key = vec![0, 1, 0, 1, 0];
             key.extend_from_slice(&i.to_be_bytes());

@@ -5,6 +5,8 @@
 
 pub mod anchor;
 pub mod cache;
+mod repair;
+pub mod upstream;
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -14,7 +16,7 @@ use std::{
 };
 
 use hickory_proto::{
-    dnssec::Proof,
+    dnssec::{Proof, rdata::DNSSECRData},
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RData, Record, RecordSet, RecordType},
     serialize::txt::Parser,
@@ -26,6 +28,7 @@ use hickory_resolver::{
     recursor::{DnssecConfig, DnssecPolicy, Recursor, RecursorError, RecursorOptions},
 };
 use tracing::{debug, info, warn};
+use upstream::Upstreams;
 
 use crate::config::{DnssecMode, Mode, ResolverConfig};
 
@@ -101,15 +104,20 @@ pub enum Security {
 pub struct Resolved {
     pub message: Message,
     pub security: Security,
+    /// Extended DNS Error to attach (RFC 8914), e.g. 6 DNSSEC Bogus.
+    pub ede: Option<u16>,
 }
+
+/// EDE INFO-CODE 6: DNSSEC Bogus.
+pub const EDE_DNSSEC_BOGUS: u16 = 6;
 
 // One per process: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Upstream {
     Recursive {
-        validating: Option<Box<Recursor<TokioRuntimeProvider>>>,
+        validating: Option<Box<Recursor<Upstreams>>>,
         /// Security-aware but not validating: answers CD=1 queries whose data is bogus.
-        plain: Recursor<TokioRuntimeProvider>,
+        plain: Recursor<Upstreams>,
     },
     Forward(TokioResolver),
 }
@@ -131,6 +139,9 @@ impl Resolver {
                 };
                 let mut options = RecursorOptions {
                     case_randomization: false,
+                    // hickory minimises label by label and counts each step against this
+                    // limit: 24 makes a name with more labels SERVFAIL; Unbound answers it.
+                    ns_recursion_limit: 128,
                     ..RecursorOptions::default()
                 };
                 if cfg.allow_private_servers {
@@ -150,7 +161,8 @@ impl Resolver {
                     options.qname_minimization =
                         hickory_resolver::recursor::QNameMinimization::Relaxed;
                 }
-                let provider = TokioRuntimeProvider::default();
+                let provider = Upstreams::new(cfg.server_timeout)
+                    .map_err(|e| ResolveError::Recursor(e.to_string()))?;
                 let validating = match cfg.dnssec {
                     DnssecMode::Off => None,
                     DnssecMode::Validate => {
@@ -231,6 +243,11 @@ impl Resolver {
                 };
                 let r = v.resolve(query.clone(), now, true).await;
                 let resolved = from_recursor(q, r, true);
+                if resolved.security == Security::Bogus
+                    && let Some(repaired) = repair::repair(q, v.as_ref(), plain, 0).await
+                {
+                    return repaired;
+                }
                 if resolved.security == Security::Bogus && q.checking_disabled {
                     // RFC 4035 §3.2.2: with CD the client validates; give it the data.
                     let r = plain.resolve(query, now, q.dnssec_ok).await;
@@ -316,6 +333,7 @@ pub fn servfail(q: &Question) -> Resolved {
     Resolved {
         message: m,
         security: Security::Insecure,
+        ede: None,
     }
 }
 
@@ -438,18 +456,40 @@ fn from_forwarder(q: &Question, r: Result<hickory_resolver::lookup::Lookup, NetE
     finish(q, m, Security::Insecure)
 }
 
-/// Bogus without CD → SERVFAIL with no data; strip DNSSEC records unless DO.
-fn finish(q: &Question, mut m: Message, security: Security) -> Resolved {
+/// Bogus without CD → SERVFAIL with no data and EDE 6; strip DNSSEC records unless DO; keep
+/// only what Unbound's `minimal-responses` keeps (in the authority of positive answers only a
+/// wildcard's NSEC proof, no additional section).
+pub(crate) fn finish(q: &Question, mut m: Message, mut security: Security) -> Resolved {
+    let mut ede = None;
     if security == Security::Bogus && !q.checking_disabled {
         m.metadata.response_code = ResponseCode::ServFail;
         m.answers.clear();
         m.authorities.clear();
+        ede = Some(EDE_DNSSEC_BOGUS);
+    }
+    if m.metadata.response_code == ResponseCode::ServFail && security != Security::Bogus {
+        security = Security::Insecure;
+    }
+    let answered = m
+        .answers
+        .iter()
+        .any(|r| r.record_type() == q.qtype || q.qtype == RecordType::ANY);
+    if answered {
+        // A wildcard answer's NSEC proof stays (for DO clients); NS records go. A chain that
+        // ends without data keeps its SOA and proofs, like any negative answer.
+        m.authorities.retain(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(s)) => {
+                matches!(s.input().type_covered, RecordType::NSEC | RecordType::NSEC3)
+            }
+            _ => matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3),
+        });
     }
     m.additionals.clear();
     let m = m.maybe_strip_dnssec_records(q.dnssec_ok);
     Resolved {
         message: m,
         security,
+        ede,
     }
 }
 
@@ -472,9 +512,7 @@ fn check_chain(q: &Question, r: &mut Resolved) {
         let Some(next) = next else { break };
         if seen.contains(&next) || seen.len() > MAX_CHAIN {
             warn!(name = %q.name, "CNAME loop or overlong chain: SERVFAIL");
-            let sec = r.security;
             *r = servfail(q);
-            r.security = sec;
             return;
         }
         seen.push(next.clone());
@@ -515,6 +553,7 @@ mod tests {
         let mut r = Resolved {
             message: m,
             security: Security::Insecure,
+            ede: None,
         };
         check_chain(&question, &mut r);
         assert_eq!(r.message.metadata.response_code, ResponseCode::ServFail);
@@ -536,6 +575,7 @@ mod tests {
         let mut r = Resolved {
             message: m,
             security: Security::Insecure,
+            ede: None,
         };
         check_chain(&question, &mut r);
         assert_eq!(r.message.answers.len(), 2);

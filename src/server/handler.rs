@@ -430,7 +430,8 @@ impl Engine {
             return Some((old, f));
         }
         let secure = resolved.security == crate::resolve::Security::Secure;
-        let entry = Entry::from_message(&resolved.message, secure, &self.cache.policy)?;
+        let entry =
+            Entry::from_message(&resolved.message, secure, resolved.ede, &self.cache.policy)?;
         let entry = self.cache.insert(key, entry);
         Some((entry, Freshness::Fresh { age: 0 }))
     }
