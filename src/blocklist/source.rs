@@ -502,9 +502,8 @@ impl LineParser for Adblock {
         {
             return out.ignore();
         }
-        if text.starts_with('#') {
+        if let Some(rest) = text.strip_prefix('#') {
             // `##`, `#@#`, `#?#`, `#$#` are cosmetic rules; a lone `#` is a comment.
-            let rest = &text[1..];
             if rest.starts_with('#')
                 || rest.starts_with("@#")
                 || rest.starts_with("?#")
