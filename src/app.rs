@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     blocklist::Blocklist,
@@ -22,14 +22,16 @@ use crate::{
 
 /// Runs the resolver until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let blocklist = match lists::load(&config.blocklists) {
-        Ok(bl) => bl,
-        Err(e) => {
-            error!("{e:#}; serving with an empty blocklist until the lists are fixed");
-            Blocklist::empty()
+    let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
+    let reloader = lists::Reloader::start(&config.blocklists, live.clone()).await;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            info!("SIGHUP received: reloading lists");
+            reloader.reload(lists::Trigger::Sighup);
         }
-    };
-    let live = Arc::new(ArcSwap::from_pointee(blocklist));
+    });
     let resolver = Resolver::build(&config.resolver)
         .await
         .context("building the resolver")?;

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 
 use crate::blocklist::{Action, ListKind, ListSpec, MatchMode};
 
-pub use raw::{DnssecMode, Mode};
+pub use raw::{DnssecMode, Mode, WatchMode};
 
 /// The config embedded in the binary: what `fraudwall serve` runs with no `--config`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.yaml");
@@ -121,6 +121,28 @@ pub struct BlocklistsConfig {
     /// Defaults for discovered lists.
     pub default_action: Action,
     pub default_ede: u16,
+    /// How changes in `dir` are noticed.
+    pub watch: WatchMode,
+    /// Quiet time before a reload; a file changed more recently than this is not read yet.
+    pub debounce: Duration,
+    /// Stat poll of `dir` (backstop for `notify`, the mechanism for `poll`).
+    pub poll_interval: Duration,
+    /// Largest fraction (0..=1) of a list's entries one update may drop; 1 disables the guard.
+    pub max_shrink: f64,
+    /// Lists downloaded from a URL into their file in `dir`.
+    pub remotes: Vec<RemoteList>,
+}
+
+/// A list fetched over HTTP(S) into its file in `blocklists.dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteList {
+    /// The list's name (as in its [`ListSpec`]).
+    pub name: String,
+    pub url: String,
+    /// Where the download is written (atomically) for the watcher to pick up.
+    pub path: PathBuf,
+    /// Time between checks.
+    pub interval: Duration,
 }
 
 /// What blocked names are answered with.
@@ -300,6 +322,23 @@ fn validate(
         .map(|p| resolve_path(base, p))
         .unwrap_or_else(|| dir.join(".fraudwall"));
     let mut lists = Vec::new();
+    let mut remotes = Vec::new();
+    let b = &raw.blocklists;
+    if b.debounce_ms < 50 || b.debounce_ms > 60_000 {
+        problem(
+            "blocklists.debounce_ms",
+            "must be between 50 and 60000".into(),
+        );
+    }
+    if b.poll_interval_ms < 100 {
+        problem("blocklists.poll_interval_ms", "must be at least 100".into());
+    }
+    if !(0.0..=1.0).contains(&b.max_shrink) {
+        problem(
+            "blocklists.max_shrink",
+            format!("{} is not a fraction between 0 and 1", b.max_shrink),
+        );
+    }
     for (i, l) in raw.blocklists.lists.iter().enumerate() {
         let key = format!("blocklists.lists[{i}]");
         let path = resolve_path(&dir, &l.file);
@@ -333,6 +372,41 @@ fn validate(
             category: l.category.clone().unwrap_or_else(|| "fraud".into()),
             ede: l.ede.unwrap_or(raw.blocklists.ede),
         });
+        if let Some(url) = &l.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problem(
+                    &format!("{key}.url"),
+                    format!("{url:?}: only http:// and https:// URLs are fetched"),
+                );
+            }
+            let interval = match l.interval.as_ref().map(raw::RawDuration::to_duration) {
+                None => Duration::from_secs(3600),
+                Some(Ok(d)) if d.as_secs() >= 1 => d,
+                Some(Ok(_)) => {
+                    problem(
+                        &format!("{key}.interval"),
+                        "must be at least 1 second".into(),
+                    );
+                    Duration::from_secs(1)
+                }
+                Some(Err(e)) => {
+                    problem(&format!("{key}.interval"), e);
+                    Duration::from_secs(1)
+                }
+            };
+            let spec = lists.last().expect("just pushed");
+            remotes.push(RemoteList {
+                name: spec.name.clone(),
+                url: url.clone(),
+                path: spec.path.clone(),
+                interval,
+            });
+        } else if l.interval.is_some() {
+            problem(
+                &format!("{key}.interval"),
+                "interval needs url (it says how often the url is fetched)".into(),
+            );
+        }
     }
     if !crate::sinkhole::answer::EDE_CODES.contains(&raw.blocklists.ede) {
         problem(
@@ -386,6 +460,11 @@ fn validate(
             doh_canary: raw.blocklists.doh_canary,
             default_action: raw.blocklists.action.into(),
             default_ede: raw.blocklists.ede,
+            watch: raw.blocklists.watch,
+            debounce: Duration::from_millis(raw.blocklists.debounce_ms),
+            poll_interval: Duration::from_millis(raw.blocklists.poll_interval_ms),
+            max_shrink: raw.blocklists.max_shrink,
+            remotes,
         },
         sinkhole: SinkholeConfig {
             ipv4: raw.sinkhole.ipv4,

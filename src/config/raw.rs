@@ -159,6 +159,14 @@ pub struct RawBlocklists {
     pub doh_canary: bool,
     pub action: RawAction,
     pub ede: u16,
+    /// How changes in `dir` are noticed.
+    pub watch: WatchMode,
+    /// Quiet time after the last change before a reload (and how long a file must be unchanged).
+    pub debounce_ms: u64,
+    /// Stat poll of `dir`: the backstop under `watch: notify`, the only source under `watch: poll`.
+    pub poll_interval_ms: u64,
+    /// Largest fraction of a list's entries one update may drop before it is refused.
+    pub max_shrink: f64,
 }
 
 impl Default for RawBlocklists {
@@ -170,7 +178,58 @@ impl Default for RawBlocklists {
             doh_canary: true,
             action: RawAction::Sinkhole,
             ede: 15,
+            watch: WatchMode::Notify,
+            debounce_ms: 300,
+            poll_interval_ms: 30_000,
+            max_shrink: 0.5,
         }
+    }
+}
+
+/// `blocklists.watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchMode {
+    /// inotify (via `notify`) on the directory, with the stat poll as a backstop.
+    #[default]
+    Notify,
+    /// Only the stat poll every `poll_interval_ms` (NFS and other file systems without inotify).
+    Poll,
+    /// No watching: lists reload on SIGHUP (and after a remote list is fetched) only.
+    Off,
+}
+
+/// A duration as whole seconds (`300`) or with a unit (`90s`, `15m`, `1h`, `1d`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawDuration {
+    Secs(u64),
+    Text(String),
+}
+
+impl RawDuration {
+    /// The duration, or why the text is not one.
+    pub fn to_duration(&self) -> Result<std::time::Duration, String> {
+        let secs = match self {
+            RawDuration::Secs(s) => *s,
+            RawDuration::Text(t) => {
+                let t = t.trim();
+                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+                let (n, unit) = t.split_at(split);
+                let n: u64 = n
+                    .parse()
+                    .map_err(|_| format!("{t:?} is not a duration like 300, 90s, 15m, 1h or 1d"))?;
+                let mul = match unit.trim() {
+                    "" | "s" => 1,
+                    "m" => 60,
+                    "h" => 3600,
+                    "d" => 86_400,
+                    u => return Err(format!("unknown unit {u:?} (use s, m, h or d)")),
+                };
+                n.saturating_mul(mul)
+            }
+        };
+        Ok(std::time::Duration::from_secs(secs))
     }
 }
 
@@ -194,6 +253,12 @@ pub struct RawList {
     pub category: Option<String>,
     #[serde(default)]
     pub ede: Option<u16>,
+    /// Download the list from here into `file` (http or https).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// How often `url` is checked (conditional requests); default 1h.
+    #[serde(default)]
+    pub interval: Option<RawDuration>,
 }
 
 /// `kind:` of a list.

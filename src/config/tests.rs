@@ -111,3 +111,59 @@ fn access_checks_mapped_v4() {
     assert!(c.access.allows("::ffff:10.1.2.3".parse().unwrap()));
     assert!(!c.access.allows("10.2.0.1".parse().unwrap()));
 }
+
+#[test]
+fn blocklist_reload_defaults() {
+    let b = parse("").unwrap().blocklists;
+    assert_eq!(b.watch, WatchMode::Notify);
+    assert_eq!(b.debounce, Duration::from_millis(300));
+    assert_eq!(b.poll_interval, Duration::from_secs(30));
+    assert_eq!(b.max_shrink, 0.5);
+    assert_eq!(
+        b.state_dir,
+        Path::new("/etc/fraudwall/blocklists/.fraudwall")
+    );
+    assert!(b.remotes.is_empty());
+}
+
+#[test]
+fn remote_lists() {
+    let text = "blocklists:\n  watch: poll\n  lists:\n    - file: afc.txt\n      url: https://lists.example/afc.txt\n      interval: 15m\n    - file: b.txt\n      url: http://127.0.0.1:8080/b\n      interval: 30\n    - file: c.txt\n      url: http://127.0.0.1:8080/c\n";
+    let b = parse(text).unwrap().blocklists;
+    assert_eq!(b.watch, WatchMode::Poll);
+    let r: Vec<(&str, u64)> = b
+        .remotes
+        .iter()
+        .map(|r| (r.name.as_str(), r.interval.as_secs()))
+        .collect();
+    assert_eq!(r, [("afc", 900), ("b", 30), ("c", 3600)]);
+    assert_eq!(
+        b.remotes[0].path,
+        Path::new("/etc/fraudwall/blocklists/afc.txt")
+    );
+}
+
+#[test]
+fn bad_reload_settings_are_all_reported() {
+    let text = "blocklists:\n  debounce_ms: 1\n  poll_interval_ms: 5\n  max_shrink: 1.5\n  lists:\n    - file: a.txt\n      url: ftp://x/a\n      interval: 5 parsecs\n    - file: b.txt\n      interval: 1h\n";
+    let e = parse(text).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &e else {
+        panic!("{e}")
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "blocklists.debounce_ms",
+            "blocklists.poll_interval_ms",
+            "blocklists.max_shrink",
+            "blocklists.lists[0].url",
+            "blocklists.lists[0].interval",
+            "blocklists.lists[1].interval",
+        ]
+    );
+    let e = parse("blocklists:\n  watch: inotify\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2"), "{e}");
+}

@@ -1,0 +1,369 @@
+//! From list files to the live blocklist, and keeping it current while fraudwall runs.
+//!
+//! # How a change flows
+//! 1. [`watch`] notices it: `notify` on `blocklists.dir` (the directory, never single files, so
+//!    rename-replaces and symlink swaps are seen), debounced; the parent directory too, so a
+//!    replaced directory is watched again; a stat poll as the backstop (or as the only mechanism
+//!    with `watch: poll`, e.g. on NFS). SIGHUP and [`remote`] downloads ask directly. Hidden and
+//!    temporary files (`.foo.swp`, `.#foo`, `foo~`, `*.tmp`, `*.part`) and the state directory
+//!    are ignored.
+//! 2. The reloader task coalesces requests and runs one [`pipeline`] pass off the async runtime
+//!    (`spawn_blocking`): each source file that has settled ([`guard::settled`]) is read, hashed,
+//!    and compiled into its own FST in `<state_dir>/cache/<hash>.fst` unless that exists already,
+//!    so one changed file does not re-parse the others.
+//! 3. [`guard::refuses`] compares its entry count with the last accepted version; the per-source
+//!    FSTs chosen are merged into a new `active.fst` (written beside the old one and renamed),
+//!    which is opened and verified, then stored into the `ArcSwap`. Queries in flight keep the
+//!    snapshot they loaded; the old mapping goes when its last reader drops it.
+//!
+//! # Rules
+//! - A file that cannot be read or parsed at all (binary, permission denied, vanished while read,
+//!   a damaged `.fst`) leaves its previous version serving; the error is logged once and counted
+//!   in `fraudwall_reload_failures_total`.
+//! - Shrink guard: a new version that loses more than `blocklists.max_shrink` (default 50 %) of
+//!   the last accepted version's entries is refused and the previous version keeps serving,
+//!   until the file changes again or an operator forces it: create `<state_dir>/force` and send
+//!   SIGHUP (the flag is consumed by the next reload). `max_shrink: 1` turns the guard off.
+//! - Deleting a list file is an intended removal and is not guarded: removing a file is an
+//!   explicit act (an analyst's `rm`, a deploy tool dropping a list), while truncation is how
+//!   copies and downloads fail. An unreadable directory, however, removes nothing.
+//! - A compiled `.fst` (from `fraudwall compile`) dropped into the directory is verified and its
+//!   lists are merged with the text lists, as one more source (no re-parsing). Lists merge in
+//!   order: config lists, then text files by name, then `.fst` files by name; at the same name
+//!   the first list wins, except that allow beats block.
+//! - At start the last `active.fst` is served at once when it verifies, and the sources are
+//!   checked in the background; with no valid state the lists are compiled before serving.
+//!
+//! Log lines (a contract for operators and tests): `lists reloaded: N lists, M names in X ms`,
+//! `list refused by shrink guard: PATH: …`, `list not loaded: PATH…: REASON; the previous version
+//! keeps serving`, `list removed: PATH`, `serving the last compiled lists: …`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+
+use crate::{
+    blocklist::{self, Blocklist, ListSpec},
+    config::{BlocklistsConfig, WatchMode},
+};
+
+pub mod guard;
+pub mod pipeline;
+pub mod remote;
+pub mod watch;
+
+/// The lists to compile: those named in the config, then every other list file in
+/// `blocklists.dir` (see [`is_list_file`]) with the defaults. Compiled `.fst` files are not
+/// included (see [`fst_files`]).
+pub fn specs(cfg: &BlocklistsConfig) -> Vec<ListSpec> {
+    if !cfg.dir.is_dir() {
+        tracing::warn!(dir = %cfg.dir.display(), "blocklists.dir does not exist: nothing is blocked");
+    }
+    text_specs(cfg)
+}
+
+/// [`specs`] without the warning (the reloader reports a missing directory once).
+fn text_specs(cfg: &BlocklistsConfig) -> Vec<ListSpec> {
+    let mut specs: Vec<ListSpec> = cfg
+        .lists
+        .iter()
+        .filter(|s| !is_fst(&s.path))
+        .cloned()
+        .collect();
+    // An unreadable directory yields no discovered lists here; the reloader notices it and
+    // keeps what it serves (see `pipeline`).
+    let found = dir_files(&cfg.dir, cfg).unwrap_or_default();
+    for path in found {
+        if is_fst(&path) || specs.iter().any(|s| s.path == path) {
+            continue;
+        }
+        let mut found = ListSpec::from_path(&path);
+        found.action = cfg.default_action;
+        found.ede = cfg.default_ede;
+        specs.push(found);
+    }
+    specs
+}
+
+/// Compiled `.fst` files in `blocklists.dir` (and those named in the config), sorted by name.
+pub fn fst_files(cfg: &BlocklistsConfig) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = cfg
+        .lists
+        .iter()
+        .filter(|s| is_fst(&s.path))
+        .map(|s| s.path.clone())
+        .collect();
+    for path in dir_files(&cfg.dir, cfg).unwrap_or_default() {
+        if is_fst(&path) && !out.contains(&path) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Compiles every text list into `<state_dir>/check.fst` and opens it (`fraudwall check`).
+pub fn load(cfg: &BlocklistsConfig) -> anyhow::Result<Blocklist> {
+    let specs = specs(cfg);
+    if specs.is_empty() {
+        return Ok(Blocklist::empty());
+    }
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
+    let out = cfg.state_dir.join("check.fst");
+    let mut sink = Vec::new();
+    blocklist::cli::compile_cmd(&out, &specs, &mut sink).context("compiling lists")?;
+    for line in String::from_utf8_lossy(&sink).lines() {
+        tracing::info!("{line}");
+    }
+    Blocklist::open(&out).with_context(|| format!("opening {}", out.display()))
+}
+
+/// Whether a file name in the list directory is a list: not hidden (`.foo`, `.foo.swp`, `.#foo`,
+/// rsync's `.foo.XXXXXX`), not an editor backup (`foo~`) and not a partial download or temp
+/// file (`*.tmp`, `*.part`, `*.partial`, `*.crdownload`, `*.swp`).
+pub fn is_list_file(name: &str) -> bool {
+    const TEMP: [&str; 6] = [".tmp", ".part", ".partial", ".crdownload", ".swp", ".swx"];
+    !(name.is_empty()
+        || name.starts_with('.')
+        || name.ends_with('~')
+        || TEMP.iter().any(|t| name.to_ascii_lowercase().ends_with(t)))
+}
+
+fn is_fst(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("fst"))
+}
+
+/// Regular files (after following symlinks) in `dir` that are lists, sorted by name, outside
+/// the state directory.
+fn dir_files(dir: &Path, cfg: &BlocklistsConfig) -> Result<Vec<PathBuf>, blocklist::Error> {
+    let derr = |source| blocklist::Error::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(derr)?,
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(derr)?;
+        let path = entry.path();
+        if !is_list_file(&entry.file_name().to_string_lossy()) || path.starts_with(&cfg.state_dir) {
+            continue;
+        }
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Writes `data` to `path` through a hidden temporary file in the same directory and a rename,
+/// so readers (and mappings) only ever see a complete old or a complete new file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Why a reload pass runs. Passes asked for by a person (start, SIGHUP) read files at once;
+/// the others first wait for files to settle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The first pass after start.
+    Startup,
+    /// The watcher saw a change in the directory.
+    Files,
+    /// The stat poll saw a change.
+    Poll,
+    /// A remote list was downloaded.
+    Fetched,
+    /// A file that was still changing is looked at again.
+    Retry,
+    /// SIGHUP.
+    Sighup,
+}
+
+impl Trigger {
+    /// Whether files must have settled before they are read.
+    fn waits_for_settle(self) -> bool {
+        !matches!(self, Trigger::Startup | Trigger::Sighup)
+    }
+
+    /// Of two coalesced requests, the one to run.
+    fn merge(self, other: Trigger) -> Trigger {
+        if other.waits_for_settle() {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+/// A handle on the running reloader: ask it for a reload from anywhere.
+#[derive(Clone, Debug)]
+pub struct Reloader {
+    tx: mpsc::UnboundedSender<Trigger>,
+}
+
+impl Reloader {
+    /// Makes the live blocklist current and keeps it so: serves the last compiled state at once
+    /// when it verifies (and checks the sources in the background), else compiles the lists
+    /// before returning; then starts the watcher, the poll and the remote fetchers.
+    pub async fn start(cfg: &BlocklistsConfig, live: Arc<ArcSwap<Blocklist>>) -> Reloader {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut p = pipeline::Pipeline::new(cfg.clone(), live);
+        let first = if p.serve_last() {
+            Some(Trigger::Startup)
+        } else {
+            p = tokio::task::spawn_blocking(move || {
+                p.reload(Trigger::Startup);
+                p
+            })
+            .await
+            .expect("initial list load panicked");
+            None
+        };
+        let poll = match cfg.watch {
+            WatchMode::Off => None,
+            WatchMode::Notify | WatchMode::Poll => Some(cfg.poll_interval),
+        };
+        if cfg.watch == WatchMode::Notify {
+            watch::spawn_watcher(cfg, tx.clone());
+        } else if cfg.watch == WatchMode::Poll {
+            tracing::info!(
+                "polling {} for list changes every {} ms",
+                cfg.dir.display(),
+                cfg.poll_interval.as_millis()
+            );
+        }
+        for r in &cfg.remotes {
+            remote::spawn(r.clone(), cfg.state_dir.clone(), tx.clone());
+        }
+        tokio::spawn(run(p, rx, first, poll));
+        Reloader { tx }
+    }
+
+    /// Asks for a reload; returns at once (passes are coalesced).
+    pub fn reload(&self, why: Trigger) {
+        let _ = self.tx.send(why);
+    }
+}
+
+/// The reloader task: one pass at a time, requests that arrive meanwhile coalesced into one.
+async fn run(
+    mut p: pipeline::Pipeline,
+    mut rx: mpsc::UnboundedReceiver<Trigger>,
+    mut next: Option<Trigger>,
+    poll: Option<std::time::Duration>,
+) {
+    use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+    let far = std::time::Duration::from_secs(86_400 * 365);
+    let period = poll.unwrap_or(far);
+    let mut ticks = interval_at(Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let mut trigger = match next.take() {
+            Some(t) => t,
+            None => tokio::select! {
+                t = rx.recv() => match t {
+                    Some(t) => t,
+                    None => return,
+                },
+                _ = ticks.tick(), if poll.is_some() => {
+                    let cfg = p.config().clone();
+                    let fp = tokio::task::spawn_blocking(move || watch::fingerprint(&cfg))
+                        .await
+                        .unwrap_or_default();
+                    if fp == *p.fingerprint() {
+                        continue;
+                    }
+                    Trigger::Poll
+                }
+                _ = sleep_until(retry_at.unwrap_or_else(|| Instant::now() + far)), if retry_at.is_some() => {
+                    Trigger::Retry
+                }
+            },
+        };
+        while let Ok(t) = rx.try_recv() {
+            trigger = trigger.merge(t);
+        }
+        let pass = tokio::task::spawn_blocking(move || {
+            let outcome = p.reload(trigger);
+            (p, outcome)
+        })
+        .await;
+        let outcome;
+        (p, outcome) = match pass {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(
+                    "list reload crashed: {e}; the current lists keep serving but are no longer updated"
+                );
+                return;
+            }
+        };
+        retry_at = outcome.retry_after.map(|d| Instant::now() + d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_file_names() {
+        for ok in ["fraud.txt", "allowlist.txt", "x.fst", "hosts", "a.b.rpz"] {
+            assert!(is_list_file(ok), "{ok}");
+        }
+        for no in [
+            ".fraud.txt.swp",
+            ".#fraud.txt",
+            "fraud.txt~",
+            "fraud.txt.tmp",
+            "fraud.TMP",
+            "big.part",
+            ".fraud.txt.XyZ123",
+            ".fraudwall",
+            "",
+        ] {
+            assert!(!is_list_file(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn sighup_wins_when_coalesced() {
+        assert_eq!(Trigger::Files.merge(Trigger::Sighup), Trigger::Sighup);
+        assert_eq!(Trigger::Sighup.merge(Trigger::Files), Trigger::Sighup);
+        assert_eq!(Trigger::Poll.merge(Trigger::Files), Trigger::Poll);
+    }
+}

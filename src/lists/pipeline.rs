@@ -1,0 +1,681 @@
+//! One reload pass: sources → per-source cached FSTs → shrink guard → merged `active.fst` →
+//! verified → swapped into the live `ArcSwap`.
+//!
+//! State directory layout:
+//! ```text
+//! <state_dir>/active.fst        the merged blocklist being served (replaced by rename)
+//! <state_dir>/manifest.json     which source versions it holds: path, content hash, entries
+//! <state_dir>/cache/<hash>.fst  one compiled file per source version, named by content hash
+//! <state_dir>/remote/*.json     ETag / Last-Modified of remote lists
+//! <state_dir>/force             flag: the next reload skips the shrink guard (then deleted)
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use fst::Streamer;
+use serde::{Deserialize, Serialize};
+use siphasher::sip128::{Hasher128, SipHasher13};
+use tracing::{debug, error, info, warn};
+
+use super::guard::{self, Stamp};
+use super::watch::{self, Fingerprint};
+use super::{Trigger, fst_files, text_specs};
+use crate::blocklist::compile::{HEADER_LEN, VERSION, unpack_slot};
+use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec, MatchMode};
+use crate::config::BlocklistsConfig;
+use crate::metrics;
+
+/// Diagnostics logged per newly compiled list; the rest are summarised.
+const MAX_LOGGED_DIAGNOSTICS: usize = 20;
+
+/// One source of entries: a text list or a compiled `.fst`.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A text list, parsed by format.
+    Text(ListSpec),
+    /// A compiled blocklist dropped into the directory.
+    Fst(PathBuf),
+}
+
+impl Source {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Text(s) => &s.path,
+            Source::Fst(p) => p,
+        }
+    }
+}
+
+/// Every source, in merge order: config lists, text files by name, `.fst` files by name.
+pub fn sources(cfg: &BlocklistsConfig) -> Vec<Source> {
+    let mut out: Vec<Source> = text_specs(cfg).into_iter().map(Source::Text).collect();
+    out.extend(fst_files(cfg).into_iter().map(Source::Fst));
+    out
+}
+
+/// One accepted version of one source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Version {
+    /// The source file.
+    path: PathBuf,
+    /// Content hash; the cache file is `cache/<hash>.fst`.
+    hash: String,
+    /// Entries accepted from it: the shrink guard's baseline.
+    entries: u64,
+}
+
+/// What `active.fst` was built from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Manifest {
+    versions: Vec<Version>,
+}
+
+/// What a pass asks of the reloader.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Look again after this long: some file was still being written.
+    pub retry_after: Option<Duration>,
+    /// A new snapshot was stored.
+    pub swapped: bool,
+}
+
+/// The reloader's state between passes.
+pub struct Pipeline {
+    cfg: BlocklistsConfig,
+    live: Arc<ArcSwap<Blocklist>>,
+    manifest: Manifest,
+    /// Problems already reported (path + content hash or error), so that a broken file is
+    /// logged and counted once rather than at every pass.
+    reported: HashSet<String>,
+    /// The stamp of each file at the previous look, for the settle check.
+    seen: HashMap<PathBuf, Stamp>,
+    /// The directory as of the start of the last pass (the poll compares against it).
+    fingerprint: Fingerprint,
+    /// List names given to the metrics, to zero those that disappear.
+    metric_lists: HashSet<String>,
+}
+
+impl Pipeline {
+    /// The state for `cfg`, with the manifest of the last run if there is one.
+    pub fn new(cfg: BlocklistsConfig, live: Arc<ArcSwap<Blocklist>>) -> Pipeline {
+        let manifest = fs::read(cfg.state_dir.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Pipeline {
+            cfg,
+            live,
+            manifest,
+            reported: HashSet::new(),
+            seen: HashMap::new(),
+            fingerprint: Fingerprint::default(),
+            metric_lists: HashSet::new(),
+        }
+    }
+
+    /// The config this pipeline runs.
+    pub fn config(&self) -> &BlocklistsConfig {
+        &self.cfg
+    }
+
+    /// The directory as seen at the start of the last pass.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.cfg.state_dir.join("active.fst")
+    }
+
+    fn cache_path(&self, hash: &str) -> PathBuf {
+        self.cfg.state_dir.join("cache").join(format!("{hash}.fst"))
+    }
+
+    /// Serves the last compiled `active.fst` if it verifies; false if there is none or it is
+    /// damaged (then the lists must be compiled first).
+    pub fn serve_last(&mut self) -> bool {
+        let path = self.active_path();
+        if !path.exists() {
+            return false;
+        }
+        match Blocklist::open(&path) {
+            Ok(bl) => {
+                info!(
+                    "serving the last compiled lists: {} lists, {} names from {}; checking the sources in the background",
+                    bl.lists().len(),
+                    bl.len(),
+                    path.display()
+                );
+                self.publish(bl);
+                true
+            }
+            Err(e) => {
+                warn!("{e}; compiling the lists before serving");
+                self.manifest = Manifest::default();
+                false
+            }
+        }
+    }
+
+    /// One pass. Never fails as a whole: what cannot be used keeps its previous version.
+    pub fn reload(&mut self, trigger: Trigger) -> Outcome {
+        let started = Instant::now();
+        self.fingerprint = watch::fingerprint(&self.cfg);
+        let mut outcome = Outcome::default();
+        if let Err(e) = fs::create_dir_all(self.cfg.state_dir.join("cache")) {
+            self.report_once(
+                format!("state\0{e}"),
+                format!(
+                    "cannot create {}: {e}; lists are not reloaded",
+                    self.cfg.state_dir.display()
+                ),
+            );
+            return outcome;
+        }
+        // A directory that is missing or unreadable removes nothing: it may be mid-swap (renamed
+        // away, the new one not yet renamed in) or on a file system that hiccuped.
+        let dir_ok = match fs::read_dir(&self.cfg.dir) {
+            Ok(_) => {
+                self.reported.retain(|k| !k.starts_with("dir\0"));
+                true
+            }
+            Err(e) => {
+                let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("blocklists.dir {} does not exist", self.cfg.dir.display())
+                } else {
+                    format!(
+                        "{}: cannot read list directory: {e}",
+                        self.cfg.dir.display()
+                    )
+                };
+                if self.reported.insert(format!("dir\0{msg}")) {
+                    warn!(
+                        "{msg}; the {} lists loaded from it keep serving, new ones are loaded once it is back",
+                        self.manifest.versions.len()
+                    );
+                }
+                false
+            }
+        };
+        let force = self.take_force_flag();
+        let previous: HashMap<PathBuf, Version> = self
+            .manifest
+            .versions
+            .iter()
+            .map(|v| (v.path.clone(), v.clone()))
+            .collect();
+        let sources = sources(&self.cfg);
+        if sources.is_empty() && trigger == Trigger::Startup {
+            warn!(
+                "no list files in {}: nothing is blocked until one is added",
+                self.cfg.dir.display()
+            );
+        }
+        let mut next = Vec::with_capacity(sources.len());
+        let now = SystemTime::now();
+        for src in &sources {
+            let path = src.path();
+            let prev = previous.get(path);
+            match self.version_of(src, prev, trigger, force, now) {
+                Step::Use(v) => next.push(v),
+                Step::Keep => next.extend(prev.cloned()),
+                Step::Wait => {
+                    debug!(
+                        "{} is still changing; looking again shortly",
+                        path.display()
+                    );
+                    outcome.retry_after = Some(self.cfg.debounce);
+                    next.extend(prev.cloned());
+                }
+                Step::Gone => {}
+            }
+        }
+        for v in &self.manifest.versions {
+            if !next.iter().any(|n| n.path == v.path) {
+                if dir_ok {
+                    info!("list removed: {}", v.path.display());
+                } else {
+                    next.push(v.clone());
+                }
+            }
+        }
+        if next == self.manifest.versions && self.live.load().path() == Some(&self.active_path()) {
+            if trigger == Trigger::Sighup {
+                info!("lists unchanged");
+            } else {
+                debug!("lists unchanged");
+            }
+            return outcome;
+        }
+        match self.merge(&next) {
+            Ok(bl) => {
+                let (lists, names) = (bl.lists().len(), bl.len());
+                self.publish(bl);
+                metrics::reload_succeeded(SystemTime::now());
+                info!(
+                    "lists reloaded: {lists} lists, {names} names in {} ms",
+                    started.elapsed().as_millis()
+                );
+                self.manifest.versions = next;
+                self.save_manifest();
+                self.collect_garbage();
+                outcome.swapped = true;
+            }
+            Err(e) => {
+                error!("lists not reloaded: {e}; the previous lists keep serving");
+                metrics::reload_failed();
+            }
+        }
+        outcome
+    }
+
+    /// Decides which version of one source goes into the next snapshot.
+    fn version_of(
+        &mut self,
+        src: &Source,
+        prev: Option<&Version>,
+        trigger: Trigger,
+        force: bool,
+        now: SystemTime,
+    ) -> Step {
+        let path = src.path();
+        let stamp = match fs::metadata(path) {
+            Ok(m) => Stamp::of(&m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = format!("{}\0", path.display());
+                self.reported.retain(|k| !k.starts_with(&key));
+                self.seen.remove(path);
+                return Step::Gone;
+            }
+            Err(e) => {
+                self.not_loaded(path, &format!("{e}"), &format!("cannot stat: {e}"));
+                return Step::Keep;
+            }
+        };
+        let before = self.seen.insert(path.to_path_buf(), stamp);
+        if trigger.waits_for_settle() && !guard::settled(stamp, before, now, self.cfg.debounce) {
+            return Step::Wait;
+        }
+        let data = match fs::read(path) {
+            Ok(d) => d,
+            Err(e) => {
+                let err = blocklist::Error::ReadList {
+                    path: path.to_path_buf(),
+                    source: e,
+                };
+                self.not_loaded(path, &err.to_string(), &err.to_string());
+                return Step::Keep;
+            }
+        };
+        // A writer that got in while we read: the content may be torn, look again.
+        if fs::metadata(path).map(|m| Stamp::of(&m)).ok() != Some(stamp) {
+            return Step::Wait;
+        }
+        let hash = content_hash(src, &data);
+        let cache = self.cache_path(&hash);
+        let entries = match prev {
+            Some(p) if p.hash == hash && cache.is_file() => p.entries,
+            _ => match cached_entries(&cache) {
+                Some(n) => n,
+                None => match compile_source(src, &data, &cache) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.not_loaded(path, &hash, &e);
+                        return Step::Keep;
+                    }
+                },
+            },
+        };
+        if let Some(p) = prev.filter(|p| p.hash != hash)
+            && let Some(lost) = guard::refuses(p.entries, entries, self.cfg.max_shrink)
+        {
+            if force {
+                warn!(
+                    "shrink guard overridden by {}: accepting {} with {entries} entries (was {})",
+                    self.cfg.state_dir.join("force").display(),
+                    path.display(),
+                    p.entries
+                );
+            } else {
+                let msg = format!(
+                    "list refused by shrink guard: {}: {entries} entries, was {} ({:.0} % lost, limit {:.0} %); \
+                     the previous version keeps serving until the file changes again, or touch {} and send SIGHUP to accept it",
+                    path.display(),
+                    p.entries,
+                    lost * 100.0,
+                    self.cfg.max_shrink * 100.0,
+                    self.cfg.state_dir.join("force").display()
+                );
+                self.report_once(format!("{}\0{hash}", path.display()), msg);
+                return Step::Keep;
+            }
+        }
+        self.reported
+            .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
+        Step::Use(Version {
+            path: path.to_path_buf(),
+            hash,
+            entries,
+        })
+    }
+
+    /// Logs (once per `path` and `key`) that a file could not be used, and counts a failure.
+    fn not_loaded(&mut self, path: &Path, key: &str, reason: &str) {
+        let reason = if reason.starts_with(&path.display().to_string()) {
+            reason.to_string()
+        } else {
+            format!("{}: {reason}", path.display())
+        };
+        self.report_once(
+            format!("{}\0{key}", path.display()),
+            format!("list not loaded: {reason}; the previous version keeps serving"),
+        );
+    }
+
+    fn report_once(&mut self, key: String, msg: String) {
+        if self.reported.insert(key) {
+            error!("{msg}");
+            metrics::reload_failed();
+        }
+    }
+
+    /// Whether `<state_dir>/force` exists; it is removed so that it applies to one pass.
+    fn take_force_flag(&self) -> bool {
+        let flag = self.cfg.state_dir.join("force");
+        if flag.exists() {
+            let _ = fs::remove_file(&flag);
+            info!(
+                "{} found: the shrink guard is off for this reload",
+                flag.display()
+            );
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Merges the chosen versions into a new `active.fst` and opens (verifies) it.
+    fn merge(&self, versions: &[Version]) -> Result<Blocklist, String> {
+        let mut c = Compiler::new();
+        let mut name = String::new();
+        for v in versions {
+            let cache = self.cache_path(&v.hash);
+            let bytes = fs::read(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+            let lists = verify(&bytes).map_err(|e| format!("{}: {e}", cache.display()))?;
+            let fst = fst_of(&bytes).map_err(|e| format!("{}: {e}", cache.display()))?;
+            let base = c.lists().len();
+            for l in lists {
+                c.add_list(ListInfo { entries: 0, ..l })
+                    .map_err(|e| e.to_string())?;
+            }
+            let mut stream = fst.stream();
+            while let Some((key, out)) = stream.next() {
+                key_to_name(key, &mut name);
+                let value = out.value();
+                for (slot, mode) in [
+                    (value as u32, MatchMode::Subtree),
+                    ((value >> 32) as u32, MatchMode::Exact),
+                ] {
+                    let Some((kind, action, list)) = unpack_slot(slot) else {
+                        continue;
+                    };
+                    let id = base + list as usize;
+                    if id >= c.lists().len() {
+                        return Err(format!(
+                            "{}: entry {name} names list #{list} that the file does not have",
+                            cache.display()
+                        ));
+                    }
+                    if let Err(e) = c.insert(id as u16, &name, kind, mode, action) {
+                        warn!("{}: {name}: {e}; entry dropped", cache.display());
+                    }
+                }
+            }
+        }
+        let out = self.active_path();
+        c.write(&out).map_err(|e| e.to_string())?;
+        Blocklist::open(&out).map_err(|e| e.to_string())
+    }
+
+    /// Stores `bl` as the live blocklist and updates the per-list metrics.
+    fn publish(&mut self, bl: Blocklist) {
+        let mut names = HashSet::new();
+        for l in bl.lists() {
+            metrics::set_list_entries(&l.name, l.entries);
+            names.insert(l.name.clone());
+        }
+        for gone in self.metric_lists.difference(&names) {
+            metrics::set_list_entries(gone, 0);
+        }
+        self.metric_lists = names;
+        self.live.store(Arc::new(bl));
+    }
+
+    fn save_manifest(&self) {
+        let path = self.cfg.state_dir.join("manifest.json");
+        let json = serde_json::to_vec_pretty(&self.manifest).unwrap_or_default();
+        if let Err(e) = super::write_atomic(&path, &json) {
+            warn!("{}: cannot write: {e}", path.display());
+        }
+    }
+
+    /// Removes cached versions no longer in the manifest (mapped files stay valid until unmapped).
+    fn collect_garbage(&self) {
+        let keep: HashSet<String> = self
+            .manifest
+            .versions
+            .iter()
+            .map(|v| format!("{}.fst", v.hash))
+            .collect();
+        let Ok(rd) = fs::read_dir(self.cfg.state_dir.join("cache")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if !keep.contains(&*e.file_name().to_string_lossy()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// The decision for one source in one pass.
+enum Step {
+    /// This version goes in.
+    Use(Version),
+    /// The previous version (if any) stays.
+    Keep,
+    /// Still being written: the previous version stays and the file is looked at again.
+    Wait,
+    /// The file is gone: the list is removed.
+    Gone,
+}
+
+/// The cache key of a source version: its content, its settings (name, kind, action, …) and the
+/// compiler's version, so a change to any of them compiles anew.
+fn content_hash(src: &Source, data: &[u8]) -> String {
+    use std::hash::Hasher;
+    let mut h = SipHasher13::new_with_keys(0x6672_6175_6477_616c, 0x6c69_7374_7300_0001);
+    h.write(format!("{}\0{VERSION}\0{src:?}\0", env!("CARGO_PKG_VERSION")).as_bytes());
+    h.write(data);
+    format!("{:032x}", h.finish128().as_u128())
+}
+
+/// Compiles one source version into `cache`; returns its entry count or the reason it cannot
+/// be used.
+fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, String> {
+    match src {
+        Source::Text(spec) => {
+            let mut c = Compiler::new();
+            let report = c.add_source(spec, data).map_err(|e| e.to_string())?;
+            let d = &report.diagnostics;
+            for diag in d.iter().take(MAX_LOGGED_DIAGNOSTICS) {
+                warn!("{diag}");
+            }
+            if d.len() > MAX_LOGGED_DIAGNOSTICS {
+                warn!(
+                    "{}: … and {} more problems",
+                    spec.path.display(),
+                    d.len() - MAX_LOGGED_DIAGNOSTICS
+                );
+            }
+            c.write(cache).map_err(|e| e.to_string())?;
+            Ok(report.accepted)
+        }
+        Source::Fst(path) => {
+            let lists = verify(data).map_err(|e| {
+                // The engine names in-memory files "<memory>"; say which file it was.
+                let e = e.to_string();
+                let e = e.strip_prefix("<memory>: ").unwrap_or(&e).to_string();
+                format!("{}: {e}", path.display())
+            })?;
+            super::write_atomic(cache, data).map_err(|e| format!("{}: {e}", cache.display()))?;
+            Ok(lists.iter().map(|l| l.entries).sum())
+        }
+    }
+}
+
+/// Entry count of an already compiled version, if its cache file is there and verifies.
+fn cached_entries(cache: &Path) -> Option<u64> {
+    let bytes = fs::read(cache).ok()?;
+    let lists = verify(&bytes).ok()?;
+    Some(lists.iter().map(|l| l.entries).sum())
+}
+
+/// Verifies a compiled file with the engine's own checks; returns its list table.
+fn verify(bytes: &[u8]) -> Result<Vec<ListInfo>, blocklist::Error> {
+    Ok(Blocklist::from_bytes(bytes.to_vec())?.lists().to_vec())
+}
+
+/// The FST inside a verified compiled file.
+fn fst_of(bytes: &[u8]) -> Result<fst::raw::Fst<&[u8]>, String> {
+    let table_len = u32::from_le_bytes(
+        bytes
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("short header")?,
+    ) as usize;
+    let start = HEADER_LEN + table_len;
+    fst::raw::Fst::new(bytes.get(start..).ok_or("short file")?).map_err(|e| e.to_string())
+}
+
+/// `com.example.www` → `www.example.com`.
+fn key_to_name(key: &[u8], out: &mut String) {
+    out.clear();
+    for (i, label) in key.rsplit(|&b| b == b'.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(&String::from_utf8_lossy(label));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocklist::{Action, ListKind};
+
+    fn cfg(dir: &Path) -> BlocklistsConfig {
+        let text = format!("blocklists:\n  dir: {}\n  debounce_ms: 50\n", dir.display());
+        crate::config::Config::from_str(&text, "t", dir)
+            .unwrap()
+            .blocklists
+    }
+
+    fn verdict(live: &ArcSwap<Blocklist>, name: &str) -> Option<ListKind> {
+        live.load().lookup(name).map(|v| v.kind)
+    }
+
+    #[test]
+    fn key_reversal() {
+        let mut s = String::new();
+        key_to_name(b"com.example.www", &mut s);
+        assert_eq!(s, "www.example.com");
+        key_to_name(b"test", &mut s);
+        assert_eq!(s, "test");
+    }
+
+    #[test]
+    fn pass_merges_guards_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let names: String = (0..100).map(|i| format!("n{i}.fraud.test\n")).collect();
+        fs::write(d.join("big.txt"), &names).unwrap();
+        fs::write(d.join("small.txt"), "small.test\n").unwrap();
+        let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
+        let mut p = Pipeline::new(cfg(d), live.clone());
+        assert!(!p.serve_last());
+        assert!(p.reload(Trigger::Startup).swapped);
+        assert_eq!(verdict(&live, "n7.fraud.test"), Some(ListKind::Block));
+        assert_eq!(verdict(&live, "small.test"), Some(ListKind::Block));
+
+        // Unchanged: no new snapshot.
+        assert!(!p.reload(Trigger::Sighup).swapped);
+
+        // Cut to 10 %: refused, the old entries keep serving.
+        let cut: String = (0..10).map(|i| format!("n{i}.fraud.test\n")).collect();
+        fs::write(d.join("big.txt"), &cut).unwrap();
+        p.reload(Trigger::Sighup);
+        assert_eq!(verdict(&live, "n77.fraud.test"), Some(ListKind::Block));
+
+        // Forced: accepted.
+        fs::write(d.join(".fraudwall/force"), "").unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        assert_eq!(verdict(&live, "n77.fraud.test"), None);
+        assert_eq!(verdict(&live, "n7.fraud.test"), Some(ListKind::Block));
+
+        // A binary file: the previous version stays.
+        fs::write(d.join("small.txt"), b"\0\x01\x02").unwrap();
+        p.reload(Trigger::Sighup);
+        assert_eq!(verdict(&live, "small.test"), Some(ListKind::Block));
+
+        // Removal is not guarded.
+        fs::remove_file(d.join("small.txt")).unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        assert_eq!(verdict(&live, "small.test"), None);
+
+        // A restart serves the state at once and finds nothing to do.
+        let live2 = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
+        let mut p2 = Pipeline::new(cfg(d), live2.clone());
+        assert!(p2.serve_last());
+        assert_eq!(verdict(&live2, "n7.fraud.test"), Some(ListKind::Block));
+        assert!(!p2.reload(Trigger::Startup).swapped);
+    }
+
+    #[test]
+    fn fst_drop_merges_with_allow_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut c = Compiler::new();
+        let id = c
+            .add_list(ListInfo {
+                name: "workstation".into(),
+                path: "ws.txt".into(),
+                kind: ListKind::Block,
+                action: Action::Nxdomain,
+                category: "fraud".into(),
+                ede: 15,
+                entries: 0,
+                format: blocklist::Format::Plain,
+                match_mode: MatchMode::Subtree,
+            })
+            .unwrap();
+        for n in ["shop.fst.test", "ok.fst.test"] {
+            c.insert(id, n, ListKind::Block, MatchMode::Subtree, Action::Nxdomain)
+                .unwrap();
+        }
+        fs::write(d.join("drop.fst"), c.to_bytes().unwrap()).unwrap();
+        fs::write(d.join("allowlist.txt"), "ok.fst.test\n").unwrap();
+        let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
+        let mut p = Pipeline::new(cfg(d), live.clone());
+        p.reload(Trigger::Startup);
+        let v = live.load().lookup("www.shop.fst.test").unwrap();
+        assert_eq!((v.kind, v.action), (ListKind::Block, Action::Nxdomain));
+        assert_eq!(verdict(&live, "ok.fst.test"), Some(ListKind::Allow));
+    }
+}

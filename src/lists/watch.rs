@@ -1,0 +1,155 @@
+//! Noticing changes in `blocklists.dir`: a `notify` watcher (debounced) on the directory and its
+//! parent, and the stat [`fingerprint`] the poll compares.
+//!
+//! The watcher runs on its own thread and only sends [`Trigger::Files`]; the reloader decides
+//! what to do (after vector's `config/watcher.rs`). It watches the directory, not single files:
+//! a watch on a file goes silent once an editor or deploy tool renames a new file over it. It
+//! also watches the parent, and checks the directory's identity every second, so that a
+//! directory that is replaced (deleted and re-created, renamed over, or a symlink swapped to a
+//! new release) is watched again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+
+use super::guard::Stamp;
+use super::{Trigger, is_list_file};
+use crate::config::BlocklistsConfig;
+
+/// The list directory as the poll sees it: the directory's identity and every list file's stamp.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    dir: Option<(u64, u64)>,
+    files: Vec<(PathBuf, Option<Stamp>)>,
+}
+
+/// Stats the directory and every source (following symlinks, so a changed link target counts).
+pub fn fingerprint(cfg: &BlocklistsConfig) -> Fingerprint {
+    let files = super::pipeline::sources(cfg)
+        .iter()
+        .map(|s| {
+            let p = s.path().to_path_buf();
+            let stamp = std::fs::metadata(&p).ok().map(|m| Stamp::of(&m));
+            (p, stamp)
+        })
+        .collect();
+    Fingerprint {
+        dir: dir_identity(&cfg.dir),
+        files,
+    }
+}
+
+/// Device and inode of the directory (after following symlinks).
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Starts the watcher thread. If `notify` cannot start, the stat poll still runs.
+pub fn spawn_watcher(cfg: &BlocklistsConfig, tx: UnboundedSender<Trigger>) {
+    let dir = cfg.dir.clone();
+    let state_dir = cfg.state_dir.clone();
+    let debounce = cfg.debounce;
+    let spawned = std::thread::Builder::new()
+        .name("fraudwall-watch".into())
+        .spawn(move || watch_loop(&dir, &state_dir, debounce, &tx));
+    if let Err(e) = spawned {
+        warn!("cannot start the list watcher thread: {e}; relying on the stat poll");
+    }
+}
+
+fn watch_loop(dir: &Path, state_dir: &Path, debounce: Duration, tx: &UnboundedSender<Trigger>) {
+    let (etx, erx) = std::sync::mpsc::channel::<DebounceEventResult>();
+    let mut debouncer = match new_debouncer(debounce, None, etx) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(
+                "cannot watch {}: {e}; relying on the stat poll",
+                dir.display()
+            );
+            return;
+        }
+    };
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent
+        && let Err(e) = debouncer.watch(p, RecursiveMode::NonRecursive)
+    {
+        debug!("cannot watch {}: {e}", p.display());
+    }
+    let arm = |debouncer: &mut notify_debouncer_full::Debouncer<_, _>| {
+        let _ = debouncer.unwatch(dir);
+        match debouncer.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => dir_identity(dir),
+            Err(e) => {
+                debug!("cannot watch {}: {e}", dir.display());
+                None
+            }
+        }
+    };
+    let mut ident = arm(&mut debouncer);
+    info!(
+        "watching {} for list changes (notify, debounce {} ms)",
+        dir.display(),
+        debounce.as_millis()
+    );
+    loop {
+        let (mut fire, mut rearm) = (false, false);
+        match erx.recv_timeout(Duration::from_secs(1)) {
+            Ok(Ok(events)) => {
+                for ev in &events {
+                    if ev.need_rescan() {
+                        fire = true;
+                        continue;
+                    }
+                    if matches!(ev.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write))
+                    {
+                        continue;
+                    }
+                    for p in &ev.paths {
+                        if p == dir {
+                            rearm = true;
+                        } else if p.parent() == Some(dir)
+                            && !p.starts_with(state_dir)
+                            && p.file_name()
+                                .is_some_and(|n| is_list_file(&n.to_string_lossy()))
+                        {
+                            fire = true;
+                        }
+                    }
+                }
+            }
+            Ok(Err(errors)) => {
+                for e in errors {
+                    warn!("list watcher: {e}; watching {} again", dir.display());
+                }
+                rearm = true;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                rearm = dir_identity(dir) != ident;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        if rearm {
+            let now = arm(&mut debouncer);
+            if now != ident {
+                info!("{} was replaced: watching the new directory", dir.display());
+                ident = now;
+            }
+            fire = true;
+        }
+        if fire && tx.send(Trigger::Files).is_err() {
+            return;
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
