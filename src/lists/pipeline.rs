@@ -99,6 +99,9 @@ pub struct Pipeline {
     fingerprint: Fingerprint,
     /// List names given to the metrics, to zero those that disappear.
     metric_lists: HashSet<String>,
+    /// Compiled versions refused by the shrink guard, kept in the cache (not compiled again at
+    /// every pass) until their file changes.
+    refused: HashMap<PathBuf, String>,
 }
 
 impl Pipeline {
@@ -116,6 +119,7 @@ impl Pipeline {
             seen: HashMap::new(),
             fingerprint: Fingerprint::default(),
             metric_lists: HashSet::new(),
+            refused: HashMap::new(),
         }
     }
 
@@ -253,7 +257,14 @@ impl Pipeline {
             }
             return outcome;
         }
-        match self.merge(&next) {
+        let t = Instant::now();
+        let merged = self.merge(&next);
+        debug!(
+            "merged {} sources in {} ms",
+            next.len(),
+            t.elapsed().as_millis()
+        );
+        match merged {
             Ok(bl) => {
                 let (lists, names) = (bl.lists().len(), bl.len());
                 self.publish(bl);
@@ -291,6 +302,7 @@ impl Pipeline {
                 let key = format!("{}\0", path.display());
                 self.reported.retain(|k| !k.starts_with(&key));
                 self.seen.remove(path);
+                self.refused.remove(path);
                 return Step::Gone;
             }
             Err(e) => {
@@ -317,6 +329,7 @@ impl Pipeline {
         if fs::metadata(path).map(|m| Stamp::of(&m)).ok() != Some(stamp) {
             return Step::Wait;
         }
+        let t = Instant::now();
         let hash = content_hash(src, &data);
         let cache = self.cache_path(&hash);
         let entries = match prev {
@@ -324,7 +337,14 @@ impl Pipeline {
             _ => match cached_entries(&cache) {
                 Some(n) => n,
                 None => match compile_source(src, &data, &cache) {
-                    Ok(n) => n,
+                    Ok(n) => {
+                        debug!(
+                            "compiled {}: {n} entries in {} ms",
+                            path.display(),
+                            t.elapsed().as_millis()
+                        );
+                        n
+                    }
                     Err(e) => {
                         self.not_loaded(path, &hash, &e);
                         return Step::Keep;
@@ -353,11 +373,13 @@ impl Pipeline {
                     self.cfg.state_dir.join("force").display()
                 );
                 self.report_once(format!("{}\0{hash}", path.display()), msg);
+                self.refused.insert(path.to_path_buf(), hash);
                 return Step::Keep;
             }
         }
         self.reported
             .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
+        self.refused.remove(path);
         Step::Use(Version {
             path: path.to_path_buf(),
             hash,
@@ -471,7 +493,9 @@ impl Pipeline {
             .manifest
             .versions
             .iter()
-            .map(|v| format!("{}.fst", v.hash))
+            .map(|v| &v.hash)
+            .chain(self.refused.values())
+            .map(|h| format!("{h}.fst"))
             .collect();
         let Ok(rd) = fs::read_dir(self.cfg.state_dir.join("cache")) else {
             return;

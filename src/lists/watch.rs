@@ -88,8 +88,15 @@ fn watch_loop(dir: &Path, state_dir: &Path, debounce: Duration, tx: &UnboundedSe
         let _ = debouncer.unwatch(dir);
         match debouncer.watch(dir, RecursiveMode::NonRecursive) {
             Ok(()) => dir_identity(dir),
+            Err(e) if dir.is_dir() => {
+                warn!(
+                    "cannot watch {}: {e}; relying on the stat poll (blocklists.poll_interval_ms)",
+                    dir.display()
+                );
+                None
+            }
             Err(e) => {
-                debug!("cannot watch {}: {e}", dir.display());
+                debug!("cannot watch {} yet: {e}", dir.display());
                 None
             }
         }
