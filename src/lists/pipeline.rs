@@ -25,8 +25,8 @@ use tracing::{debug, error, info, warn};
 use super::guard::{self, Stamp};
 use super::watch::{self, Fingerprint};
 use super::{Trigger, fst_files, text_specs};
-use crate::blocklist::compile::{HEADER_LEN, VERSION, unpack_slot};
-use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec, MatchMode};
+use crate::blocklist::compile::{HEADER_LEN, MAGIC, VERSION};
+use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec};
 use crate::config::BlocklistsConfig;
 use crate::metrics;
 
@@ -423,45 +423,102 @@ impl Pipeline {
     }
 
     /// Merges the chosen versions into a new `active.fst` and opens (verifies) it.
+    ///
+    /// The per-source FSTs are already sorted and normalised, so this is one streaming union
+    /// (no parsing, no sorting): each key's slots are renumbered to the merged list table and
+    /// combined with the compiler's rule (first list wins, allow beats block). The list table
+    /// is encoded by the [`Compiler`] itself; the result is verified by [`Blocklist::open`]
+    /// before it is served.
     fn merge(&self, versions: &[Version]) -> Result<Blocklist, String> {
-        let mut c = Compiler::new();
-        let mut name = String::new();
+        let mut files = Vec::with_capacity(versions.len());
+        let mut bases = Vec::with_capacity(versions.len());
+        let mut table = Compiler::new();
         for v in versions {
             let cache = self.cache_path(&v.hash);
-            let bytes = fs::read(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
-            let lists = verify(&bytes).map_err(|e| format!("{}: {e}", cache.display()))?;
-            let fst = fst_of(&bytes).map_err(|e| format!("{}: {e}", cache.display()))?;
-            let base = c.lists().len();
+            let at = |e: &dyn std::fmt::Display| format!("{}: {e}", cache.display());
+            let bytes = fs::read(&cache).map_err(|e| at(&e))?;
+            let lists = verify(&bytes).map_err(|e| at(&e))?;
+            bases.push(table.lists().len() as u32);
             for l in lists {
-                c.add_list(ListInfo { entries: 0, ..l })
-                    .map_err(|e| e.to_string())?;
+                table.add_list(l).map_err(|e| e.to_string())?;
             }
-            let mut stream = fst.stream();
-            while let Some((key, out)) = stream.next() {
-                key_to_name(key, &mut name);
-                let value = out.value();
-                for (slot, mode) in [
-                    (value as u32, MatchMode::Subtree),
-                    ((value >> 32) as u32, MatchMode::Exact),
-                ] {
-                    let Some((kind, action, list)) = unpack_slot(slot) else {
-                        continue;
-                    };
-                    let id = base + list as usize;
-                    if id >= c.lists().len() {
-                        return Err(format!(
-                            "{}: entry {name} names list #{list} that the file does not have",
-                            cache.display()
-                        ));
-                    }
-                    if let Err(e) = c.insert(id as u16, &name, kind, mode, action) {
-                        warn!("{}: {name}: {e}; entry dropped", cache.display());
-                    }
-                }
-            }
+            files.push((cache, bytes));
         }
+        let empty = table.to_bytes().map_err(|e| e.to_string())?;
+        let table_len = header_u32(&empty, 8).ok_or("short header")? as usize;
+        let table = &empty[HEADER_LEN..HEADER_LEN + table_len];
+        let mut maps = Vec::with_capacity(files.len());
+        for (cache, bytes) in &files {
+            maps.push(fst_of(bytes).map_err(|e| format!("{}: {e}", cache.display()))?);
+        }
+        let mut op = fst::map::OpBuilder::new();
+        for m in &maps {
+            op.push(m.stream());
+        }
+        let mut union = op.union();
         let out = self.active_path();
-        c.write(&out).map_err(|e| e.to_string())?;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = self
+            .cfg
+            .state_dir
+            .join(format!(".active.fst.tmp-{}-{nanos}", std::process::id()));
+        let written = (|| -> Result<(), String> {
+            use std::io::{Seek, SeekFrom, Write};
+            let werr = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
+            let file = fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| werr(&e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            w.write_all(&[0u8; HEADER_LEN]).map_err(|e| werr(&e))?;
+            let mut cw = CrcWriter {
+                inner: &mut w,
+                crc: crc32fast::Hasher::new(),
+                len: 0,
+            };
+            cw.write_all(table).map_err(|e| werr(&e))?;
+            let mut builder = fst::MapBuilder::new(&mut cw).map_err(|e| werr(&e))?;
+            let mut ivs: Vec<(usize, u64)> = Vec::new();
+            while let Some((key, values)) = union.next() {
+                ivs.clear();
+                ivs.extend(values.iter().map(|iv| (iv.index, iv.value)));
+                // Sources in merge order, whatever order the union yields them in.
+                ivs.sort_unstable_by_key(|iv| iv.0);
+                let (mut subtree, mut exact) = (0u32, 0u32);
+                for &(src, value) in &ivs {
+                    let base = bases[src];
+                    subtree = merge_slot(subtree, renumber(value as u32, base));
+                    exact = merge_slot(exact, renumber((value >> 32) as u32, base));
+                }
+                builder
+                    .insert(key, u64::from(subtree) | (u64::from(exact) << 32))
+                    .map_err(|e| werr(&e))?;
+            }
+            builder.finish().map_err(|e| werr(&e))?;
+            let (crc, body) = (cw.crc.finalize(), cw.len);
+            let mut header = [0u8; HEADER_LEN];
+            header[0..4].copy_from_slice(&MAGIC);
+            header[4..8].copy_from_slice(&VERSION.to_le_bytes());
+            header[8..12].copy_from_slice(&(table_len as u32).to_le_bytes());
+            header[12..16].copy_from_slice(&crc.to_le_bytes());
+            header[16..24].copy_from_slice(&(body - table_len as u64).to_le_bytes());
+            w.seek(SeekFrom::Start(0)).map_err(|e| werr(&e))?;
+            w.write_all(&header).map_err(|e| werr(&e))?;
+            let file = w.into_inner().map_err(|e| werr(&e.into_error()))?;
+            file.sync_all().map_err(|e| werr(&e))?;
+            fs::rename(&tmp, &out).map_err(|e| werr(&e))?;
+            if let Ok(d) = fs::File::open(&self.cfg.state_dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         Blocklist::open(&out).map_err(|e| e.to_string())
     }
 
@@ -577,32 +634,61 @@ fn verify(bytes: &[u8]) -> Result<Vec<ListInfo>, blocklist::Error> {
 }
 
 /// The FST inside a verified compiled file.
-fn fst_of(bytes: &[u8]) -> Result<fst::raw::Fst<&[u8]>, String> {
-    let table_len = u32::from_le_bytes(
-        bytes
-            .get(8..12)
-            .and_then(|b| b.try_into().ok())
-            .ok_or("short header")?,
-    ) as usize;
+fn fst_of(bytes: &[u8]) -> Result<fst::Map<&[u8]>, String> {
+    let table_len = header_u32(bytes, 8).ok_or("short header")? as usize;
     let start = HEADER_LEN + table_len;
-    fst::raw::Fst::new(bytes.get(start..).ok_or("short file")?).map_err(|e| e.to_string())
+    fst::Map::new(bytes.get(start..).ok_or("short file")?).map_err(|e| e.to_string())
 }
 
-/// `com.example.www` → `www.example.com`.
-fn key_to_name(key: &[u8], out: &mut String) {
-    out.clear();
-    for (i, label) in key.rsplit(|&b| b == b'.').enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        out.push_str(&String::from_utf8_lossy(label));
+/// A slot of a per-source file with its list id moved up by `base` (see `blocklist::compile`:
+/// bit 0 present, bit 1 allow, bits 2..5 action, bits 5.. list id).
+fn renumber(slot: u32, base: u32) -> u32 {
+    if slot & 1 == 0 {
+        0
+    } else {
+        (slot & 0x1f) | (((slot >> 5) + base) << 5)
+    }
+}
+
+/// The compiler's rule for two entries in one slot: the first wins, except allow beats block.
+fn merge_slot(cur: u32, new: u32) -> u32 {
+    let allow = |s: u32| s & 2 != 0;
+    if cur == 0 || (new != 0 && allow(new) && !allow(cur)) {
+        new
+    } else {
+        cur
+    }
+}
+
+fn header_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Hashes and counts the body as it is written, so the CRC needs no second pass.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocklist::{Action, ListKind};
+    use crate::blocklist::{Action, ListKind, MatchMode};
+    use crate::lists::specs;
 
     fn cfg(dir: &Path) -> BlocklistsConfig {
         let text = format!("blocklists:\n  dir: {}\n  debounce_ms: 50\n", dir.display());
@@ -616,12 +702,73 @@ mod tests {
     }
 
     #[test]
-    fn key_reversal() {
-        let mut s = String::new();
-        key_to_name(b"com.example.www", &mut s);
-        assert_eq!(s, "www.example.com");
-        key_to_name(b"test", &mut s);
-        assert_eq!(s, "test");
+    fn slots_renumber_and_merge_like_the_compiler() {
+        let block = |list: u32| 1 | (list << 5);
+        let allow = |list: u32| 1 | 2 | (list << 5);
+        assert_eq!(renumber(0, 7), 0);
+        assert_eq!(renumber(block(1) | (3 << 2), 7), block(8) | (3 << 2));
+        assert_eq!(merge_slot(0, block(2)), block(2));
+        assert_eq!(merge_slot(block(1), block(2)), block(1));
+        assert_eq!(merge_slot(block(1), allow(2)), allow(2));
+        assert_eq!(merge_slot(allow(1), block(0)), allow(1));
+        assert_eq!(merge_slot(block(1), 0), block(1));
+    }
+
+    /// The streaming union must give every name the verdict a one-shot `compile` gives it.
+    #[test]
+    fn merged_file_matches_a_full_compile() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("a.txt"), "shop.test\n*.wild.test\nboth.test\n").unwrap();
+        fs::write(d.join("allowlist.txt"), "ok.shop.test\nboth.test\n").unwrap();
+        fs::write(
+            d.join("b.hosts"),
+            "0.0.0.0 shop.test\n0.0.0.0 exact.b.test\n0.0.0.0 deep.ok.shop.test\n",
+        )
+        .unwrap();
+        fs::write(d.join("c.txt"), "adblock-like.test\nexact.b.test\n").unwrap();
+        let text = format!(
+            "blocklists:\n  dir: {}\n  lists:\n    - file: c.txt\n      match: exact\n      action: nxdomain\n",
+            d.display()
+        );
+        let cfg = crate::config::Config::from_str(&text, "t", d)
+            .unwrap()
+            .blocklists;
+        let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
+        let mut p = Pipeline::new(cfg.clone(), live.clone());
+        p.reload(Trigger::Startup);
+        let report = blocklist::compile(&d.join("full.fst"), &specs(&cfg)).unwrap();
+        assert!(report.failed.is_empty());
+        let full = Blocklist::open(&d.join("full.fst")).unwrap();
+        let merged = live.load();
+        assert_eq!(merged.len(), full.len());
+        for n in [
+            "shop.test",
+            "www.shop.test",
+            "ok.shop.test",
+            "deep.ok.shop.test",
+            "wild.test",
+            "x.wild.test",
+            "both.test",
+            "exact.b.test",
+            "sub.exact.b.test",
+            "adblock-like.test",
+            "www.adblock-like.test",
+            "unlisted.test",
+        ] {
+            let (m, f) = (merged.lookup(n), full.lookup(n));
+            let brief = |v: Option<crate::blocklist::Verdict>, bl: &Blocklist| {
+                v.map(|v| {
+                    (
+                        v.kind,
+                        v.action,
+                        v.match_mode,
+                        bl.list(&v).unwrap().name.clone(),
+                    )
+                })
+            };
+            assert_eq!(brief(m, &merged), brief(f, &full), "{n}");
+        }
     }
 
     #[test]
