@@ -7,8 +7,9 @@
 //!    with `watch: poll`, e.g. on NFS). SIGHUP and [`remote`] downloads ask directly. Hidden and
 //!    temporary files (`.foo.swp`, `.#foo`, `foo~`, `*.tmp`, `*.part`) and the state directory
 //!    are ignored.
-//! 2. The reloader task coalesces requests and runs one [`pipeline`] pass off the async runtime
-//!    (`spawn_blocking`): each source file that has settled ([`guard::settled`]) is read, hashed,
+//! 2. The reloader task coalesces requests and runs one [`pipeline`] pass at a time on its own
+//!    thread, off the async runtime (one thread, so one malloc arena: the memory of a pass is
+//!    reused by the next instead of piling up across the blocking pool): each source file that has settled ([`guard::settled`]) is read, hashed,
 //!    and compiled into its own FST in `<state_dir>/cache/<hash>.fst` unless that exists already,
 //!    so one changed file does not re-parse the others.
 //! 3. [`guard::refuses`] compares its entry count with the last accepted version; the per-source
@@ -291,6 +292,24 @@ async fn run(
     let mut ticks = interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut retry_at: Option<Instant> = None;
+    type Job = (
+        pipeline::Pipeline,
+        Trigger,
+        tokio::sync::oneshot::Sender<(pipeline::Pipeline, pipeline::Outcome)>,
+    );
+    let (worker, jobs) = std::sync::mpsc::channel::<Job>();
+    let spawned = std::thread::Builder::new()
+        .name("fraudwall-reload".into())
+        .spawn(move || {
+            for (mut p, trigger, reply) in jobs {
+                let outcome = p.reload(trigger);
+                let _ = reply.send((p, outcome));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the list reload thread: {e}; lists are not updated");
+        return;
+    }
     loop {
         let mut trigger = match next.take() {
             Some(t) => t,
@@ -317,17 +336,17 @@ async fn run(
         while let Ok(t) = rx.try_recv() {
             trigger = trigger.merge(t);
         }
-        let pass = tokio::task::spawn_blocking(move || {
-            let outcome = p.reload(trigger);
-            (p, outcome)
-        })
-        .await;
+        let (reply, done) = tokio::sync::oneshot::channel();
+        if worker.send((p, trigger, reply)).is_err() {
+            tracing::error!("the list reload thread is gone; lists are no longer updated");
+            return;
+        }
         let outcome;
-        (p, outcome) = match pass {
+        (p, outcome) = match done.await {
             Ok(x) => x,
-            Err(e) => {
+            Err(_) => {
                 tracing::error!(
-                    "list reload crashed: {e}; the current lists keep serving but are no longer updated"
+                    "list reload crashed; the current lists keep serving but are no longer updated"
                 );
                 return;
             }

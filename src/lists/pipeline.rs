@@ -507,12 +507,11 @@ impl Pipeline {
             header[16..24].copy_from_slice(&(body - table_len as u64).to_le_bytes());
             w.seek(SeekFrom::Start(0)).map_err(|e| werr(&e))?;
             w.write_all(&header).map_err(|e| werr(&e))?;
-            let file = w.into_inner().map_err(|e| werr(&e.into_error()))?;
-            file.sync_all().map_err(|e| werr(&e))?;
+            w.flush().map_err(|e| werr(&e))?;
+            // No fsync: this file is only a cache of the sources. After a crash a torn file
+            // fails its CRC at start and the lists are compiled again before serving.
+            drop(w);
             fs::rename(&tmp, &out).map_err(|e| werr(&e))?;
-            if let Ok(d) = fs::File::open(&self.cfg.state_dir) {
-                let _ = d.sync_all();
-            }
             Ok(())
         })();
         if let Err(e) = written {
