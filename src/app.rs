@@ -9,15 +9,18 @@ use tracing::{error, info, warn};
 use crate::{
     blocklist::Blocklist,
     config::Config,
-    lists,
+    events::EventLog,
+    lists, metrics,
     resolve::{
         Resolver,
         cache::{Cache, TtlPolicy},
     },
     server::{
         self,
-        handler::{Engine, EngineConfig, LogObserver},
+        handler::{Engine, EngineConfig},
+        report::{BlockReporter, LiveLookup},
     },
+    sinkhole::page,
 };
 
 /// Runs the resolver until SIGINT or SIGTERM.
@@ -30,6 +33,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     let live = Arc::new(ArcSwap::from_pointee(blocklist));
+    // Metrics first, so everything after can count; the handle keeps the endpoint alive.
+    let _metrics = metrics::install(&config.metrics).context("starting the metrics endpoint")?;
+    for l in live.load().lists() {
+        metrics::set_list_entries(&l.name, l.entries);
+    }
+    let (events, events_writer) =
+        EventLog::start(&config.events).context("starting the blocked-event log")?;
+    let page_listeners = page::bind(&config.warning_page)
+        .await
+        .context("starting the warning page")?;
+    let page_cfg = Arc::new(config.warning_page.clone());
+    let lookup: Arc<dyn page::BlockLookup> = Arc::new(LiveLookup(live.clone()));
+    let (page_stop, page_stopped) = tokio::sync::watch::channel(false);
+    let mut page_tasks = Vec::new();
+    if !page_listeners.is_empty() {
+        let mut stopped = page_stopped.clone();
+        page_tasks.push(tokio::spawn(page::serve(
+            page_listeners,
+            page_cfg.clone(),
+            lookup.clone(),
+            async move {
+                let _ = stopped.changed().await;
+            },
+        )));
+    }
+    if config.warning_page.tls.is_some() {
+        let tls_listeners = page::bind_tls(&config.warning_page)
+            .await
+            .context("starting the warning page over TLS")?;
+        let mut stopped = page_stopped.clone();
+        page_tasks.push(tokio::spawn(page::serve_tls(
+            tls_listeners,
+            page_cfg,
+            lookup,
+            async move {
+                let _ = stopped.changed().await;
+            },
+        )));
+    }
     let resolver = Resolver::build(&config.resolver)
         .await
         .context("building the resolver")?;
@@ -58,7 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         live.clone(),
         cache,
         resolver,
-        Box::new(LogObserver),
+        Box::new(BlockReporter::new(events)),
     ));
     let workers = match config.server.udp_workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -69,6 +111,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         bound.push(server::bind(*addr, workers).with_context(|| format!("binding {addr}"))?);
     }
     server::run(engine, bound, config.server.tcp_timeout, shutdown_signal()).await?;
+    let _ = page_stop.send(true);
+    for t in page_tasks {
+        let _ = t.await;
+    }
+    // The engine (and with it the last event sink) is gone: the writer drains and exits.
+    let _ = events_writer.await;
     info!("stopped");
     Ok(())
 }

@@ -3,9 +3,16 @@
 //! miss. TCP runs on hickory-server's `Server` with our [`RequestHandler`], sharing the engine.
 
 pub mod handler;
+pub mod report;
 pub mod wire;
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use hickory_proto::op::Message;
 use hickory_server::{
@@ -139,11 +146,16 @@ async fn udp_loop(
             },
             _ = stop.changed() => break,
         };
+        let started = Instant::now();
         let packet = &buf[..n];
         match engine.answer_fast(packet, src, Proto::Udp, &mut out, &mut scratch) {
-            Fast::Reply => send(&sock, &out, src).await,
+            Fast::Reply => {
+                send(&sock, &out, src).await;
+                count(Proto::Udp, &out, started);
+            }
             Fast::ReplyAndPrefetch => {
                 send(&sock, &out, src).await;
+                count(Proto::Udp, &out, started);
                 let engine = engine.clone();
                 let packet = packet.to_vec();
                 tokio::spawn(async move { engine.prefetch(&packet).await });
@@ -156,11 +168,22 @@ async fn udp_loop(
                 tokio::spawn(async move {
                     if let Some(resp) = engine.answer(&packet, src, Proto::Udp).await {
                         send(&sock, &resp, src).await;
+                        count(Proto::Udp, &resp, started);
                     }
                 });
             }
         }
     }
+}
+
+/// Counts an answer by transport and RCODE, with its latency since the query arrived.
+fn count(proto: Proto, answer: &[u8], started: Instant) {
+    let rcode = answer.get(3).map_or(2, |b| u16::from(b & 0x0f));
+    let protocol = match proto {
+        Proto::Udp => crate::metrics::Protocol::Udp,
+        Proto::Tcp => crate::metrics::Protocol::Tcp,
+    };
+    crate::metrics::record_query(protocol, rcode, started.elapsed());
 }
 
 async fn send(sock: &UdpSocket, bytes: &[u8], dst: SocketAddr) {
@@ -186,10 +209,14 @@ impl RequestHandler for TcpHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = Instant::now();
         let answer = self
             .engine
             .answer(request.as_slice(), request.src(), Proto::Tcp)
             .await;
+        if let Some(a) = &answer {
+            count(Proto::Tcp, a, started);
+        }
         let fallback = || {
             use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
             let mut metadata = Metadata::new(
