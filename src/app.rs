@@ -142,8 +142,9 @@ async fn shutdown_signal() {
     });
 }
 
-/// Sets up `tracing`. `RUST_LOG` overrides `log.level`. hickory logs every request at INFO, so
-/// its crates are held at WARN unless asked for explicitly.
+/// Sets up `tracing`. `RUST_LOG` overrides `log.level`. hickory logs every request at INFO and
+/// every lame or failing upstream at WARN, so its crates are held at ERROR (the server at WARN)
+/// unless asked for explicitly. Colours only on a terminal.
 pub fn init_logging(cfg: &crate::config::raw::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.level.clone());
@@ -151,12 +152,14 @@ pub fn init_logging(cfg: &crate::config::raw::LogConfig) {
         base
     } else {
         format!(
-            "{base},hickory_server=warn,hickory_proto=warn,hickory_resolver=warn,hickory_net=warn"
+            "{base},hickory_server=warn,hickory_proto=error,hickory_resolver=error,hickory_net=error"
         )
     };
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         crate::config::raw::LogFormat::Text => builder.try_init(),
