@@ -109,12 +109,17 @@ fn cached_answer_is_the_resolved_answer_byte_for_byte_but_id_ttl_and_case() {
 #[test]
 fn negative_answers_expire() {
     let fw = start("  cache:\n    max_negative_ttl: 2\n");
-    let soa_ttl = |r: &common::DigResult| r.authority.iter().find(|x| x.rtype == "SOA").unwrap().ttl;
+    let soa_ttl =
+        |r: &common::DigResult| r.authority.iter().find(|x| x.rtype == "SOA").unwrap().ttl;
     let first = dig(fw.addr, &["expire-me.example.com", "A"]);
     assert_eq!(first.status, "NXDOMAIN");
     assert_eq!(soa_ttl(&first), 2, "negative TTL clamped");
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(soa_ttl(&dig(fw.addr, &["expire-me.example.com", "A"])), 1, "counting down");
+    assert_eq!(
+        soa_ttl(&dig(fw.addr, &["expire-me.example.com", "A"])),
+        1,
+        "counting down"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let again = dig(fw.addr, &["expire-me.example.com", "A"]);
     assert_eq!(again.status, "NXDOMAIN");

@@ -7,7 +7,10 @@ use std::process::Command;
 use common::fraudwall::bin;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).args(args).output().expect("run fraudwall");
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run fraudwall");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -19,7 +22,11 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn config_check_reports_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "listen: [\"127.0.0.1:53\"]\nresolver:\n  mood: recursive\n").unwrap();
+    std::fs::write(
+        &bad,
+        "listen: [\"127.0.0.1:53\"]\nresolver:\n  mood: recursive\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&["config", "check", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("line 3") && err.contains("mood"), "{err}");
@@ -29,7 +36,10 @@ fn config_check_reports_key_and_line() {
     let (code, _, err) = run(&["config", "check", invalid.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("line 1: listen"), "{err}");
-    assert!(err.contains("line 3: sinkhole.ttl"), "every problem at once: {err}");
+    assert!(
+        err.contains("line 3: sinkhole.ttl"),
+        "every problem at once: {err}"
+    );
 
     let good = dir.path().join("good.yaml");
     std::fs::write(&good, "listen: [\"127.0.0.1:5399\"]\n").unwrap();
@@ -41,7 +51,11 @@ fn config_check_reports_key_and_line() {
 fn serve_refuses_a_bad_config_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "listen: [\"127.0.0.1:0\"]\nsinkhole:\n  ipv4: banana\n").unwrap();
+    std::fs::write(
+        &bad,
+        "listen: [\"127.0.0.1:0\"]\nsinkhole:\n  ipv4: banana\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&["serve", "--config", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("line 3"), "{err}");
@@ -63,10 +77,27 @@ fn compile_then_check() {
     let list = dir.path().join("fraud.txt");
     std::fs::write(&list, "# list\nevil.example\nbad..name\n").unwrap();
     let fst = dir.path().join("out.fst");
-    let (code, out, err) = run(&["compile", "--out", fst.to_str().unwrap(), list.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "compile",
+        "--out",
+        fst.to_str().unwrap(),
+        list.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(":3:"), "the bad line is reported with its number: {out}");
-    let (code, out, _) = run(&["check", "--fst", fst.to_str().unwrap(), "www.EVIL.example", "good.example"]);
+    assert!(
+        out.contains(":3:"),
+        "the bad line is reported with its number: {out}"
+    );
+    let (code, out, _) = run(&[
+        "check",
+        "--fst",
+        fst.to_str().unwrap(),
+        "www.EVIL.example",
+        "good.example",
+    ]);
     assert_eq!(code, 0);
-    assert!(out.contains("BLOCKED") && out.contains("not listed"), "{out}");
+    assert!(
+        out.contains("BLOCKED") && out.contains("not listed"),
+        "{out}"
+    );
 }
