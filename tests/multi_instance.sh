@@ -6,7 +6,7 @@
 #   tests/multi_instance.sh             # needs root (apt-get, fakenet binds 127.53.x.y:53)
 #   MI_FAKENET=0 tests/multi_instance.sh   # no fakenet: a dead loopback root hint instead
 #
-# It checks that
+# It resolves through tests/fakenet (a running one is reused, read-only). It checks that
 #   1. both instances and dnsdist come up, dnsdist's health checks mark both backends up;
 #   2. names resolve and listed names are sinkholed, through dnsdist and on each instance;
 #   3. a list file dropped into the shared directory is enforced by both instances (each
@@ -144,32 +144,44 @@ echo "multi_instance: building fraudwall (release)"
 cargo build --release --quiet
 FW=$ROOT/target/release/fraudwall
 
-# Where the instances resolve from: the loopback fakenet (shared with the Rust tests, so take
-# their lock), or a root hint on a loopback address where nothing listens.
+# Where the instances resolve from: the loopback fakenet, or a root hint on a loopback address
+# where nothing listens. The fakenet is shared with the Rust tests and with people working by
+# hand: take the harness lock, use a healthy running fakenet as it is (only reading it), and
+# start (and later stop) our own only when none is running.
 if [ "$USE_FAKENET" = 1 ]; then
   exec 9>/tmp/fakenet-harness.lock
   if ! flock -n 9; then
     echo "multi_instance: waiting for another fakenet user (/tmp/fakenet-harness.lock)"
     flock -w 900 9
   fi
-  FAKENET_TAKEOVER=1 tests/fakenet/fakenet.sh up "$work/fakenet" >"$work/fakenet.log" 2>&1 || {
-    cat "$work/fakenet.log"
-    echo "multi_instance: the fakenet did not come up"
-    exit 1
-  }
-  fakenet_up=1
+  fn_dir=$(cat /tmp/fakenet-active 2>/dev/null || true)
+  if [ -n "$fn_dir" ] && [ -f "$fn_dir/env" ] &&
+    tests/fakenet/fakenet.sh status "$fn_dir" >/dev/null 2>&1; then
+    echo "multi_instance: using the running fakenet in $fn_dir"
+  else
+    fn_dir=$work/fakenet
+    FAKENET_TAKEOVER=1 tests/fakenet/fakenet.sh up "$fn_dir" >"$work/fakenet.log" 2>&1 || {
+      cat "$work/fakenet.log"
+      echo "multi_instance: the fakenet did not come up"
+      exit 1
+    }
+    fakenet_up=1
+  fi
   # shellcheck disable=SC1091
-  . "$work/fakenet/env"
+  . "$fn_dir/env"
   resolver_cfg="  root_hints: $ROOT_HINTS
   trust_anchor: $TRUST_ANCHOR
-  dnssec: validate"
+  dnssec: validate
+  timeout_ms: 4000"
   benign=www.example.com
   benign_answer="NOERROR 198.18.0.10"
   newly_listed_answer="NOERROR 198.18.6.7"   # login.scam-shop.net before it is listed
 else
   printf '. 3600 IN NS dead.root.test.\ndead.root.test. 3600 IN A 127.0.0.254\n' >"$work/dead.hints"
+  # Fail fast (SERVFAIL well within dig's 2 s) instead of retrying a server that is not there.
   resolver_cfg="  root_hints: $work/dead.hints
-  dnssec: off"
+  dnssec: off
+  timeout_ms: 1000"
   benign=""
   newly_listed_answer="SERVFAIL -"
 fi
@@ -193,7 +205,6 @@ listen: ["127.0.0.1:${FW_PORT[$i]}"]
 resolver:
   mode: recursive
   allow_private_servers: true
-  timeout_ms: 4000
   server_timeout_ms: 500
 $resolver_cfg
 blocklists:
