@@ -274,6 +274,34 @@ check "dnsdist passes fraudwall's EDE 15 (Blocked) through" has_ede
 check "dnsdist: login.scam-shop.net is not blocked yet ($newly_listed_answer)" \
   expect "$DD_PORT" login.scam-shop.net "$newly_listed_answer"
 
+# What each instance reports on its own: metrics for Prometheus, blocked events for the ISP.
+metrics_ok() { # PORT
+  local text
+  text=$(curl -s --max-time 2 "http://127.0.0.1:$1/metrics") || return 1
+  grep -q '^fraudwall_blocked_total{' <<<"$text" && grep -q '^fraudwall_list_entries{' <<<"$text"
+}
+event_logged() { # FILE: a blocked event for www.fraudwall-demo.test, within 5 s
+  local end=$((SECONDS + 5))
+  until grep -q '"qname":"www.fraudwall-demo.test"' "$1" 2>/dev/null; do
+    ((SECONDS < end)) || return 1
+    sleep 0.2
+  done
+}
+for i in 0 1; do
+  n=$((i + 1))
+  if [[ " $extra " == *" metrics "* ]]; then
+    check "fraudwall-$n: /metrics on ${FW_METRICS[$i]} counts blocks and list entries" \
+      metrics_ok "${FW_METRICS[$i]}"
+  else
+    skip "fraudwall-$n: /metrics (this build has no metrics section)"
+  fi
+  if [[ " $extra " == *" events "* ]]; then
+    check "fraudwall-$n: the blocked query is in its own event log" event_logged "$work/fw$n/blocked.jsonl"
+  else
+    skip "fraudwall-$n: event log (this build has no events section)"
+  fi
+done
+
 # --- 3. a new list, then an allowlist, dropped into the shared directory -------------------------
 # As analysts should: write a hidden temporary file, then rename it into place.
 printf '# pushed by tests/multi_instance.sh\nscam-shop.net\n' >"$work/lists/.fresh-fraud.txt.tmp"
