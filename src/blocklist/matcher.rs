@@ -137,7 +137,7 @@ impl KeyHasher {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        (z, (z >> 17 | z << 47) | 1)
+        (z, z.rotate_right(17) | 1)
     }
 }
 
