@@ -7,8 +7,9 @@
 //! Synthetic lists are generated deterministically (seeded splitmix64) with realistic shapes:
 //! registrable labels of 3–25 characters, a TLD mix, a quarter of the names under shared hosting
 //! suffixes (000webhostapp.com, weebly.com, pp.ua, …) and 1–6 extra labels in front of some.
-//! Besides the criterion lookups (wire-form input, mixed hits / hits on an ancestor / misses,
-//! against a `HashSet<String>` walked suffix by suffix), the binary prints: compile time of the
+//! Besides the criterion lookups (wire-form input; a hit-heavy mix of exact hits / hits on an
+//! ancestor / misses, and a DNS mix of 95 % unlisted names; each against a `HashSet<String>`
+//! walked suffix by suffix), the binary prints: compile time of the
 //! list file, bytes per name on disk, a per-lookup p50/p99 and, when `../shared/data` exists, the
 //! same figures for the real `fraud-union.txt`.
 
@@ -156,6 +157,20 @@ fn queries(listed: &[String], n: usize, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// What a resolver sees: 95 % names that are not listed, 5 % listed (exact or below an entry).
+fn dns_mix(listed: &[String], n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut r = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let name = match i % 20 {
+                0 => listed[r.below(listed.len() as u64) as usize].clone(),
+                _ => random_name(&mut r),
+            };
+            to_wire(&name, &mut r)
+        })
+        .collect()
+}
+
 /// The obvious alternative: a set of names, walked from the full name up to the TLD.
 fn hashset_lookup(set: &HashSet<String>, wire: &[u8], buf: &mut String) -> bool {
     buf.clear();
@@ -188,6 +203,7 @@ struct Fixture {
     bl: Blocklist,
     set: HashSet<String>,
     queries: Vec<Vec<u8>>,
+    dns_mix: Vec<Vec<u8>>,
     _dir: tempfile::TempDir,
 }
 
@@ -212,20 +228,23 @@ fn prepare(label: &str, names: Vec<String>, query_seed: u64) -> Fixture {
     );
     let bl = Blocklist::open(&out).unwrap();
     let queries = queries(&names, 30_000, query_seed);
+    let dns_mix = dns_mix(&names, 30_000, query_seed + 1);
     let set: HashSet<String> = names.into_iter().collect();
     let f = Fixture {
         label: label.to_string(),
         bl,
         set,
         queries,
+        dns_mix,
         _dir: dir,
     };
-    percentiles(&f);
+    percentiles(&f, &f.queries, "hit-heavy queries (2/3 listed)");
+    percentiles(&f, &f.dns_mix, "DNS mix (95 % unlisted)");
     f
 }
 
 /// Per-lookup latency distribution: each lookup timed alone, timer overhead subtracted.
-fn percentiles(f: &Fixture) {
+fn percentiles(f: &Fixture, queries: &[Vec<u8>], what: &str) {
     let overhead = {
         let mut v: Vec<u64> = (0..20_000)
             .map(|_| {
@@ -238,10 +257,10 @@ fn percentiles(f: &Fixture) {
         v[v.len() / 2]
     };
     let mut buf = String::new();
-    let mut fst_ns = Vec::with_capacity(f.queries.len());
-    let mut set_ns = Vec::with_capacity(f.queries.len());
+    let mut fst_ns = Vec::with_capacity(queries.len() * 3);
+    let mut set_ns = Vec::with_capacity(queries.len() * 3);
     for _ in 0..3 {
-        for q in &f.queries {
+        for q in queries {
             let t = Instant::now();
             black_box(f.bl.lookup_wire(black_box(q)));
             fst_ns.push((t.elapsed().as_nanos() as u64).saturating_sub(overhead));
@@ -254,15 +273,14 @@ fn percentiles(f: &Fixture) {
         v.sort_unstable();
         v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
     };
-    let hits = f
-        .queries
+    let hits = queries
         .iter()
         .filter(|q| f.bl.lookup_wire(q).is_some())
         .count();
     println!(
-        "[{}] per-lookup latency over {} mixed queries ({} hits; timer overhead {overhead} ns subtracted): fst p50 {} ns p99 {} ns | HashSet p50 {} ns p99 {} ns",
+        "[{}] per-lookup latency, {what}, {} queries ({} hits; timer overhead {overhead} ns subtracted): fst p50 {} ns p99 {} ns | HashSet p50 {} ns p99 {} ns",
         f.label,
-        f.queries.len(),
+        queries.len(),
         hits,
         pct(&mut fst_ns, 0.5),
         pct(&mut fst_ns, 0.99),
@@ -287,6 +305,18 @@ fn bench_lookups(c: &mut Criterion, f: &Fixture) {
         b.iter(|| {
             i = (i + 1) % f.queries.len();
             black_box(hashset_lookup(&f.set, black_box(&f.queries[i]), &mut buf))
+        })
+    });
+    g.bench_function("fst-dns-mix", |b| {
+        b.iter(|| {
+            i = (i + 1) % f.dns_mix.len();
+            black_box(f.bl.lookup_wire(black_box(&f.dns_mix[i])))
+        })
+    });
+    g.bench_function("hashset-dns-mix", |b| {
+        b.iter(|| {
+            i = (i + 1) % f.dns_mix.len();
+            black_box(hashset_lookup(&f.set, black_box(&f.dns_mix[i]), &mut buf))
         })
     });
     g.finish();

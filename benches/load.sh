@@ -65,7 +65,12 @@ gen_list() {
   }'
 }
 gen_list "$NAMES" 7 >"$work/lists/fraud.txt"
-awk '{ printf "local-zone: \"%s.\" always_null\n", $0 }' "$work/lists/fraud.txt" >"$work/unbound-zones.conf"
+{
+  # The same socket buffers fraudwall asks for, so neither drops on bursts for lack of them.
+  echo "so-rcvbuf: 4m"
+  echo "so-sndbuf: 4m"
+  awk '{ printf "local-zone: \"%s.\" always_null\n", $0 }' "$work/lists/fraud.txt"
+} >"$work/unbound-zones.conf"
 
 # Queries: 95 % benign with a Zipf-like skew over the hierarchy's load names, 5 % listed.
 awk -v n="$QUERIES" -v seed=11 -v listfile="$work/lists/fraud.txt" -v benign="$QUERIES_BENIGN" 'BEGIN {
@@ -123,7 +128,7 @@ warm() { dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -n 1 -c 4 -q 200 -t
 
 echo "== load: $NAMES-name list, $QUERIES queries (95 % benign, Zipf-skewed; 5 % listed), ${SECS}s runs, dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING"
 tests/fakenet/unbound.sh start "$work/fakenet" "$UB_PORT" "$work/unbound-zones.conf" >/dev/null
-ub_pid=$(cat "$work/fakenet/unbound-$UB_PORT/unbound.pid")
+ub_pid=$(pgrep -f "unbound -c $work/fakenet/unbound-$UB_PORT/unbound.conf" | head -1)
 start_fraudwall "$work/fraudwall.yaml"
 warm "$UB_PORT"; warm "$FW_PORT"; warm "$UB_PORT"; warm "$FW_PORT"
 read -r ub_qps ub_lost ub_avg < <(perf "$UB_PORT")
@@ -147,7 +152,7 @@ if [ "$RSS_NAMES" -gt 0 ]; then
   t0=$(date +%s.%N)
   tests/fakenet/unbound.sh start "$work/fakenet" "$UB_PORT" "$work/unbound-zones-1m.conf" >/dev/null
   t1=$(date +%s.%N)
-  ub_pid=$(cat "$work/fakenet/unbound-$UB_PORT/unbound.pid")
+  ub_pid=$(pgrep -f "unbound -c $work/fakenet/unbound-$UB_PORT/unbound.conf" | head -1)
   start_fraudwall "$work/fraudwall-1m.yaml"
   t2=$(date +%s.%N)
   ub_rss=$(rss_kb "$ub_pid"); fw_rss=$(rss_kb "$fw_pid")

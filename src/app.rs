@@ -9,20 +9,26 @@ use tracing::{info, warn};
 use crate::{
     blocklist::Blocklist,
     config::Config,
-    lists,
+    events::EventLog,
+    lists, metrics,
     resolve::{
         Resolver,
         cache::{Cache, TtlPolicy},
     },
     server::{
         self,
-        handler::{Engine, EngineConfig, LogObserver},
+        handler::{Engine, EngineConfig},
+        report::{BlockReporter, LiveLookup},
     },
+    sinkhole::page,
 };
 
 /// Runs the resolver until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
+    // Metrics first, so everything after can count; the handle keeps the endpoint alive.
+    let _metrics = metrics::install(&config.metrics).context("starting the metrics endpoint")?;
+    // The reloader sets the per-list metrics whenever it publishes a snapshot.
     let reloader = lists::Reloader::start(&config.blocklists, live.clone()).await;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
@@ -32,6 +38,40 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             reloader.reload(lists::Trigger::Sighup);
         }
     });
+    let (events, events_writer) =
+        EventLog::start(&config.events).context("starting the blocked-event log")?;
+    let page_listeners = page::bind(&config.warning_page)
+        .await
+        .context("starting the warning page")?;
+    let page_cfg = Arc::new(config.warning_page.clone());
+    let lookup: Arc<dyn page::BlockLookup> = Arc::new(LiveLookup(live.clone()));
+    let (page_stop, page_stopped) = tokio::sync::watch::channel(false);
+    let mut page_tasks = Vec::new();
+    if !page_listeners.is_empty() {
+        let mut stopped = page_stopped.clone();
+        page_tasks.push(tokio::spawn(page::serve(
+            page_listeners,
+            page_cfg.clone(),
+            lookup.clone(),
+            async move {
+                let _ = stopped.changed().await;
+            },
+        )));
+    }
+    if config.warning_page.tls.is_some() {
+        let tls_listeners = page::bind_tls(&config.warning_page)
+            .await
+            .context("starting the warning page over TLS")?;
+        let mut stopped = page_stopped.clone();
+        page_tasks.push(tokio::spawn(page::serve_tls(
+            tls_listeners,
+            page_cfg,
+            lookup,
+            async move {
+                let _ = stopped.changed().await;
+            },
+        )));
+    }
     let resolver = Resolver::build(&config.resolver)
         .await
         .context("building the resolver")?;
@@ -60,7 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         live.clone(),
         cache,
         resolver,
-        Box::new(LogObserver),
+        Box::new(BlockReporter::new(events)),
     ));
     let workers = match config.server.udp_workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -71,6 +111,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         bound.push(server::bind(*addr, workers).with_context(|| format!("binding {addr}"))?);
     }
     server::run(engine, bound, config.server.tcp_timeout, shutdown_signal()).await?;
+    let _ = page_stop.send(true);
+    for t in page_tasks {
+        let _ = t.await;
+    }
+    // The engine (and with it the last event sink) is gone: the writer drains and exits.
+    let _ = events_writer.await;
     info!("stopped");
     Ok(())
 }
@@ -96,8 +142,9 @@ async fn shutdown_signal() {
     });
 }
 
-/// Sets up `tracing`. `RUST_LOG` overrides `log.level`. hickory logs every request at INFO, so
-/// its crates are held at WARN unless asked for explicitly.
+/// Sets up `tracing`. `RUST_LOG` overrides `log.level`. hickory logs every request at INFO and
+/// every lame or failing upstream at WARN, so its crates are held at ERROR (the server at WARN)
+/// unless asked for explicitly. Colours only on a terminal.
 pub fn init_logging(cfg: &crate::config::raw::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.level.clone());
@@ -105,12 +152,14 @@ pub fn init_logging(cfg: &crate::config::raw::LogConfig) {
         base
     } else {
         format!(
-            "{base},hickory_server=warn,hickory_proto=warn,hickory_resolver=warn,hickory_net=warn"
+            "{base},hickory_server=warn,hickory_proto=error,hickory_resolver=error,hickory_net=error"
         )
     };
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         crate::config::raw::LogFormat::Text => builder.try_init(),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine: installs what the tests talk to (dig, kdig,
 # NSD, Unbound, ldns, dnsperf, Chromium), puts the off-box safety net in place, then runs every
-# test (unit, property, real-binary tests against a loopback DNS hierarchy) and compiles the
-# benches. Needs root (apt-get, port 53 on 127.53.0.0/16 for the fake hierarchy).
+# test (unit, property, real-binary tests against a loopback DNS hierarchy, the browser check of
+# the warning page, the static checks of the deployment files) and compiles the benches. Needs root (apt-get, port 53 on 127.53.0.0/16 for the fake hierarchy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,13 +14,15 @@ command -v unbound >/dev/null || need+=(unbound)
 command -v ldns-signzone >/dev/null || need+=(ldnsutils)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v ip >/dev/null || need+=(iproute2)
-command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   echo "tests/run.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The warning page is checked in a real browser (Chromium and CJK fonts).
+tests/browser/install.sh >/dev/null
+export FRAUDWALL_REQUIRE_BROWSER=1
 # Never let a resolver started with the IANA hints send packets off this machine.
 if [ -x ../shared/tools/offbox-guard.sh ]; then
   ../shared/tools/offbox-guard.sh

@@ -72,6 +72,9 @@ pub struct Config {
     pub access: AccessConfig,
     pub server: ServerConfig,
     pub log: raw::LogConfig,
+    pub warning_page: crate::sinkhole::page::WarningPageConfig,
+    pub events: crate::events::EventLogConfig,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// How names are resolved.
@@ -422,6 +425,26 @@ fn validate(
         );
     }
 
+    let mut warning_page = raw.warning_page;
+    warning_page.reports_file = resolve_path(base, &warning_page.reports_file);
+    warning_page.template = warning_page.template.map(|p| resolve_path(base, &p));
+    if let Some(tls) = &mut warning_page.tls {
+        tls.cert = resolve_path(base, &tls.cert);
+        tls.key = resolve_path(base, &tls.key);
+    }
+    if let Some(t) = &warning_page.template
+        && !t.is_file()
+    {
+        problem(
+            "warning_page.template",
+            format!("{}: no such file", t.display()),
+        );
+    }
+    let mut events = raw.events;
+    if let crate::events::EventTarget::File(p) = &mut events.target {
+        *p = resolve_path(base, p);
+    }
+
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {
             origin: origin.to_owned(),
@@ -480,6 +503,9 @@ fn validate(
             tcp_timeout: Duration::from_secs(raw.server.tcp_timeout_secs),
         },
         log: raw.log,
+        warning_page,
+        events,
+        metrics: raw.metrics,
     })
 }
 

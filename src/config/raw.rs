@@ -22,6 +22,9 @@ pub struct RawConfig {
     pub access: RawAccess,
     pub server: RawServer,
     pub log: LogConfig,
+    pub warning_page: crate::sinkhole::page::WarningPageConfig,
+    pub events: crate::events::EventLogConfig,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Default for RawConfig {
@@ -34,6 +37,9 @@ impl Default for RawConfig {
             access: RawAccess::default(),
             server: RawServer::default(),
             log: LogConfig::default(),
+            warning_page: Default::default(),
+            events: Default::default(),
+            metrics: Default::default(),
         }
     }
 }

@@ -79,6 +79,7 @@ fn every_semantic_problem_is_reported_at_once() {
             "listen",
             "resolver.forwarders",
             "resolver.timeout_ms",
+            "resolver.server_timeout_ms",
             "sinkhole.ttl"
         ]
     );

@@ -10,7 +10,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     time::Instant,
 };
@@ -26,6 +26,7 @@ use tracing::debug;
 use crate::{
     blocklist::{Action, Blocklist, ListKind, Verdict},
     config::{AccessConfig, SinkholeConfig},
+    metrics,
     resolve::{
         Question, Resolver,
         cache::{self, Cache, Entry, Freshness},
@@ -96,18 +97,6 @@ impl BlockObserver for LogObserver {
     }
 }
 
-/// Counters the engine keeps itself (exported by the metrics module).
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub queries: AtomicU64,
-    pub blocked: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub stale_served: AtomicU64,
-    pub refused: AtomicU64,
-    pub overloaded: AtomicU64,
-}
-
 /// Policy knobs of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -129,7 +118,6 @@ pub struct Engine {
     pub cache: Cache,
     pub resolver: Resolver,
     pub observer: Box<dyn BlockObserver>,
-    pub stats: Stats,
     inflight: AtomicUsize,
 }
 
@@ -157,7 +145,6 @@ impl Engine {
             cache,
             resolver,
             observer,
-            stats: Stats::default(),
             inflight: AtomicUsize::new(0),
         }
     }
@@ -181,7 +168,6 @@ impl Engine {
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Fast {
-        self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let q = match wire::parse_query(packet) {
             Ok(q) => q,
             Err(reject) => {
@@ -195,7 +181,6 @@ impl Engine {
             }
         };
         if !self.cfg.access.allows(client.ip()) {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
             *out = wire::bare_response(&q, rcode::REFUSED, 0, self.cfg.payload, None);
             return Fast::Reply;
         }
@@ -227,7 +212,6 @@ impl Engine {
                 },
             );
             if v.action != Action::Log {
-                self.stats.blocked.fetch_add(1, Ordering::Relaxed);
                 let owner =
                     SoaOwner::InQuestion(wire::suffix_offset(q.qname, v.matched_labels as usize));
                 reason_text(&bl, &v, &mut scratch.text);
@@ -247,12 +231,12 @@ impl Engine {
 
         cache::make_key(&mut scratch.key, &q);
         let Some(entry) = self.cache.get(&scratch.key) else {
-            self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+            metrics::cache_miss();
             return Fast::Miss;
         };
         match entry.freshness(Instant::now(), self.stale_window()) {
             Some(f @ Freshness::Fresh { age }) => {
-                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                metrics::cache_hit();
                 if let Some(fast) = self.cloaked(&bl, &q, &entry, client, proto, out) {
                     return fast;
                 }
@@ -272,7 +256,7 @@ impl Engine {
             }
             // Stale or dead: try the upstream first; stale is the fallback on failure.
             _ => {
-                self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+                metrics::cache_miss();
                 Fast::Miss
             }
         }
@@ -334,7 +318,6 @@ impl Engine {
             if v.action == Action::Log {
                 continue;
             }
-            self.stats.blocked.fetch_add(1, Ordering::Relaxed);
             let off = wire::suffix_offset(target, v.matched_labels as usize);
             let mut text = String::new();
             reason_text(bl, &v, &mut text);
@@ -365,7 +348,7 @@ impl Engine {
         let q = wire::parse_query(packet).ok()?;
         if self.inflight.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_inflight {
             self.inflight.fetch_sub(1, Ordering::AcqRel);
-            self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+            metrics::recursor_queue_full();
             return Some(wire::bare_response(
                 &q,
                 rcode::SERVFAIL,
@@ -426,7 +409,7 @@ impl Engine {
             && let Some(old) = self.cache.get(key)
             && let Some(f) = old.freshness(Instant::now(), self.cache.policy.stale_ttl)
         {
-            self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+            debug!(qname = %wire::name_to_string(q.qname), "serving stale");
             return Some((old, f));
         }
         let secure = resolved.security == crate::resolve::Security::Secure;

@@ -1,11 +1,20 @@
-//! Listeners. UDP is our own fast path: several `SO_REUSEPORT` sockets per address, each read
-//! by one task that answers blocked and cached queries inline and spawns a task only for a
-//! miss. TCP runs on hickory-server's `Server` with our [`RequestHandler`], sharing the engine.
+//! Listeners. UDP is our own fast path ([`udp`]): several `SO_REUSEPORT` sockets per address,
+//! each drained in batches by its own thread that answers blocked and cached queries inline and
+//! hands only misses to the runtime. TCP runs on hickory-server's `Server` with our
+//! [`RequestHandler`], sharing the engine.
 
 pub mod handler;
+pub mod report;
+pub mod udp;
 pub mod wire;
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use hickory_proto::op::Message;
 use hickory_server::{
@@ -14,20 +23,20 @@ use hickory_server::{
     zone_handler::MessageResponseBuilder,
 };
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use handler::{Engine, Fast, Proto, Scratch};
+use handler::{Engine, Proto};
 
 /// Sockets bound for one listen address: `udp.len()` reuse-port UDP sockets and one TCP listener,
 /// all on the same port (even when the config said port 0).
 pub struct Bound {
-    pub udp: Vec<UdpSocket>,
+    pub udp: Vec<std::net::UdpSocket>,
     pub tcp: TcpListener,
     pub addr: SocketAddr,
 }
 
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -38,7 +47,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
     s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -47,6 +56,8 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
         s.set_only_v6(true)?;
     }
     s.set_reuse_address(true)?;
+    // Lets a new process bind beside the old one during an in-place upgrade.
+    s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
@@ -91,87 +102,45 @@ pub async fn run(
     let mut server = Server::new(TcpHandler {
         engine: engine.clone(),
     });
-    let mut udp_tasks = tokio::task::JoinSet::new();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
     for b in bound {
-        for sock in b.udp {
-            let sock = Arc::new(sock);
-            let engine = engine.clone();
-            let stop = stop_rx.clone();
-            udp_tasks.spawn(udp_loop(sock, engine, stop));
-        }
+        threads.extend(udp::spawn(
+            b.udp,
+            engine.clone(),
+            tokio::runtime::Handle::current(),
+            stop.clone(),
+        )?);
         info!("listening on udp {}", b.addr);
         server.register_listener(b.tcp, tcp_timeout, 64 * 1024);
         info!("listening on tcp {}", b.addr);
     }
     shutdown.await;
     info!("shutting down: finishing queries in flight");
-    let _ = stop_tx.send(true);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = server.shutdown_gracefully().await;
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
     // Miss tasks hold their own engine handles and finish on their own; give them a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while Arc::strong_count(&engine) > 1 + udp_tasks.len() && tokio::time::Instant::now() < deadline
-    {
+    while Arc::strong_count(&engine) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    udp_tasks.shutdown().await;
     Ok(())
 }
 
-async fn udp_loop(
-    sock: Arc<UdpSocket>,
-    engine: Arc<Engine>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
-    let mut scratch = Scratch::default();
-    loop {
-        let (n, src) = tokio::select! {
-            biased;
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on Linux; keep serving.
-                    warn!(error = %e, "udp receive error");
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let packet = &buf[..n];
-        match engine.answer_fast(packet, src, Proto::Udp, &mut out, &mut scratch) {
-            Fast::Reply => send(&sock, &out, src).await,
-            Fast::ReplyAndPrefetch => {
-                send(&sock, &out, src).await;
-                let engine = engine.clone();
-                let packet = packet.to_vec();
-                tokio::spawn(async move { engine.prefetch(&packet).await });
-            }
-            Fast::Drop => {}
-            Fast::Miss => {
-                let engine = engine.clone();
-                let sock = sock.clone();
-                let packet = packet.to_vec();
-                tokio::spawn(async move {
-                    if let Some(resp) = engine.answer(&packet, src, Proto::Udp).await {
-                        send(&sock, &resp, src).await;
-                    }
-                });
-            }
-        }
-    }
-}
-
-async fn send(sock: &UdpSocket, bytes: &[u8], dst: SocketAddr) {
-    // Almost always writable at once; only wait when the socket buffer is full.
-    match sock.try_send_to(bytes, dst) {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            let _ = sock.send_to(bytes, dst).await;
-        }
-        Err(_) => {}
-    }
+/// Counts an answer by transport and RCODE, with its latency since the query arrived.
+pub(crate) fn count(proto: Proto, answer: &[u8], started: Instant) {
+    let rcode = answer.get(3).map_or(2, |b| u16::from(b & 0x0f));
+    let protocol = match proto {
+        Proto::Udp => crate::metrics::Protocol::Udp,
+        Proto::Tcp => crate::metrics::Protocol::Tcp,
+    };
+    crate::metrics::record_query(protocol, rcode, started.elapsed());
 }
 
 /// hickory-server request handler for TCP: the same engine, re-framed into hickory's response.
@@ -186,10 +155,14 @@ impl RequestHandler for TcpHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = Instant::now();
         let answer = self
             .engine
             .answer(request.as_slice(), request.src(), Proto::Tcp)
             .await;
+        if let Some(a) = &answer {
+            count(Proto::Tcp, a, started);
+        }
         let fallback = || {
             use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
             let mut metadata = Metadata::new(

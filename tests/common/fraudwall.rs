@@ -36,6 +36,20 @@ impl Fraudwall {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, body).unwrap();
         }
+        // Tests run many instances at once: no fixed ports unless a test asks for them.
+        let mut config = config.to_string();
+        for (key, default) in [
+            ("metrics:", "metrics:\n  listen: null\n"),
+            ("warning_page:", "warning_page:\n  listen: []\n"),
+            ("events:", "events:\n  target: events.jsonl\n"),
+        ] {
+            if !config.lines().any(|l| l.starts_with(key)) {
+                if !config.ends_with('\n') {
+                    config.push('\n');
+                }
+                config.push_str(default);
+            }
+        }
         let cfg = dir.path().join("fraudwall.yaml");
         std::fs::write(&cfg, config).unwrap();
         Self::start_with(&cfg, dir)

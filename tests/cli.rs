@@ -1,0 +1,103 @@
+//! The command line of the real binary: config checking, compile and check, exit codes.
+
+mod common;
+
+use std::process::Command;
+
+use common::fraudwall::bin;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run fraudwall");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_reports_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "listen: [\"127.0.0.1:53\"]\nresolver:\n  mood: recursive\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3") && err.contains("mood"), "{err}");
+
+    let invalid = dir.path().join("invalid.yaml");
+    std::fs::write(&invalid, "listen: []\nsinkhole:\n  ttl: 0\n").unwrap();
+    let (code, _, err) = run(&["config", "check", invalid.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 1: listen"), "{err}");
+    assert!(
+        err.contains("line 3: sinkhole.ttl"),
+        "every problem at once: {err}"
+    );
+
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "listen: [\"127.0.0.1:5399\"]\n").unwrap();
+    let (code, out, _) = run(&["config", "check", good.to_str().unwrap()]);
+    assert_eq!((code, out.contains("ok")), (0, true));
+}
+
+#[test]
+fn serve_refuses_a_bad_config_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "listen: [\"127.0.0.1:0\"]\nsinkhole:\n  ipv4: banana\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["serve", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn example_config_passes_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/fraudwall.example.yaml");
+    let copy = dir.path().join("fraudwall.yaml");
+    std::fs::copy(example, &copy).unwrap();
+    let (code, out, err) = run(&["config", "check", copy.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn compile_then_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("fraud.txt");
+    std::fs::write(&list, "# list\nevil.example\nbad..name\n").unwrap();
+    let fst = dir.path().join("out.fst");
+    let (code, out, err) = run(&[
+        "compile",
+        "--out",
+        fst.to_str().unwrap(),
+        list.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(":3:"),
+        "the bad line is reported with its number: {out}"
+    );
+    let (code, out, _) = run(&[
+        "check",
+        "--fst",
+        fst.to_str().unwrap(),
+        "www.EVIL.example",
+        "good.example",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("BLOCKED") && out.contains("not listed"),
+        "{out}"
+    );
+}
