@@ -125,3 +125,34 @@ fn negative_answers_expire() {
     assert_eq!(again.status, "NXDOMAIN");
     assert_eq!(soa_ttl(&again), 2, "expired, resolved again");
 }
+
+/// The block check comes before the cache: a list swapped in blocks a name that is cached, on
+/// the very next query, and removing it lets the cached answer through again at once.
+#[test]
+fn a_list_swap_takes_effect_on_the_next_query_for_a_cached_name() {
+    let fw = start("");
+    let before = dig(fw.addr, &["www.example.com", "A"]);
+    assert_eq!(before.answer_rdata("A"), ["198.18.0.10"]); // now cached
+    let list = fw.dir.path().join("lists/late.txt");
+    std::fs::write(&list, "example.com\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = dig(fw.addr, &["www.example.com", "A"]);
+        if r.answer_rdata("A") == ["127.0.0.1"] {
+            break;
+        }
+        assert_eq!(r.answer_rdata("A"), ["198.18.0.10"], "old answer until the swap");
+        assert!(std::time::Instant::now() < deadline, "list never enforced:\n{}", fw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_file(&list).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = dig(fw.addr, &["www.example.com", "A"]);
+        if r.answer_rdata("A") == ["198.18.0.10"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never unblocked:\n{}", fw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

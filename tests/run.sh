@@ -30,3 +30,7 @@ fi
 
 cargo build --benches --quiet
 cargo test --no-fail-fast "$@"
+# The deployment: every file through its own checker, then dnsdist in front of two instances
+# sharing one list directory (drop a list, both enforce it; kill one, the other answers).
+tests/deploy/check.sh
+tests/multi_instance.sh

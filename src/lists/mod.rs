@@ -105,21 +105,23 @@ pub fn fst_files(cfg: &BlocklistsConfig) -> Vec<PathBuf> {
     out
 }
 
-/// Compiles every text list into `<state_dir>/check.fst` and opens it (`fraudwall check`).
+/// Compiles every text list into a temporary file and opens it (`fraudwall check --config`).
 pub fn load(cfg: &BlocklistsConfig) -> anyhow::Result<Blocklist> {
     let specs = specs(cfg);
     if specs.is_empty() {
         return Ok(Blocklist::empty());
     }
-    std::fs::create_dir_all(&cfg.state_dir)
-        .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
-    let out = cfg.state_dir.join("check.fst");
+    // Never in the state directory: a running server may own it, and it may be read-only.
+    let out = std::env::temp_dir().join(format!("fraudwall-check-{}.fst", std::process::id()));
     let mut sink = Vec::new();
     blocklist::cli::compile_cmd(&out, &specs, &mut sink).context("compiling lists")?;
     for line in String::from_utf8_lossy(&sink).lines() {
         tracing::info!("{line}");
     }
-    Blocklist::open(&out).with_context(|| format!("opening {}", out.display()))
+    let bl = Blocklist::open(&out).with_context(|| format!("opening {}", out.display()));
+    // The mapping stays valid after the name is gone.
+    let _ = std::fs::remove_file(&out);
+    bl
 }
 
 /// Whether a file name in the list directory is a list: not hidden (`.foo`, `.foo.swp`, `.#foo`,
