@@ -119,6 +119,7 @@ pub async fn run(
     info!("shutting down: finishing queries in flight");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = server.shutdown_gracefully().await;
+    drop(server); // its handler holds an engine handle
     let _ = tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();

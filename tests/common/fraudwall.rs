@@ -21,6 +21,40 @@ pub struct Fraudwall {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// Spawns `cmd` so that it dies with the test process, even when its `Fraudwall` lives in a
+/// `static` that is never dropped. `PR_SET_PDEATHSIG` fires when the spawning *thread* exits, so
+/// every child is spawned by one thread that lives as long as the process.
+pub fn spawn_owned(cmd: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    use std::sync::{OnceLock, mpsc};
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in rx {
+                // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((cmd, tx))
+        .map_err(|_| std::io::Error::other("spawner thread gone"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("spawner thread gone"))?
+}
+
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fraudwall"))
@@ -56,14 +90,13 @@ impl Fraudwall {
     }
 
     fn start_with(cfg: &Path, dir: tempfile::TempDir) -> Fraudwall {
-        let mut child = Command::new(bin())
-            .args(["serve", "--config"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--config"])
             .arg(cfg)
             .env("RUST_LOG", "info,fraudwall=debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fraudwall");
+            .stderr(Stdio::piped());
+        let mut child = spawn_owned(cmd).expect("spawn fraudwall");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
