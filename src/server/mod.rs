@@ -43,11 +43,32 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     }
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
-    // Large buffers ride out bursts without drops.
-    let _ = s.set_recv_buffer_size(4 << 20);
-    let _ = s.set_send_buffer_size(4 << 20);
+    // Large buffers ride out bursts (and moments the worker is not scheduled) without drops.
+    // SO_RCVBUF is capped by net.core.rmem_max; as root, SO_RCVBUFFORCE is not (Unbound does
+    // the same for `so-rcvbuf`).
+    force_buffer(&s, libc::SO_RCVBUFFORCE, 4 << 20).or_else(|_| s.set_recv_buffer_size(4 << 20))?;
+    force_buffer(&s, libc::SO_SNDBUFFORCE, 4 << 20).or_else(|_| s.set_send_buffer_size(4 << 20))?;
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+fn force_buffer(s: &Socket, opt: libc::c_int, bytes: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt with a valid fd and a pointer to an int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
