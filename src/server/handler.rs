@@ -82,21 +82,6 @@ pub trait BlockObserver: Send + Sync + 'static {
     fn on_block(&self, blocklist: &Blocklist, hit: &BlockHit<'_>);
 }
 
-/// Logs blocks at debug level; the default observer.
-pub struct LogObserver;
-
-impl BlockObserver for LogObserver {
-    fn on_block(&self, bl: &Blocklist, hit: &BlockHit<'_>) {
-        debug!(
-            client = %hit.client.ip(),
-            qname = %wire::name_to_string(hit.qname),
-            qtype = hit.qtype,
-            list = bl.lists().get(hit.verdict.list as usize).map(|l| l.name.as_str()).unwrap_or("?"),
-            "blocked"
-        );
-    }
-}
-
 /// Policy knobs of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
