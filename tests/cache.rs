@@ -141,8 +141,16 @@ fn a_list_swap_takes_effect_on_the_next_query_for_a_cached_name() {
         if r.answer_rdata("A") == ["127.0.0.1"] {
             break;
         }
-        assert_eq!(r.answer_rdata("A"), ["198.18.0.10"], "old answer until the swap");
-        assert!(std::time::Instant::now() < deadline, "list never enforced:\n{}", fw.log());
+        assert_eq!(
+            r.answer_rdata("A"),
+            ["198.18.0.10"],
+            "old answer until the swap"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "list never enforced:\n{}",
+            fw.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::remove_file(&list).unwrap();
@@ -152,7 +160,11 @@ fn a_list_swap_takes_effect_on_the_next_query_for_a_cached_name() {
         if r.answer_rdata("A") == ["198.18.0.10"] {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never unblocked:\n{}", fw.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never unblocked:\n{}",
+            fw.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
