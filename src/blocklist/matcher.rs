@@ -246,6 +246,14 @@ impl Blocklist {
             Fst::new(FstBytes { data, start, end }).map_err(|e| corrupt(format!("FST: {e}")))?;
         fst.verify().map_err(|e| corrupt(format!("FST: {e}")))?;
         let filter = Prefilter::build(&fst);
+        if let Backing::Mmap(map) = &fst.as_inner().data {
+            // Building the filter read every page of the FST; from now on only listed names
+            // touch it. Let those pages go from our resident set (they stay in the page cache
+            // and come back on the next access) instead of pinning the whole list in RSS.
+            // SAFETY: the mapping is read-only and file-backed: dropped pages are re-read from
+            // the file, which is never modified in place.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
         Ok(Blocklist {
             lists,
             fst: Some(fst),
