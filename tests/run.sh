@@ -28,9 +28,17 @@ if [ -x ../shared/tools/offbox-guard.sh ]; then
   ../shared/tools/offbox-guard.sh
 fi
 
+mkdir -p target
 cargo build --benches --quiet
-cargo test --no-fail-fast "$@"
+cargo test --no-fail-fast "$@" 2>&1 | tee target/cargo-test.log
 # The deployment: every file through its own checker, then dnsdist in front of two instances
 # sharing one list directory (drop a list, both enforce it; kill one, the other answers).
-tests/deploy/check.sh
-tests/multi_instance.sh
+tests/deploy/check.sh 2>&1 | tee target/deploy-check.log
+tests/multi_instance.sh 2>&1 | tee target/multi-instance.log
+
+# One closing line for the whole suite.
+awk '
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+  /(PASS|FAIL): [0-9]+ passed, [0-9]+ failed/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+  END { printf "tests/run.sh: %d passed, %d failed\n", p, f }
+' target/cargo-test.log target/deploy-check.log target/multi-instance.log
