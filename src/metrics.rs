@@ -459,24 +459,11 @@ pub fn reload_failed() {
 
 /// The label value of a blocklist action.
 pub fn action_label(action: Action) -> &'static str {
-    match action {
-        Action::Sinkhole => "sinkhole",
-        Action::Nxdomain => "nxdomain",
-        Action::Nodata => "nodata",
-        Action::Refused => "refused",
-        Action::Drop => "drop",
-        Action::Log => "log",
-    }
+    action.as_str()
 }
 
-const ACTIONS: [Action; 6] = [
-    Action::Sinkhole,
-    Action::Nxdomain,
-    Action::Nodata,
-    Action::Refused,
-    Action::Drop,
-    Action::Log,
-];
+/// Every action, in the order the per-list counter arrays use.
+const ACTIONS: [Action; 6] = Action::ALL;
 
 /// `fraudwall_blocked_total` handles for every (list, action), keyed by list index.
 ///

@@ -185,32 +185,9 @@ impl Engine {
         if let Some(v) = bl.lookup_wire(q.qname)
             && v.kind == ListKind::Block
         {
-            self.observer.on_block(
-                &bl,
-                &BlockHit {
-                    client,
-                    proto,
-                    qname: q.qname,
-                    qtype: q.qtype,
-                    verdict: v,
-                    matched_name: q.qname,
-                },
-            );
-            if v.action != Action::Log {
-                let owner =
-                    SoaOwner::InQuestion(wire::suffix_offset(q.qname, v.matched_labels as usize));
-                reason_text(&bl, &v, &mut scratch.text);
-                let info = bl.lists().get(v.list as usize).map(|l| l.ede).unwrap_or(15);
-                return self.finish_blocked(
-                    &q,
-                    v.action,
-                    owner,
-                    Some(Reason {
-                        info_code: info,
-                        extra_text: &scratch.text,
-                    }),
-                    out,
-                );
+            let hit = (client, proto);
+            if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, &mut scratch.text, out) {
+                return fast;
             }
         }
 
@@ -289,36 +266,57 @@ impl Engine {
             if v.kind != ListKind::Block {
                 continue;
             }
-            self.observer.on_block(
-                bl,
-                &BlockHit {
-                    client,
-                    proto,
-                    qname: q.qname,
-                    qtype: q.qtype,
-                    verdict: v,
-                    matched_name: target,
-                },
-            );
-            if v.action == Action::Log {
-                continue;
-            }
-            let off = wire::suffix_offset(target, v.matched_labels as usize);
             let mut text = String::new();
-            reason_text(bl, &v, &mut text);
-            let info = bl.lists().get(v.list as usize).map(|l| l.ede).unwrap_or(15);
-            return Some(self.finish_blocked(
-                q,
-                v.action,
-                SoaOwner::Name(&target[off..]),
-                Some(Reason {
-                    info_code: info,
-                    extra_text: &text,
-                }),
-                out,
-            ));
+            if let Some(fast) = self.apply_block(bl, q, v, target, (client, proto), &mut text, out)
+            {
+                return Some(fast);
+            }
         }
         None
+    }
+
+    /// Reports a block verdict for `matched` (the query name, or a CNAME target of its answer)
+    /// and, unless the list only logs, writes the blocked answer. `None`: answer normally.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_block(
+        &self,
+        bl: &Blocklist,
+        q: &Query<'_>,
+        v: Verdict,
+        matched: &[u8],
+        (client, proto): (SocketAddr, Proto),
+        text: &mut String,
+        out: &mut Vec<u8>,
+    ) -> Option<Fast> {
+        self.observer.on_block(
+            bl,
+            &BlockHit {
+                client,
+                proto,
+                qname: q.qname,
+                qtype: q.qtype,
+                verdict: v,
+                matched_name: matched,
+            },
+        );
+        if v.action == Action::Log {
+            return None;
+        }
+        // The synthetic SOA is owned by the listed entry: a pointer into the question when the
+        // query name matched, the entry's own labels when a CNAME target did.
+        let off = wire::suffix_offset(matched, v.matched_labels as usize);
+        let owner = if std::ptr::eq(matched, q.qname) {
+            SoaOwner::InQuestion(off)
+        } else {
+            SoaOwner::Name(&matched[off..])
+        };
+        reason_text(bl, &v, text);
+        let info_code = bl.lists().get(v.list as usize).map_or(15, |l| l.ede);
+        let reason = Reason {
+            info_code,
+            extra_text: text,
+        };
+        Some(self.finish_blocked(q, v.action, owner, Some(reason), out))
     }
 
     /// The full pipeline: fast path, then resolution on a miss. `None` = send nothing.
