@@ -23,6 +23,41 @@ use crate::{
     sinkhole::page,
 };
 
+type PageTask = tokio::task::JoinHandle<Result<(), page::Error>>;
+
+/// Binds and serves the warning page (and its TLS listeners when configured); the returned
+/// sender stops them.
+async fn start_warning_page(
+    config: &Config,
+    live: Arc<ArcSwap<Blocklist>>,
+) -> anyhow::Result<(tokio::sync::watch::Sender<bool>, Vec<PageTask>)> {
+    let cfg = Arc::new(config.warning_page.clone());
+    let lookup: Arc<dyn page::BlockLookup> = Arc::new(LiveLookup(live));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.changed().await;
+        }
+    };
+    let mut tasks = Vec::new();
+    let listeners = page::bind(&cfg)
+        .await
+        .context("starting the warning page")?;
+    if !listeners.is_empty() {
+        let serve = page::serve(listeners, cfg.clone(), lookup.clone(), until_stopped());
+        tasks.push(tokio::spawn(serve));
+    }
+    if cfg.tls.is_some() {
+        let listeners = page::bind_tls(&cfg)
+            .await
+            .context("starting the warning page over TLS")?;
+        let serve = page::serve_tls(listeners, cfg.clone(), lookup, until_stopped());
+        tasks.push(tokio::spawn(serve));
+    }
+    Ok((stop, tasks))
+}
+
 /// Runs the resolver until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
@@ -40,38 +75,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let (events, events_writer) =
         EventLog::start(&config.events).context("starting the blocked-event log")?;
-    let page_listeners = page::bind(&config.warning_page)
-        .await
-        .context("starting the warning page")?;
-    let page_cfg = Arc::new(config.warning_page.clone());
-    let lookup: Arc<dyn page::BlockLookup> = Arc::new(LiveLookup(live.clone()));
-    let (page_stop, page_stopped) = tokio::sync::watch::channel(false);
-    let mut page_tasks = Vec::new();
-    if !page_listeners.is_empty() {
-        let mut stopped = page_stopped.clone();
-        page_tasks.push(tokio::spawn(page::serve(
-            page_listeners,
-            page_cfg.clone(),
-            lookup.clone(),
-            async move {
-                let _ = stopped.changed().await;
-            },
-        )));
-    }
-    if config.warning_page.tls.is_some() {
-        let tls_listeners = page::bind_tls(&config.warning_page)
-            .await
-            .context("starting the warning page over TLS")?;
-        let mut stopped = page_stopped.clone();
-        page_tasks.push(tokio::spawn(page::serve_tls(
-            tls_listeners,
-            page_cfg,
-            lookup,
-            async move {
-                let _ = stopped.changed().await;
-            },
-        )));
-    }
+    let (page_stop, page_tasks) = start_warning_page(&config, live.clone()).await?;
     let resolver = Resolver::build(&config.resolver)
         .await
         .context("building the resolver")?;
