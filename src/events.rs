@@ -340,7 +340,7 @@ struct Line<'a> {
 
 /// `2025-01-02T03:04:05.678Z`. Hand-rolled: it runs once per event and needs no locale or
 /// format parsing.
-fn rfc3339_millis(t: SystemTime) -> String {
+pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);
     let mut s = String::with_capacity(24);
     let _ = write!(

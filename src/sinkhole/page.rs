@@ -833,19 +833,6 @@ fn display_time(now: SystemTime, offset: time::UtcOffset) -> String {
     )
 }
 
-fn rfc3339_millis(now: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(now);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.millisecond()
-    )
-}
 
 #[derive(Serialize)]
 struct ReportLine<'a> {
@@ -917,7 +904,7 @@ where
         incident = incident_id(now, state.offset);
     }
     let line = ReportLine {
-        time: &rfc3339_millis(now),
+        time: &crate::events::rfc3339_millis(now),
         client: &client.to_canonical().to_string(),
         host: &host,
         reason: &reason,
