@@ -833,7 +833,6 @@ fn display_time(now: SystemTime, offset: time::UtcOffset) -> String {
     )
 }
 
-
 #[derive(Serialize)]
 struct ReportLine<'a> {
     time: &'a str,
