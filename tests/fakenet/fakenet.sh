@@ -261,6 +261,18 @@ cmd_up() {
     fi
   fi
   rm -f "$ACTIVE_FILE"
+  if dig +norec +tries=1 +time=1 @127.53.0.1 . SOA 2>/dev/null | grep -q 'status:' &&
+    [[ ${FAKENET_TAKEOVER:-0} == 1 ]]; then
+    # A fakenet whose state dir was deleted under it (a removed clone): its NSDs still run
+    # from `<dir>/nsd/<label>/nsd.conf`. Only those are ours to stop.
+    log "stopping orphaned fakenet name servers"
+    pkill -f 'nsd -c .*/nsd/[^/]*/nsd\.conf' 2>/dev/null || true
+    pkill -f 'unbound -c .*/unbound-[0-9]*/unbound\.conf' 2>/dev/null || true
+    for _ in $(seq 50); do
+      dig +norec +tries=1 +time=1 @127.53.0.1 . SOA 2>/dev/null | grep -q 'status:' || break
+      sleep 0.1
+    done
+  fi
   if dig +norec +tries=1 +time=1 @127.53.0.1 . SOA 2>/dev/null | grep -q 'status:'; then
     die "something already answers on 127.53.0.1:53 (not started from $dir); stop it first"
   fi
