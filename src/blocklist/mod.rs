@@ -37,8 +37,9 @@ pub use error::Error;
 pub use matcher::Blocklist;
 pub use source::{Diagnostic, ParseStats, Severity};
 
-/// What a blocked name gets as an answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+/// What a blocked name gets as an answer (spelled in config as `sinkhole`, `nxdomain`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A → sinkhole IPv4, AAAA → sinkhole IPv6, anything else NODATA.
     #[default]
@@ -129,8 +130,9 @@ impl ListKind {
     }
 }
 
-/// Source formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Source formats (spelled in config as `plain`, `hosts`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Format {
     /// One name per line, `#` comments; a leading `*.` is allowed ("wildcard" lists).
     Plain,

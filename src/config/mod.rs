@@ -362,12 +362,12 @@ fn validate(
         lists.push(ListSpec {
             name,
             path,
-            format: l.format.map(Into::into),
+            format: l.format,
             kind: match l.kind {
                 raw::Kind::Block => ListKind::Block,
                 raw::Kind::Allow => ListKind::Allow,
             },
-            action: l.action.unwrap_or(raw.blocklists.action).into(),
+            action: l.action.unwrap_or(raw.blocklists.action),
             match_mode: match l.r#match {
                 raw::Match::Subtree => MatchMode::Subtree,
                 raw::Match::Exact => MatchMode::Exact,
@@ -481,7 +481,7 @@ fn validate(
             state_dir,
             lists,
             doh_canary: raw.blocklists.doh_canary,
-            default_action: raw.blocklists.action.into(),
+            default_action: raw.blocklists.action,
             default_ede: raw.blocklists.ede,
             watch: raw.blocklists.watch,
             debounce: Duration::from_millis(raw.blocklists.debounce_ms),

@@ -163,7 +163,7 @@ pub struct RawBlocklists {
     pub state_dir: Option<PathBuf>,
     pub lists: Vec<RawList>,
     pub doh_canary: bool,
-    pub action: RawAction,
+    pub action: Action,
     pub ede: u16,
     /// How changes in `dir` are noticed.
     pub watch: WatchMode,
@@ -182,7 +182,7 @@ impl Default for RawBlocklists {
             state_dir: None,
             lists: Vec::new(),
             doh_canary: true,
-            action: RawAction::Sinkhole,
+            action: Action::Sinkhole,
             ede: 15,
             watch: WatchMode::Notify,
             debounce_ms: 300,
@@ -248,11 +248,11 @@ pub struct RawList {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
-    pub format: Option<RawFormat>,
+    pub format: Option<Format>,
     #[serde(default)]
     pub kind: Kind,
     #[serde(default)]
-    pub action: Option<RawAction>,
+    pub action: Option<Action>,
     #[serde(default)]
     pub r#match: Match,
     #[serde(default)]
@@ -283,57 +283,6 @@ pub enum Match {
     #[default]
     Subtree,
     Exact,
-}
-
-/// `format:` of a list.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RawFormat {
-    Plain,
-    Hosts,
-    Adblock,
-    Dnsmasq,
-    Unbound,
-    Rpz,
-}
-
-impl From<RawFormat> for Format {
-    fn from(f: RawFormat) -> Format {
-        match f {
-            RawFormat::Plain => Format::Plain,
-            RawFormat::Hosts => Format::Hosts,
-            RawFormat::Adblock => Format::Adblock,
-            RawFormat::Dnsmasq => Format::Dnsmasq,
-            RawFormat::Unbound => Format::Unbound,
-            RawFormat::Rpz => Format::Rpz,
-        }
-    }
-}
-
-/// `action:` of a list.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RawAction {
-    #[default]
-    Sinkhole,
-    Nxdomain,
-    Nodata,
-    Refused,
-    Drop,
-    Log,
-}
-
-impl From<RawAction> for Action {
-    fn from(a: RawAction) -> Action {
-        match a {
-            RawAction::Sinkhole => Action::Sinkhole,
-            RawAction::Nxdomain => Action::Nxdomain,
-            RawAction::Nodata => Action::Nodata,
-            RawAction::Refused => Action::Refused,
-            RawAction::Drop => Action::Drop,
-            RawAction::Log => Action::Log,
-        }
-    }
 }
 
 /// `sinkhole:`.
