@@ -167,11 +167,9 @@ fn lame_delegation_falls_over_to_the_good_server() {
 
 #[test]
 fn dead_delegation_is_servfail_within_our_deadline() {
-    let started = std::time::Instant::now();
+    // An answer at all (dig waits up to 15 s): SERVFAIL, not silence.
     let r = dig(pair().fw.addr, &["www.dead.net", "A", "+time=15"]);
-    assert_eq!(r.status, "SERVFAIL");
-    // Not a timing assertion on speed: only that the answer came (dig waited up to 15 s).
-    assert!(started.elapsed().as_secs() < 15);
+    assert_eq!(r.status, "SERVFAIL", "{}", r.raw);
 }
 
 #[test]
