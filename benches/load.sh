@@ -3,8 +3,16 @@
 # same loopback DNS hierarchy (tests/fakenet) with the same blocklist loaded (fraudwall: a plain
 # list; Unbound: the same names as `local-zone: "name." always_null`).
 #
-#   benches/load.sh                 # 200 k-name list, 3 alternating rounds of 15 s per server
-#   SECONDS_PER_RUN=10 ROUNDS=5 LIST_NAMES=200000 RSS_NAMES=1000000 benches/load.sh
+#   benches/load.sh                 # 200 k-name list, 3 alternating rounds of 15 s per server,
+#                                   # with 1 and then 2 server threads
+#   SECONDS_PER_RUN=10 ROUNDS=5 SERVER_THREADS="2" RSS_NAMES=1000000 benches/load.sh
+#
+# Both servers get the same thread count (fraudwall `server.udp_workers`, Unbound `num-threads`
+# with matching slabs), and dnsperf runs on the same 2 vCPUs: with 1 server thread the load
+# generator has a core to itself. dnsperf gets 4 MB socket buffers (-b): with the default
+# 208 KB its own receive buffer overflows on bursts of answers and those count as "lost" for
+# whichever server is being measured. Loss inside the server is reported separately, from the
+# kernel's per-socket drop counter of the server's UDP socket(s).
 #
 # Workload: 95 % benign names of the hierarchy with a Zipf-like popularity skew (warm cache),
 # 5 % names from the blocklist. Prints QPS, lost queries, average latency at full load, p99
@@ -21,6 +29,7 @@ RSS_NAMES=${RSS_NAMES:-1000000}
 QUERIES=${QUERIES:-200000}
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
+SERVER_THREADS=${SERVER_THREADS:-1 2}
 OUTSTANDING=${OUTSTANDING:-1000}
 P99_LOW=${P99_LOW:-20000}
 P99_HIGH=${P99_HIGH:-60000}
@@ -68,17 +77,19 @@ gen_list() {
   }'
 }
 gen_list "$NAMES" 7 >"$work/lists/fraud.txt"
-{
+# unbound_conf THREADS LIST > conf
+unbound_conf() {
   # The same socket buffers fraudwall asks for, so neither drops on bursts for lack of them.
   echo "so-rcvbuf: 4m"
   echo "so-sndbuf: 4m"
-  # Unbound's own performance advice for 2 threads: slabs = threads, large caches, more
-  # queries per thread (https://unbound.docs.nlnetlabs.nl, "Performance Tuning").
-  printf '%s\n' "msg-cache-slabs: 2" "rrset-cache-slabs: 2" "infra-cache-slabs: 2" \
-    "key-cache-slabs: 2" "msg-cache-size: 64m" "rrset-cache-size: 128m" \
+  # Unbound's own performance advice: slabs = threads, large caches, more queries per thread
+  # (https://unbound.docs.nlnetlabs.nl, "Performance Tuning").
+  echo "num-threads: $1"
+  printf '%s\n' "msg-cache-slabs: $1" "rrset-cache-slabs: $1" "infra-cache-slabs: $1" \
+    "key-cache-slabs: $1" "msg-cache-size: 64m" "rrset-cache-size: 128m" \
     "outgoing-range: 8192" "num-queries-per-thread: 4096"
-  awk '{ printf "local-zone: \"%s.\" always_null\n", $0 }' "$work/lists/fraud.txt"
-} >"$work/unbound-zones.conf"
+  awk '{ printf "local-zone: \"%s.\" always_null\n", $0 }' "$2"
+}
 
 # Queries: 95 % benign with a Zipf-like skew over the hierarchy's load names, 5 % listed.
 awk -v n="$QUERIES" -v seed=11 -v listfile="$work/lists/fraud.txt" -v benign="$QUERIES_BENIGN" 'BEGIN {
@@ -91,18 +102,23 @@ awk -v n="$QUERIES" -v seed=11 -v listfile="$work/lists/fraud.txt" -v benign="$Q
   }
 }' >"$work/queries.txt"
 
-cat >"$work/fraudwall.yaml" <<EOF
+# fraudwall_conf THREADS LISTDIR STATEDIR > conf
+fraudwall_conf() {
+  cat <<EOF
 listen: ["127.0.0.1:$FW_PORT"]
 resolver:
   root_hints: $ROOT_HINTS
   trust_anchor: $TRUST_ANCHOR
   allow_private_servers: true
 blocklists:
-  dir: $work/lists
-  state_dir: $work/state
+  dir: $2
+  state_dir: $3
+server:
+  udp_workers: $1
 log:
   level: warn
 EOF
+}
 
 calc() { awk "BEGIN { print $1 }"; }
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
@@ -121,62 +137,84 @@ stop_fraudwall() { kill "$fw_pid"; wait "$fw_pid" 2>/dev/null || true; fw_pid=; 
 # dnsperf → "qps lost avg_ms"
 perf() {
   dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -l "$SECS" -c "$CLIENTS" -T "$THREADS" \
-    -q "$OUTSTANDING" -t 2 2>&1 | awk '
+    -q "$OUTSTANDING" -t 2 -b 4096 2>&1 | awk '
       /Queries lost:/ { lost = $3 }
       /Queries per second:/ { qps = $4 }
       /Average Latency/ { avg = $4 * 1000 }
       END { printf "%.0f %s %.3f\n", qps, lost, avg }'
 }
-# p99 latency in ms at a fixed offered rate ($2 QPS); queries never answered count as 2 s.
+# p99 latency in ms at a fixed offered rate ($2 QPS); queries sent but never answered count as 2 s.
 p99() {
-  dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -l 5 -c 8 -T 2 -Q "$2" -v -t 2 2>/dev/null |
-    awk '/^> / { print $NF * 1000 }' | sort -n |
-    awk -v want="$(($2 * 5))" '{ v[NR] = $1 } END {
-      n = NR; for (; n < want; n++) v[n + 1] = 2000;
+  dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -l 5 -c 8 -T 2 -Q "$2" -v -t 2 -b 4096 2>/dev/null |
+    awk '/^> / { print $NF * 1000 } /Queries sent:/ { print "sent", $3 }' | sort -n |
+    awk '$1 == "sent" { sent = $2; next } { v[++n] = $1 } END {
+      for (; n < sent; n++) v[n + 1] = 2000;
       if (n) printf "%.3f\n", v[int(n * 0.99)]; else print "nan" }'
+}
+# Datagrams the kernel dropped on the UDP socket(s) bound to port $1 (full receive buffer).
+socket_drops() {
+  awk -v port="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == port { d += $NF }
+    END { print d + 0 }' /proc/net/udp
 }
 warm() { dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -n 1 -c 4 -q 200 -t 5 >/dev/null 2>&1 || true; }
 
-echo "== load: $NAMES-name list, $QUERIES queries (95 % benign, Zipf-skewed; 5 % listed), ${SECS}s runs, dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING"
-tests/fakenet/unbound.sh start "$work/fakenet" "$UB_PORT" "$work/unbound-zones.conf" >/dev/null
-ub_pid=$(pgrep -f "unbound -c $work/fakenet/unbound-$UB_PORT/unbound.conf" | head -1)
-start_fraudwall "$work/fraudwall.yaml"
-warm "$UB_PORT"; warm "$FW_PORT"; warm "$UB_PORT"; warm "$FW_PORT"
-# Alternate the servers, ROUNDS times, and keep each one's median run: single runs on a shared
-# 2-core machine vary by tens of percent.
 median_run() { sort -n -k1,1 | awk '{ r[NR] = $0 } END { print r[int((NR + 1) / 2)] }'; }
-: >"$work/ub.runs"; : >"$work/fw.runs"
-: >"$work/ub.p99"; : >"$work/fw.p99"; : >"$work/ub.p99h"; : >"$work/fw.p99h"
-for _ in $(seq "$ROUNDS"); do
-  perf "$UB_PORT" >>"$work/ub.runs"
-  perf "$FW_PORT" >>"$work/fw.runs"
-  p99 "$UB_PORT" "$P99_LOW" >>"$work/ub.p99"
-  p99 "$FW_PORT" "$P99_LOW" >>"$work/fw.p99"
-  p99 "$UB_PORT" "$P99_HIGH" >>"$work/ub.p99h"
-  p99 "$FW_PORT" "$P99_HIGH" >>"$work/fw.p99h"
-done
-read -r ub_qps ub_lost ub_avg < <(median_run <"$work/ub.runs")
-read -r fw_qps fw_lost fw_avg < <(median_run <"$work/fw.runs")
-ub_p99=$(median_run <"$work/ub.p99"); fw_p99=$(median_run <"$work/fw.p99")
-ub_p99h=$(median_run <"$work/ub.p99h"); fw_p99h=$(median_run <"$work/fw.p99h")
-echo "runs (QPS lost avg_ms): unbound $(tr '\n' ';' <"$work/ub.runs") fraudwall $(tr '\n' ';' <"$work/fw.runs")"
-echo "p99 runs at $P99_LOW QPS (ms): unbound $(tr '\n' ' ' <"$work/ub.p99") fraudwall $(tr '\n' ' ' <"$work/fw.p99")"
-echo "p99 runs at $P99_HIGH QPS (ms): unbound $(tr '\n' ' ' <"$work/ub.p99h") fraudwall $(tr '\n' ' ' <"$work/fw.p99h")"
-ub_rss=$(rss_kb "$ub_pid"); fw_rss=$(rss_kb "$fw_pid")
-stop_fraudwall
-tests/fakenet/unbound.sh stop "$work/fakenet" "$UB_PORT" >/dev/null
 
-printf '\n%-10s %10s %8s %10s %14s %14s %10s\n' server QPS lost avg_ms "p99_ms@${P99_LOW}" "p99_ms@${P99_HIGH}" RSS_MiB
-printf '%-10s %10s %8s %10s %14s %14s %10.1f\n' unbound "$ub_qps" "$ub_lost" "$ub_avg" "$ub_p99" "$ub_p99h" "$(calc "$ub_rss/1024")"
-printf '%-10s %10s %8s %10s %14s %14s %10.1f\n' fraudwall "$fw_qps" "$fw_lost" "$fw_avg" "$fw_p99" "$fw_p99h" "$(calc "$fw_rss/1024")"
-printf 'ratio fraudwall/unbound: QPS %.2fx, p99@%s %.2fx, p99@%s %.2fx, RSS %.2fx\n' \
-  "$(calc "$fw_qps/$ub_qps")" "$P99_LOW" "$(calc "$fw_p99/$ub_p99")" "$P99_HIGH" "$(calc "$fw_p99h/$ub_p99h")" "$(calc "$fw_rss/$ub_rss")"
+# compare N: the whole comparison with N server threads each.
+compare() {
+  local n=$1
+  echo
+  echo "== load: $n server thread(s) each, $NAMES-name list, $QUERIES queries (95 % benign, Zipf-skewed; 5 % listed), ${SECS}s runs, dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING"
+  unbound_conf "$n" "$work/lists/fraud.txt" >"$work/unbound-zones.conf"
+  fraudwall_conf "$n" "$work/lists" "$work/state" >"$work/fraudwall.yaml"
+  tests/fakenet/unbound.sh start "$work/fakenet" "$UB_PORT" "$work/unbound-zones.conf" >/dev/null
+  ub_pid=$(pgrep -f "unbound -c $work/fakenet/unbound-$UB_PORT/unbound.conf" | head -1)
+  start_fraudwall "$work/fraudwall.yaml"
+  warm "$UB_PORT"; warm "$FW_PORT"; warm "$UB_PORT"; warm "$FW_PORT"
+  local ub_drops0 fw_drops0
+  ub_drops0=$(socket_drops "$UB_PORT"); fw_drops0=$(socket_drops "$FW_PORT")
+  # Alternate the servers, ROUNDS times, and keep each one's median run: single runs on a
+  # shared 2-core machine vary by tens of percent.
+  : >"$work/ub.runs"; : >"$work/fw.runs"
+  : >"$work/ub.p99"; : >"$work/fw.p99"; : >"$work/ub.p99h"; : >"$work/fw.p99h"
+  for _ in $(seq "$ROUNDS"); do
+    perf "$UB_PORT" >>"$work/ub.runs"
+    perf "$FW_PORT" >>"$work/fw.runs"
+    p99 "$UB_PORT" "$P99_LOW" >>"$work/ub.p99"
+    p99 "$FW_PORT" "$P99_LOW" >>"$work/fw.p99"
+    p99 "$UB_PORT" "$P99_HIGH" >>"$work/ub.p99h"
+    p99 "$FW_PORT" "$P99_HIGH" >>"$work/fw.p99h"
+  done
+  local ub_drops fw_drops
+  ub_drops=$(($(socket_drops "$UB_PORT") - ub_drops0)); fw_drops=$(($(socket_drops "$FW_PORT") - fw_drops0))
+  read -r ub_qps ub_lost ub_avg < <(median_run <"$work/ub.runs")
+  read -r fw_qps fw_lost fw_avg < <(median_run <"$work/fw.runs")
+  ub_p99=$(median_run <"$work/ub.p99"); fw_p99=$(median_run <"$work/fw.p99")
+  ub_p99h=$(median_run <"$work/ub.p99h"); fw_p99h=$(median_run <"$work/fw.p99h")
+  echo "runs (QPS lost avg_ms): unbound $(tr '\n' ';' <"$work/ub.runs") fraudwall $(tr '\n' ';' <"$work/fw.runs")"
+  echo "p99 runs at $P99_LOW QPS (ms): unbound $(tr '\n' ' ' <"$work/ub.p99") fraudwall $(tr '\n' ' ' <"$work/fw.p99")"
+  echo "p99 runs at $P99_HIGH QPS (ms): unbound $(tr '\n' ' ' <"$work/ub.p99h") fraudwall $(tr '\n' ' ' <"$work/fw.p99h")"
+  ub_rss=$(rss_kb "$ub_pid"); fw_rss=$(rss_kb "$fw_pid")
+  stop_fraudwall
+  tests/fakenet/unbound.sh stop "$work/fakenet" "$UB_PORT" >/dev/null
+
+  printf '\n%-10s %8s %10s %8s %10s %14s %14s %10s\n' server threads QPS lost avg_ms "p99_ms@${P99_LOW}" "p99_ms@${P99_HIGH}" RSS_MiB
+  printf '%-10s %8s %10s %8s %10s %14s %14s %10.1f\n' unbound "$n" "$ub_qps" "$ub_lost" "$ub_avg" "$ub_p99" "$ub_p99h" "$(calc "$ub_rss/1024")"
+  printf '%-10s %8s %10s %8s %10s %14s %14s %10.1f\n' fraudwall "$n" "$fw_qps" "$fw_lost" "$fw_avg" "$fw_p99" "$fw_p99h" "$(calc "$fw_rss/1024")"
+  echo "datagrams dropped by the server's own socket over all runs: unbound $ub_drops, fraudwall $fw_drops"
+  printf 'ratio fraudwall/unbound (%s thread(s)): QPS %.2fx, p99@%s %.2fx, p99@%s %.2fx, RSS %.2fx\n' \
+    "$n" "$(calc "$fw_qps/$ub_qps")" "$P99_LOW" "$(calc "$fw_p99/$ub_p99")" "$P99_HIGH" "$(calc "$fw_p99h/$ub_p99h")" "$(calc "$fw_rss/$ub_rss")"
+}
+
+for n in $SERVER_THREADS; do
+  compare "$n"
+done
 
 if [ "$RSS_NAMES" -gt 0 ]; then
   echo; echo "== memory: $RSS_NAMES-name list, idle after start"
   gen_list "$RSS_NAMES" 13 >"$work/lists1m/fraud.txt"
   awk '{ printf "local-zone: \"%s.\" always_null\n", $0 }' "$work/lists1m/fraud.txt" >"$work/unbound-zones-1m.conf"
-  sed "s#$work/lists\$#$work/lists1m#; s#$work/state#$work/state1m#" "$work/fraudwall.yaml" >"$work/fraudwall-1m.yaml"
+  fraudwall_conf 0 "$work/lists1m" "$work/state1m" >"$work/fraudwall-1m.yaml"
   t0=$(date +%s.%N)
   tests/fakenet/unbound.sh start "$work/fakenet" "$UB_PORT" "$work/unbound-zones-1m.conf" >/dev/null
   t1=$(date +%s.%N)

@@ -112,9 +112,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut bound = Vec::new();
     for addr in &config.listen {
-        bound.push(server::bind(*addr, workers).with_context(|| format!("binding {addr}"))?);
+        bound.push(server::bind(*addr).with_context(|| format!("binding {addr}"))?);
     }
-    server::run(engine, bound, config.server.tcp_timeout, shutdown_signal()).await?;
+    server::run(
+        engine,
+        bound,
+        workers,
+        config.server.tcp_timeout,
+        shutdown_signal(),
+    )
+    .await?;
     let _ = page_stop.send(true);
     for t in page_tasks {
         let _ = t.await;

@@ -1,7 +1,7 @@
 //! fraudwall: a recursive DNS resolver that refuses to lead anyone to a fraud site.
 //!
 //! # How a query flows
-//! UDP packets are read in batches (`recvmmsg`) by one thread per `SO_REUSEPORT` socket
+//! UDP packets are read in batches (`recvmmsg`) by worker threads sharing each address's socket
 //! ([`server::udp`]) and handed to the [`server::handler::Engine`]: the query is parsed on the wire ([`server::wire`]), the client
 //! is checked against `access.allow`, the name is looked up in the live [`blocklist`] (one FST
 //! walk over its reversed labels), and a blocked name gets its [`sinkhole`] answer at once.

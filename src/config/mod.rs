@@ -165,7 +165,7 @@ pub struct AccessConfig {
 /// Listener tuning.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// UDP sockets per listen address (SO_REUSEPORT); 0 = one per CPU.
+    /// UDP worker threads per listen address, sharing its socket; 0 = one per CPU.
     pub udp_workers: usize,
     /// Largest UDP answer we send (RFC 9715 / DNS flag day 2020: 1232).
     pub edns_udp_payload: u16,

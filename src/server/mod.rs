@@ -1,6 +1,6 @@
-//! Listeners. UDP is our own fast path ([`udp`]): several `SO_REUSEPORT` sockets per address,
-//! each drained in batches by its own thread that answers blocked and cached queries inline and
-//! hands only misses to the runtime. TCP runs on hickory-server's `Server` with our
+//! Listeners. UDP is our own fast path ([`udp`]): one socket per address, drained in batches by
+//! several threads that answer blocked and cached queries inline and hand only misses to the
+//! runtime. TCP runs on hickory-server's `Server` with our
 //! [`RequestHandler`], sharing the engine.
 
 pub mod handler;
@@ -28,10 +28,10 @@ use tracing::{info, warn};
 
 use handler::{Engine, Proto};
 
-/// Sockets bound for one listen address: `udp.len()` reuse-port UDP sockets and one TCP listener,
-/// all on the same port (even when the config said port 0).
+/// Sockets bound for one listen address: one UDP socket and one TCP listener on the same port
+/// (even when the config said port 0).
 pub struct Bound {
-    pub udp: Vec<std::net::UdpSocket>,
+    pub udp: std::net::UdpSocket,
     pub tcp: TcpListener,
     pub addr: SocketAddr,
 }
@@ -41,6 +41,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
+    // Lets a new process bind beside the old one during an in-place upgrade.
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
     // Large buffers ride out bursts (and moments the worker is not scheduled) without drops.
@@ -85,8 +86,8 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
-/// Binds `workers` UDP sockets and a TCP listener on `addr`, on one port.
-pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
+/// Binds a UDP socket and a TCP listener on `addr`, on one port.
+pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
     let mut last_err = None;
     // With port 0 the kernel picks a UDP port that may be taken for TCP: retry a few times.
     for _ in 0..16 {
@@ -100,12 +101,8 @@ pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
             }
             Err(e) => return Err(e),
         };
-        let mut udp = vec![first];
-        for _ in 1..workers.max(1) {
-            udp.push(udp_socket(actual)?);
-        }
         return Ok(Bound {
-            udp,
+            udp: first,
             tcp,
             addr: actual,
         });
@@ -113,40 +110,34 @@ pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
     Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
 }
 
-/// Serves every bound address until `shutdown` completes.
+/// Serves every bound address, with `udp_threads` UDP workers each, until `shutdown` completes.
 pub async fn run(
     engine: Arc<Engine>,
     bound: Vec<Bound>,
+    udp_threads: usize,
     tcp_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut server = Server::new(TcpHandler {
         engine: engine.clone(),
     });
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut threads = Vec::new();
+    let mut workers = udp::Workers::new();
     for b in bound {
-        threads.extend(udp::spawn(
+        workers.spawn(
             b.udp,
-            engine.clone(),
-            tokio::runtime::Handle::current(),
-            stop.clone(),
-        )?);
+            udp_threads,
+            &engine,
+            &tokio::runtime::Handle::current(),
+        )?;
         info!("listening on udp {}", b.addr);
         server.register_listener(b.tcp, tcp_timeout, 64 * 1024);
         info!("listening on tcp {}", b.addr);
     }
     shutdown.await;
     info!("shutting down: finishing queries in flight");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = server.shutdown_gracefully().await;
     drop(server); // its handler holds an engine handle
-    let _ = tokio::task::spawn_blocking(move || {
-        for t in threads {
-            let _ = t.join();
-        }
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
     // Miss tasks hold their own engine handles and finish on their own; give them a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while Arc::strong_count(&engine) > 1 && tokio::time::Instant::now() < deadline {
