@@ -278,30 +278,34 @@ fn percentiles(f: &Fixture, queries: &[Vec<u8>], what: &str) {
         v[v.len() / 2]
     };
     let mut buf = String::new();
-    let mut fst_ns = Vec::with_capacity(queries.len() * 3);
-    let mut set_ns = Vec::with_capacity(queries.len() * 3);
+    let timed = |out: &mut Vec<u64>, lookup: &mut dyn FnMut()| {
+        let t = Instant::now();
+        lookup();
+        out.push((t.elapsed().as_nanos() as u64).saturating_sub(overhead));
+    };
+    let n = queries.len() * 3;
+    let (mut fst_ns, mut set_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..3 {
         for q in queries {
-            let t = Instant::now();
-            black_box(f.bl.lookup_wire(black_box(q)));
-            fst_ns.push((t.elapsed().as_nanos() as u64).saturating_sub(overhead));
-            let t = Instant::now();
-            black_box(hashset_lookup(&f.set, black_box(q), &mut buf));
-            set_ns.push((t.elapsed().as_nanos() as u64).saturating_sub(overhead));
+            timed(&mut fst_ns, &mut || {
+                black_box(f.bl.lookup_wire(black_box(q)));
+            });
+            timed(&mut set_ns, &mut || {
+                black_box(hashset_lookup(&f.set, black_box(q), &mut buf));
+            });
         }
     }
-    let mut fst_alone = Vec::with_capacity(queries.len() * 3);
-    let mut set_alone = Vec::with_capacity(queries.len() * 3);
+    let (mut fst_alone, mut set_alone) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..3 {
         for q in queries {
-            let t = Instant::now();
-            black_box(f.bl.lookup_wire(black_box(q)));
-            fst_alone.push((t.elapsed().as_nanos() as u64).saturating_sub(overhead));
+            timed(&mut fst_alone, &mut || {
+                black_box(f.bl.lookup_wire(black_box(q)));
+            });
         }
         for q in queries {
-            let t = Instant::now();
-            black_box(hashset_lookup(&f.set, black_box(q), &mut buf));
-            set_alone.push((t.elapsed().as_nanos() as u64).saturating_sub(overhead));
+            timed(&mut set_alone, &mut || {
+                black_box(hashset_lookup(&f.set, black_box(q), &mut buf));
+            });
         }
     }
     let pct = |v: &mut Vec<u64>, p: f64| {
