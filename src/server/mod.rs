@@ -121,7 +121,7 @@ pub async fn run(
     let mut server = Server::new(TcpHandler {
         engine: engine.clone(),
     });
-    let mut workers = udp::Workers::new();
+    let mut workers = udp::Workers::default();
     for b in bound {
         workers.spawn(
             b.udp,

@@ -42,6 +42,7 @@ pub const BATCH: usize = 32;
 const MAX_QUERY: usize = 4096;
 
 /// The running UDP workers of every listen address.
+#[derive(Default)]
 pub struct Workers {
     threads: Vec<JoinHandle<()>>,
     sockets: Vec<Arc<UdpSocket>>,
@@ -49,14 +50,6 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn new() -> Workers {
-        Workers {
-            threads: Vec::new(),
-            sockets: Vec::new(),
-            stop: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
     /// Starts `threads` workers on `sock`.
     ///
     /// Workers block in `recvmmsg` without a timeout: a receive timeout arms and cancels a
@@ -99,12 +92,6 @@ impl Workers {
         for t in self.threads {
             let _ = t.join();
         }
-    }
-}
-
-impl Default for Workers {
-    fn default() -> Self {
-        Workers::new()
     }
 }
 
