@@ -56,8 +56,10 @@ fn entry() -> impl Strategy<Value = Entry> {
         })
 }
 
-fn build(entries: &[Entry]) -> Blocklist {
+/// Compiles `entries` into `shards` FST shards.
+fn build(entries: &[Entry], shards: usize) -> Blocklist {
     let mut c = Compiler::new();
+    c.set_shards(shards);
     for i in 0..LISTS {
         c.add_list(ListInfo {
             name: format!("l{i}"),
@@ -144,8 +146,9 @@ proptest! {
     fn matcher_agrees_with_reference(
         entries in prop::collection::vec(entry(), 0..24),
         queries in prop::collection::vec((name(5), prop::collection::vec(prop::bool::ANY, 5)), 1..24),
+        shards in 1..4usize,
     ) {
-        let bl = build(&entries);
+        let bl = build(&entries, shards);
         for (q, upper) in &queries {
             let got = bl.lookup_wire(&wire(q, upper));
             // The core property, stated independently of tie-breaking details.
@@ -163,7 +166,7 @@ proptest! {
 
     #[test]
     fn lookup_wire_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        let bl = build(&[Entry { labels: vec!["a"], kind: ListKind::Block, mode: MatchMode::Subtree, action: Action::Sinkhole, list: 0 }]);
+        let bl = build(&[Entry { labels: vec!["a"], kind: ListKind::Block, mode: MatchMode::Subtree, action: Action::Sinkhole, list: 0 }], 2);
         let _ = bl.lookup_wire(&bytes);
         if let Ok(s) = std::str::from_utf8(&bytes) {
             let _ = bl.lookup(s);

@@ -1,19 +1,24 @@
 //! Compiling lists into one self-describing file.
 //!
-//! # File layout (format version 1, all integers little-endian)
+//! # File layout (format version 2, all integers little-endian)
 //!
 //! ```text
 //! offset  size  field
 //!      0     4  magic "FWBL"
-//!      4     4  format version (u32) = 1
+//!      4     4  format version (u32) = 2
 //!      8     4  table_len (u32): bytes of the list table
 //!     12     4  CRC32 (crc32fast / IEEE) of the body = bytes [24, end)
-//!     16     8  fst_len (u64): bytes of the FST
+//!     16     8  data_len (u64): bytes after the list table
 //!     24     …  list table: u32 count, then per list:
 //!                 str name, str path, u8 kind, u8 action, u8 format, u8 match_mode,
 //!                 str category, u16 ede, u64 entries          (str = u32 length + UTF-8)
-//! 24+table_len  FST map (fst 0.4 format, with its own checksum), exactly fst_len bytes
+//! 24+table_len  shard directory: u32 shard count K, u64 distinct names, K × u64 FST length
+//!         …     K FST maps (fst 0.4 format, each with its own checksum), back to back
 //! ```
+//!
+//! Large lists are split into shards built in parallel ([`super::shard`] says how keys are
+//! assigned). Version 1 files, which have no directory and one FST of `data_len` bytes, are
+//! still read.
 //!
 //! The FST maps reversed-label keys (`com.example.www`, so ancestors are prefixes) to a u64 with
 //! two *verdict slots*: bits 0..32 hold the entry that covers "this name and below" (subtree),
@@ -36,16 +41,20 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Cursor, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::normalize::{NameError, NameInfo, normalize_into, push_reversed_key};
+use super::shard::{MAX_SHARDS, ShardedBuilder, shards_for};
 use super::source::{self, Diagnostic, ParseStats, RawEntry, Severity};
 use super::{Action, Error, Format, ListInfo, ListKind, ListSpec, MatchMode};
 
 /// The four bytes every compiled file starts with.
 pub const MAGIC: [u8; 4] = *b"FWBL";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes.
+pub const VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const MIN_VERSION: u32 = 1;
 /// Size of the fixed header before the list table.
 pub const HEADER_LEN: usize = 24;
 /// Most lists one file can hold (list ids are 16 bits).
@@ -78,7 +87,7 @@ fn slot_is_allow(slot: u32) -> bool {
 }
 
 /// The merge rule for two entries landing in the same slot: first wins, allow beats block.
-fn merge_slot(cur: u32, new: u32) -> u32 {
+pub(crate) fn merge_slot(cur: u32, new: u32) -> u32 {
     if cur == 0 || (slot_is_allow(new) && !slot_is_allow(cur)) {
         new
     } else {
@@ -191,12 +200,19 @@ pub struct Compiler {
     arena: Vec<u8>,
     recs: Vec<Rec>,
     buf: String,
+    shards: Option<usize>,
 }
 
 impl Compiler {
     /// An empty compiler.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Splits the FST into `shards` shards (at most [`MAX_SHARDS`]) instead of the count
+    /// [`shards_for`] picks from the list size; lets tests shard small lists.
+    pub fn set_shards(&mut self, shards: usize) {
+        self.shards = Some(shards.clamp(1, MAX_SHARDS));
     }
 
     /// Adds a list to the table and returns its id; its `entries` count is updated by
@@ -378,68 +394,194 @@ impl Compiler {
         result
     }
 
-    /// Sorts, merges and writes header, list table and FST; returns the number of keys.
+    /// Sorts, merges and writes header, list table and FST shards; returns the number of keys.
     fn build<W: Write + Seek>(mut self, w: &mut W, path: &Path) -> Result<u64, Error> {
-        let werr = |source: io::Error| Error::Write {
-            path: path.to_path_buf(),
-            source,
-        };
         let table = encode_table(&self.lists);
-        w.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
-        let mut cw = CrcWriter {
-            inner: &mut *w,
-            crc: crc32fast::Hasher::new(),
-            len: 0,
-        };
-        cw.write_all(&table).map_err(werr)?;
-        let table_len = cw.len;
-
         let arena = &self.arena;
         let key = |r: &Rec| &arena[r.off as usize..r.off as usize + r.len as usize];
         // Ties keep insertion order (arena offsets grow), which the merge rule relies on.
         self.recs
             .sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.off.cmp(&b.off)));
-        let mut builder =
-            fst::MapBuilder::new(&mut cw).map_err(|source| Error::Build { source })?;
-        let mut keys = 0u64;
-        let mut i = 0;
-        while i < self.recs.len() {
-            let k = key(&self.recs[i]);
-            let (mut exact, mut subtree) = (0u32, 0u32);
-            while i < self.recs.len() && key(&self.recs[i]) == k {
-                let r = self.recs[i];
-                if r.exact {
-                    exact = merge_slot(exact, r.slot);
-                } else {
-                    subtree = merge_slot(subtree, r.slot);
+        let recs = &self.recs;
+        let shards = self.shards.unwrap_or_else(|| shards_for(recs.len() as u64));
+        write_file(w, path, &table, shards, |builder| {
+            let mut i = 0;
+            while i < recs.len() {
+                let k = key(&recs[i]);
+                let (mut exact, mut subtree) = (0u32, 0u32);
+                while i < recs.len() && key(&recs[i]) == k {
+                    let r = recs[i];
+                    if r.exact {
+                        exact = merge_slot(exact, r.slot);
+                    } else {
+                        subtree = merge_slot(subtree, r.slot);
+                    }
+                    i += 1;
                 }
-                i += 1;
+                builder.insert(k, u64::from(subtree) | (u64::from(exact) << 32))?;
             }
-            let value = u64::from(subtree) | (u64::from(exact) << 32);
-            builder.insert(k, value).map_err(|source| match source {
-                fst::Error::Io(e) => werr(e),
-                source => Error::Build { source },
-            })?;
-            keys += 1;
-        }
-        builder.finish().map_err(|source| match source {
-            fst::Error::Io(e) => werr(e),
-            source => Error::Build { source },
-        })?;
-        let fst_len = cw.len - table_len;
-        let crc = cw.crc.finalize();
-        let mut header = [0u8; HEADER_LEN];
-        header[0..4].copy_from_slice(&MAGIC);
-        header[4..8].copy_from_slice(&VERSION.to_le_bytes());
-        header[8..12].copy_from_slice(&(table_len as u32).to_le_bytes());
-        header[12..16].copy_from_slice(&crc.to_le_bytes());
-        header[16..24].copy_from_slice(&fst_len.to_le_bytes());
-        w.seek(SeekFrom::Start(0)).map_err(werr)?;
-        w.write_all(&header).map_err(werr)?;
-        w.seek(SeekFrom::End(0)).map_err(werr)?;
-        w.flush().map_err(werr)?;
-        Ok(keys)
+            Ok(())
+        })
     }
+}
+
+/// Writes a whole compiled file to `w`: header, the encoded list `table`, and the FST split into
+/// `shards` shards, whose keys `fill` inserts in strictly increasing order. Returns the number of
+/// distinct keys. Shared by [`compile`] and the hot-reload merge.
+pub(crate) fn write_file<W: Write + Seek>(
+    w: &mut W,
+    path: &Path,
+    table: &[u8],
+    shards: usize,
+    fill: impl FnOnce(&mut ShardedBuilder) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let werr = |source: io::Error| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut builder = ShardedBuilder::new(shards)?;
+    fill(&mut builder)?;
+    let (fsts, keys) = builder.finish()?;
+
+    w.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
+    let mut cw = CrcWriter {
+        inner: &mut *w,
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    cw.write_all(table).map_err(werr)?;
+    let mut dir = Vec::with_capacity(12 + 8 * fsts.len());
+    dir.extend_from_slice(&(fsts.len() as u32).to_le_bytes());
+    dir.extend_from_slice(&keys.to_le_bytes());
+    for f in &fsts {
+        dir.extend_from_slice(&(f.len() as u64).to_le_bytes());
+    }
+    cw.write_all(&dir).map_err(werr)?;
+    for f in &fsts {
+        cw.write_all(f).map_err(werr)?;
+    }
+    let data_len = cw.len - table.len() as u64;
+    let crc = cw.crc.finalize();
+    let mut header = [0u8; HEADER_LEN];
+    header[0..4].copy_from_slice(&MAGIC);
+    header[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    header[16..24].copy_from_slice(&data_len.to_le_bytes());
+    w.seek(SeekFrom::Start(0)).map_err(werr)?;
+    w.write_all(&header).map_err(werr)?;
+    w.seek(SeekFrom::End(0)).map_err(werr)?;
+    w.flush().map_err(werr)?;
+    Ok(keys)
+}
+
+/// Where the parts of a compiled file are, after its header and checksum were checked.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// The list table.
+    pub table: Range<usize>,
+    /// Each FST shard.
+    pub shards: Vec<Range<usize>>,
+    /// Distinct names (`None` in version 1 files: the single FST's length).
+    pub keys: Option<u64>,
+}
+
+/// Checks magic, version, lengths and the body checksum of a compiled file and finds its parts.
+pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if b.len() < HEADER_LEN {
+        return Err(corrupt(format!(
+            "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
+            b.len()
+        )));
+    }
+    if b[0..4] != MAGIC {
+        return Err(Error::BadMagic {
+            path: path.to_path_buf(),
+            found: b[0..4].to_vec(),
+        });
+    }
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u64_at = |o: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(x)
+    };
+    let version = u32_at(4);
+    if !(MIN_VERSION..=VERSION).contains(&version) {
+        return Err(Error::Version {
+            path: path.to_path_buf(),
+            found: version,
+            expected: VERSION,
+        });
+    }
+    let table_len = u32_at(8) as u64;
+    let crc = u32_at(12);
+    let data_len = u64_at(16);
+    let want = (HEADER_LEN as u64)
+        .checked_add(table_len)
+        .and_then(|x| x.checked_add(data_len));
+    if want != Some(b.len() as u64) {
+        return Err(corrupt(format!(
+            "header says {HEADER_LEN}+{table_len}+{data_len} bytes but the file has {} (truncated?)",
+            b.len()
+        )));
+    }
+    let found = crc32fast::hash(&b[HEADER_LEN..]);
+    if found != crc {
+        return Err(Error::Checksum {
+            path: path.to_path_buf(),
+            expected: crc,
+            found,
+        });
+    }
+    let data = HEADER_LEN + table_len as usize;
+    let table = HEADER_LEN..data;
+    if version == 1 {
+        return Ok(Layout {
+            table,
+            shards: std::iter::once(data..b.len()).collect(),
+            keys: None,
+        });
+    }
+    let short = || corrupt("shard directory truncated".into());
+    if b.len() - data < 12 {
+        return Err(short());
+    }
+    let count = u32_at(data) as usize;
+    let keys = u64_at(data + 4);
+    if count == 0 || count > MAX_SHARDS {
+        return Err(corrupt(format!("shard directory claims {count} shards")));
+    }
+    let mut at = data + 12 + 8 * count;
+    if at > b.len() {
+        return Err(short());
+    }
+    let mut shards = Vec::with_capacity(count);
+    for i in 0..count {
+        let len = u64_at(data + 12 + 8 * i);
+        let end = (at as u64)
+            .checked_add(len)
+            .filter(|&e| e <= b.len() as u64)
+            .ok_or_else(|| corrupt(format!("shard {i} runs past the end of the file")))?
+            as usize;
+        shards.push(at..end);
+        at = end;
+    }
+    if at != b.len() {
+        return Err(corrupt(format!(
+            "{} bytes after the last shard",
+            b.len() - at
+        )));
+    }
+    Ok(Layout {
+        table,
+        shards,
+        keys: Some(keys),
+    })
 }
 
 /// Hashes and counts what passes through, so the body CRC needs no second pass.
@@ -471,7 +613,7 @@ fn format_code(f: Format) -> u8 {
     Format::ALL.iter().position(|&x| x == f).unwrap_or(0) as u8
 }
 
-fn encode_table(lists: &[ListInfo]) -> Vec<u8> {
+pub(crate) fn encode_table(lists: &[ListInfo]) -> Vec<u8> {
     let mut t = Vec::new();
     t.extend_from_slice(&(lists.len() as u32).to_le_bytes());
     for l in lists {

@@ -12,10 +12,12 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fst::raw::{Fst, Output};
 
-use super::compile::{HEADER_LEN, MAGIC, VERSION, decode_table, unpack_slot};
+use super::compile::{HEADER_LEN, decode_table, layout, unpack_slot};
+use super::shard::{KeyHasher, shard_of};
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
 
 /// Most labels a wire-form name can have (255 bytes, each label at least 2 bytes).
@@ -23,9 +25,9 @@ pub const MAX_LABELS: usize = 128;
 /// Longest wire-form name including the terminating zero (RFC 1035).
 const MAX_WIRE: usize = 255;
 
-/// The bytes behind the FST: a memory map or an owned buffer, restricted to the FST range.
+/// The bytes behind one FST shard: a memory map or an owned buffer, restricted to its range.
 struct FstBytes {
-    data: Backing,
+    data: Arc<Backing>,
     start: usize,
     end: usize,
 }
@@ -55,7 +57,10 @@ impl AsRef<[u8]> for FstBytes {
 /// Immutable and `Send + Sync`: share it behind an `Arc`/`ArcSwap` and swap in a new one on reload.
 pub struct Blocklist {
     lists: Vec<ListInfo>,
-    fst: Option<Fst<FstBytes>>,
+    /// The FST shards (none when nothing is listed); see [`super::shard`].
+    shards: Vec<Fst<FstBytes>>,
+    /// Distinct names over all shards.
+    keys: usize,
     filter: Prefilter,
     path: Option<PathBuf>,
 }
@@ -77,19 +82,21 @@ impl Prefilter {
         }
     }
 
-    fn build<D: AsRef<[u8]>>(fst: &Fst<D>) -> Prefilter {
+    fn build<D: AsRef<[u8]>>(shards: &[Fst<D>], keys: usize) -> Prefilter {
         use fst::Streamer;
-        let n = (fst.len().max(1) * FILTER_BITS_PER_KEY).div_ceil(512);
+        let n = (keys.max(1) * FILTER_BITS_PER_KEY).div_ceil(512);
         let mut f = Prefilter {
             blocks: vec![[0u64; 8]; n].into_boxed_slice(),
         };
-        let mut keys = fst.stream();
-        while let Some((key, _)) = keys.next() {
-            let mut h = KeyHasher::new();
-            h.feed(key);
-            let (block, bits) = f.bits(h.finish());
-            for (word, mask) in f.blocks[block].iter_mut().zip(bits) {
-                *word |= mask;
+        for fst in shards {
+            let mut keys = fst.stream();
+            while let Some((key, _)) = keys.next() {
+                let mut h = KeyHasher::new();
+                h.feed(key);
+                let (block, bits) = f.bits(h.finish());
+                for (word, mask) in f.blocks[block].iter_mut().zip(bits) {
+                    *word |= mask;
+                }
             }
         }
         f
@@ -118,38 +125,6 @@ impl Prefilter {
     }
 }
 
-/// FNV-1a over key bytes, streamable so a query hashes each of its suffix keys in one pass.
-#[derive(Clone, Copy)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn new() -> KeyHasher {
-        KeyHasher(0xcbf2_9ce4_8422_2325)
-    }
-
-    #[inline]
-    fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.push(b);
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, b: u8) {
-        self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-
-    /// Two well-mixed probe hashes (the second odd) for double hashing.
-    #[inline]
-    fn finish(self) -> (u64, u64) {
-        let mut z = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z, z.rotate_right(17) | 1)
-    }
-}
-
 impl std::fmt::Debug for Blocklist {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Blocklist")
@@ -165,7 +140,8 @@ impl Blocklist {
     pub fn empty() -> Self {
         Blocklist {
             lists: Vec::new(),
-            fst: None,
+            shards: Vec::new(),
+            keys: 0,
             filter: Prefilter::empty(),
             path: None,
         }
@@ -204,58 +180,27 @@ impl Blocklist {
             path: path.to_path_buf(),
             reason,
         };
-        let b = data.bytes();
-        if b.len() < HEADER_LEN {
-            return Err(corrupt(format!(
-                "file is {} bytes, shorter than the header",
-                b.len()
-            )));
+        let parts = layout(data.bytes(), path)?;
+        let lists = decode_table(&data.bytes()[parts.table]).map_err(corrupt)?;
+        let data = Arc::new(data);
+        let mut shards = Vec::with_capacity(parts.shards.len());
+        for (i, r) in parts.shards.into_iter().enumerate() {
+            let bytes = FstBytes {
+                data: Arc::clone(&data),
+                start: r.start,
+                end: r.end,
+            };
+            let fst = Fst::new(bytes)
+                .and_then(|f| f.verify().map(|()| f))
+                .map_err(|e| corrupt(format!("FST shard {i}: {e}")))?;
+            shards.push(fst);
         }
-        if b[0..4] != MAGIC {
-            return Err(Error::BadMagic {
-                path: path.to_path_buf(),
-                found: b[0..4].to_vec(),
-            });
-        }
-        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let version = u32_at(4);
-        if version != VERSION {
-            return Err(Error::Version {
-                path: path.to_path_buf(),
-                found: version,
-                expected: VERSION,
-            });
-        }
-        let table_len = u32_at(8) as u64;
-        let crc = u32_at(12);
-        let mut fl = [0u8; 8];
-        fl.copy_from_slice(&b[16..24]);
-        let fst_len = u64::from_le_bytes(fl);
-        let want = (HEADER_LEN as u64)
-            .checked_add(table_len)
-            .and_then(|x| x.checked_add(fst_len));
-        if want != Some(b.len() as u64) {
-            return Err(corrupt(format!(
-                "header says {HEADER_LEN}+{table_len}+{fst_len} bytes but the file has {} (truncated?)",
-                b.len()
-            )));
-        }
-        let found = crc32fast::hash(&b[HEADER_LEN..]);
-        if found != crc {
-            return Err(Error::Checksum {
-                path: path.to_path_buf(),
-                expected: crc,
-                found,
-            });
-        }
-        let start = HEADER_LEN + table_len as usize;
-        let lists = decode_table(&b[HEADER_LEN..start]).map_err(corrupt)?;
-        let end = b.len();
-        let fst =
-            Fst::new(FstBytes { data, start, end }).map_err(|e| corrupt(format!("FST: {e}")))?;
-        fst.verify().map_err(|e| corrupt(format!("FST: {e}")))?;
-        let filter = Prefilter::build(&fst);
-        if let Backing::Mmap(map) = &fst.as_inner().data {
+        let keys = match parts.keys {
+            Some(k) => usize::try_from(k).map_err(|_| corrupt(format!("{k} names")))?,
+            None => shards.iter().map(|f| f.len()).sum(),
+        };
+        let filter = Prefilter::build(&shards, keys);
+        if let Backing::Mmap(map) = &*data {
             // Building the filter read every page of the FST; from now on only listed names
             // touch it. Let those pages go from our resident set (they stay in the page cache
             // and come back on the next access) instead of pinning the whole list in RSS.
@@ -265,7 +210,8 @@ impl Blocklist {
         }
         Ok(Blocklist {
             lists,
-            fst: Some(fst),
+            shards,
+            keys,
             filter,
             path: None,
         })
@@ -288,7 +234,7 @@ impl Blocklist {
 
     /// Distinct names in the FST.
     pub fn len(&self) -> usize {
-        self.fst.as_ref().map_or(0, |f| f.len())
+        self.keys
     }
 
     /// True when nothing is listed.
@@ -301,13 +247,36 @@ impl Blocklist {
     /// labels over 63 bytes, over 255 bytes, missing terminator) return `None`, never panic.
     /// Allocation-free.
     pub fn lookup_wire(&self, name: &[u8]) -> Option<Verdict> {
-        let fst = self.fst.as_ref()?;
+        if self.shards.is_empty() {
+            return None;
+        }
         let mut starts = [0u8; MAX_LABELS];
         let n = label_starts(name, &mut starts)?;
         if !self.maybe_listed(name, &starts[..n]) {
             return None;
         }
-        walk(fst, name, &starts[..n])
+        walk(self.shard(name, &starts[..n]), name, &starts[..n])
+    }
+
+    /// The shard holding every key the name can match: chosen by its last two labels; any
+    /// shard for a one-label name, since one-label keys are in all of them.
+    #[inline]
+    fn shard(&self, name: &[u8], starts: &[u8]) -> &Fst<FstBytes> {
+        let (count, n) = (self.shards.len(), starts.len());
+        if count == 1 || n < 2 {
+            return &self.shards[0];
+        }
+        let mut h = KeyHasher::new();
+        for (i, &at) in [starts[n - 1], starts[n - 2]].iter().enumerate() {
+            if i > 0 {
+                h.push(b'.');
+            }
+            let at = at as usize;
+            for &b in &name[at + 1..at + 1 + name[at] as usize] {
+                h.push(b.to_ascii_lowercase());
+            }
+        }
+        &self.shards[shard_of(h.finish(), count)]
     }
 
     /// Whether any suffix of the name (at a label boundary) may be a key.
@@ -578,6 +547,72 @@ mod tests {
         long.push(0);
         assert_eq!(bl.lookup_wire(&long), None);
         assert_eq!(Blocklist::empty().lookup_wire(b"\x03bad\x04test\x00"), None);
+    }
+
+    #[test]
+    fn sharded_files_answer_like_one_fst() {
+        let entries: Vec<String> = (0..300)
+            .map(|i| format!("n{i}.shop{}.test", i % 40))
+            .chain(["test".into(), "ok.n7.shop7.test".into()])
+            .collect();
+        let build = |shards| {
+            let mut c = Compiler::new();
+            c.set_shards(shards);
+            let b = c.add_list(info("block", ListKind::Block)).unwrap();
+            let a = c.add_list(info("allow", ListKind::Allow)).unwrap();
+            for e in &entries {
+                let (list, kind) = if e.starts_with("ok.") {
+                    (a, Allow)
+                } else {
+                    (b, Block)
+                };
+                c.insert(list, e, kind, Exact, Action::Sinkhole).unwrap();
+            }
+            Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap()
+        };
+        let one = build(1);
+        let five = build(5);
+        assert_eq!(five.shards.len(), 5);
+        assert!(
+            five.shards.iter().all(|f| f.len() > 1),
+            "every shard got keys"
+        );
+        assert_eq!((one.len(), five.len()), (entries.len(), entries.len()));
+        for q in entries.iter().map(String::as_str).chain([
+            "www.n1.shop1.test",
+            "shop3.test",
+            "other.example",
+            "TEST",
+        ]) {
+            assert_eq!(one.lookup(q), five.lookup(q), "{q}");
+        }
+        assert_eq!(kind(&five, "ok.n7.shop7.test"), Some((Allow, Exact, 4)));
+        // The one-label key is in every shard: a name of any shard sees it.
+        assert_eq!(kind(&five, "x.y.z.test"), None);
+        assert!(five.shards.iter().all(|f| f.get(b"test").is_some()));
+    }
+
+    #[test]
+    fn version_1_files_still_open() {
+        use super::super::compile::{HEADER_LEN, MAGIC, encode_table, pack_slot};
+        let table = encode_table(&[info("old", ListKind::Block)]);
+        let mut fst = fst::MapBuilder::memory();
+        let slot = pack_slot(Block, Action::Nxdomain, 0);
+        fst.insert(b"test.bad", u64::from(slot)).unwrap();
+        let fst = fst.into_inner().unwrap();
+        let mut file = vec![0u8; HEADER_LEN];
+        file.extend_from_slice(&table);
+        file.extend_from_slice(&fst);
+        file[0..4].copy_from_slice(&MAGIC);
+        file[4..8].copy_from_slice(&1u32.to_le_bytes());
+        file[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
+        let crc = crc32fast::hash(&file[HEADER_LEN..]);
+        file[12..16].copy_from_slice(&crc.to_le_bytes());
+        file[16..24].copy_from_slice(&(fst.len() as u64).to_le_bytes());
+        let bl = Blocklist::from_bytes(file).unwrap();
+        assert_eq!(bl.len(), 1);
+        assert_eq!(kind(&bl, "www.bad.test"), Some((Block, Subtree, 2)));
+        assert_eq!(bl.lookup("www.bad.test").unwrap().action, Action::Nxdomain);
     }
 
     #[test]

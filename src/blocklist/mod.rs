@@ -8,6 +8,8 @@
 //!    punycode and validates each name.
 //! 3. [`compile`] sorts all names of all lists as reversed-label keys (`com.example.www`), merges
 //!    duplicates and writes one self-describing file (header + list table + FST) atomically.
+//!    Large lists are split into FST shards built in parallel ([`shard`]); a query still walks
+//!    exactly one of them.
 //! 4. [`Blocklist::open`] memory-maps and verifies that file; [`Blocklist::lookup_wire`] answers a
 //!    query with one walk of the FST and no allocation ([`matcher`]).
 //! 5. [`cli`] holds the `compile` / `check` helpers the binary wires to subcommands.
@@ -30,6 +32,7 @@ pub mod compile;
 mod error;
 pub mod matcher;
 pub mod normalize;
+pub mod shard;
 pub mod source;
 
 pub use compile::{CompileReport, Compiler, ListFailure, ListReport, compile};

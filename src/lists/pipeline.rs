@@ -25,7 +25,8 @@ use tracing::{debug, error, info, warn};
 use super::guard::{self, Stamp};
 use super::watch::{self, Fingerprint};
 use super::{Trigger, fst_files, text_specs};
-use crate::blocklist::compile::{HEADER_LEN, MAGIC, VERSION};
+use crate::blocklist::compile::{VERSION, encode_table, layout, merge_slot, write_file};
+use crate::blocklist::shard::shards_for;
 use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec};
 use crate::config::BlocklistsConfig;
 use crate::metrics;
@@ -444,13 +445,17 @@ impl Pipeline {
             }
             files.push((cache, bytes));
         }
-        let empty = table.to_bytes().map_err(|e| e.to_string())?;
-        let table_len = header_u32(&empty, 8).ok_or("short header")? as usize;
-        let table = &empty[HEADER_LEN..HEADER_LEN + table_len];
-        let mut maps = Vec::with_capacity(files.len());
-        for (cache, bytes) in &files {
-            maps.push(fst_of(bytes).map_err(|e| format!("{}: {e}", cache.display()))?);
+        let table_bytes = encode_table(table.lists());
+        let mut maps = Vec::new();
+        // Which source each stream of the union comes from (a source has one per shard).
+        let mut stream_source = Vec::new();
+        for (src, (cache, bytes)) in files.iter().enumerate() {
+            for m in fsts_of(bytes).map_err(|e| format!("{}: {e}", cache.display()))? {
+                maps.push(m);
+                stream_source.push(src);
+            }
         }
+        let upper_bound: u64 = maps.iter().map(|m| m.len() as u64).sum();
         let mut op = fst::map::OpBuilder::new();
         for m in &maps {
             op.push(m.stream());
@@ -465,7 +470,6 @@ impl Pipeline {
             .state_dir
             .join(format!(".active.fst.tmp-{}-{nanos}", std::process::id()));
         let written = (|| -> Result<(), String> {
-            use std::io::{Seek, SeekFrom, Write};
             let werr = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
             let file = fs::File::options()
                 .write(true)
@@ -473,41 +477,25 @@ impl Pipeline {
                 .open(&tmp)
                 .map_err(|e| werr(&e))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            w.write_all(&[0u8; HEADER_LEN]).map_err(|e| werr(&e))?;
-            let mut cw = CrcWriter {
-                inner: &mut w,
-                crc: crc32fast::Hasher::new(),
-                len: 0,
-            };
-            cw.write_all(table).map_err(|e| werr(&e))?;
-            let mut builder = fst::MapBuilder::new(&mut cw).map_err(|e| werr(&e))?;
-            let mut ivs: Vec<(usize, u64)> = Vec::new();
-            while let Some((key, values)) = union.next() {
-                ivs.clear();
-                ivs.extend(values.iter().map(|iv| (iv.index, iv.value)));
-                // Sources in merge order, whatever order the union yields them in.
-                ivs.sort_unstable_by_key(|iv| iv.0);
-                let (mut subtree, mut exact) = (0u32, 0u32);
-                for &(src, value) in &ivs {
-                    let base = bases[src];
-                    subtree = merge_slot(subtree, renumber(value as u32, base));
-                    exact = merge_slot(exact, renumber((value >> 32) as u32, base));
+            let shards = shards_for(upper_bound);
+            write_file(&mut w, &tmp, &table_bytes, shards, |builder| {
+                let mut ivs: Vec<(usize, u64)> = Vec::new();
+                while let Some((key, values)) = union.next() {
+                    ivs.clear();
+                    ivs.extend(values.iter().map(|iv| (stream_source[iv.index], iv.value)));
+                    // Sources in merge order, whatever order the union yields them in.
+                    ivs.sort_unstable_by_key(|iv| iv.0);
+                    let (mut subtree, mut exact) = (0u32, 0u32);
+                    for &(src, value) in &ivs {
+                        let base = bases[src];
+                        subtree = merge_slot(subtree, renumber(value as u32, base));
+                        exact = merge_slot(exact, renumber((value >> 32) as u32, base));
+                    }
+                    builder.insert(key, u64::from(subtree) | (u64::from(exact) << 32))?;
                 }
-                builder
-                    .insert(key, u64::from(subtree) | (u64::from(exact) << 32))
-                    .map_err(|e| werr(&e))?;
-            }
-            builder.finish().map_err(|e| werr(&e))?;
-            let (crc, body) = (cw.crc.finalize(), cw.len);
-            let mut header = [0u8; HEADER_LEN];
-            header[0..4].copy_from_slice(&MAGIC);
-            header[4..8].copy_from_slice(&VERSION.to_le_bytes());
-            header[8..12].copy_from_slice(&(table_len as u32).to_le_bytes());
-            header[12..16].copy_from_slice(&crc.to_le_bytes());
-            header[16..24].copy_from_slice(&(body - table_len as u64).to_le_bytes());
-            w.seek(SeekFrom::Start(0)).map_err(|e| werr(&e))?;
-            w.write_all(&header).map_err(|e| werr(&e))?;
-            w.flush().map_err(|e| werr(&e))?;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
             // No fsync: this file is only a cache of the sources. After a crash a torn file
             // fails its CRC at start and the lists are compiled again before serving.
             drop(w);
@@ -632,11 +620,14 @@ fn verify(bytes: &[u8]) -> Result<Vec<ListInfo>, blocklist::Error> {
     Ok(Blocklist::from_bytes(bytes.to_vec())?.lists().to_vec())
 }
 
-/// The FST inside a verified compiled file.
-fn fst_of(bytes: &[u8]) -> Result<fst::Map<&[u8]>, String> {
-    let table_len = header_u32(bytes, 8).ok_or("short header")? as usize;
-    let start = HEADER_LEN + table_len;
-    fst::Map::new(bytes.get(start..).ok_or("short file")?).map_err(|e| e.to_string())
+/// The FST shards inside a verified compiled file.
+fn fsts_of(bytes: &[u8]) -> Result<Vec<fst::Map<&[u8]>>, String> {
+    let parts = layout(bytes, Path::new("")).map_err(|e| e.to_string())?;
+    parts
+        .shards
+        .into_iter()
+        .map(|r| fst::Map::new(&bytes[r]).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// A slot of a per-source file with its list id moved up by `base` (see `blocklist::compile`:
@@ -646,40 +637,6 @@ fn renumber(slot: u32, base: u32) -> u32 {
         0
     } else {
         (slot & 0x1f) | (((slot >> 5) + base) << 5)
-    }
-}
-
-/// The compiler's rule for two entries in one slot: the first wins, except allow beats block.
-fn merge_slot(cur: u32, new: u32) -> u32 {
-    let allow = |s: u32| s & 2 != 0;
-    if cur == 0 || (new != 0 && allow(new) && !allow(cur)) {
-        new
-    } else {
-        cur
-    }
-}
-
-fn header_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// Hashes and counts the body as it is written, so the CRC needs no second pass.
-struct CrcWriter<W> {
-    inner: W,
-    crc: crc32fast::Hasher,
-    len: u64,
-}
-
-impl<W: std::io::Write> std::io::Write for CrcWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.crc.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -835,7 +792,13 @@ mod tests {
                 match_mode: MatchMode::Subtree,
             })
             .unwrap();
-        for n in ["shop.fst.test", "ok.fst.test"] {
+        // Sharded like a large compiled list, with a one-label key that every shard holds.
+        c.set_shards(3);
+        let many: Vec<String> = (0..30).map(|i| format!("n{i}.test")).collect();
+        for n in ["shop.fst.test", "ok.fst.test", "zz"]
+            .into_iter()
+            .chain(many.iter().map(String::as_str))
+        {
             c.insert(id, n, ListKind::Block, MatchMode::Subtree, Action::Nxdomain)
                 .unwrap();
         }
@@ -847,5 +810,9 @@ mod tests {
         let v = live.load().lookup("www.shop.fst.test").unwrap();
         assert_eq!((v.kind, v.action), (ListKind::Block, Action::Nxdomain));
         assert_eq!(verdict(&live, "ok.fst.test"), Some(ListKind::Allow));
+        for n in many.iter().map(String::as_str).chain(["a.b.zz"]) {
+            assert_eq!(verdict(&live, n), Some(ListKind::Block), "{n}");
+        }
+        assert_eq!(live.load().len(), 2 + 1 + 30);
     }
 }
