@@ -29,7 +29,7 @@ RSS_NAMES=${RSS_NAMES:-1000000}
 QUERIES=${QUERIES:-200000}
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
-SERVER_THREADS=${SERVER_THREADS:-1 2}
+SERVER_THREADS=${SERVER_THREADS-1 2}  # empty: memory comparison only
 OUTSTANDING=${OUTSTANDING:-1000}
 P99_LOW=${P99_LOW:-20000}
 P99_HIGH=${P99_HIGH:-60000}
@@ -134,14 +134,29 @@ start_fraudwall() {
 }
 stop_fraudwall() { kill "$fw_pid"; wait "$fw_pid" 2>/dev/null || true; fw_pid=; }
 
-# dnsperf → "qps lost avg_ms"
+# CPU time a process has used so far: "user system" in clock ticks (all its threads).
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# dnsperf against port $1 served by pid $2 → "qps lost avg_ms server_user_us server_sys_us
+# dnsperf_user_us dnsperf_sys_us", the CPU figures per completed query.
 perf() {
-  dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -l "$SECS" -c "$CLIENTS" -T "$THREADS" \
-    -q "$OUTSTANDING" -t 2 -b 4096 2>&1 | awk '
+  local before after
+  before=$(cpu_ticks "$2")
+  /usr/bin/time -f "CPU %U %S" dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries.txt" -l "$SECS" \
+    -c "$CLIENTS" -T "$THREADS" -q "$OUTSTANDING" -t 2 -b 4096 >"$work/dnsperf.out" 2>&1
+  after=$(cpu_ticks "$2")
+  awk -v before="$before" -v after="$after" -v tick="$TICK_US" '
+      /Queries completed:/ { done = $3 }
       /Queries lost:/ { lost = $3 }
       /Queries per second:/ { qps = $4 }
       /Average Latency/ { avg = $4 * 1000 }
-      END { printf "%.0f %s %.3f\n", qps, lost, avg }'
+      /^CPU / { gu = $2 * 1e6; gs = $3 * 1e6 }
+      END {
+        split(before, b, " "); split(after, a, " ");
+        if (done == 0) done = 1;
+        printf "%.0f %s %.3f %.2f %.2f %.2f %.2f\n", qps, lost, avg,
+          (a[1] - b[1]) * tick / done, (a[2] - b[2]) * tick / done, gu / done, gs / done
+      }' "$work/dnsperf.out"
 }
 # p99 latency in ms at a fixed offered rate ($2 QPS); queries sent but never answered count as 2 s.
 p99() {
@@ -178,8 +193,8 @@ compare() {
   : >"$work/ub.runs"; : >"$work/fw.runs"
   : >"$work/ub.p99"; : >"$work/fw.p99"; : >"$work/ub.p99h"; : >"$work/fw.p99h"
   for _ in $(seq "$ROUNDS"); do
-    perf "$UB_PORT" >>"$work/ub.runs"
-    perf "$FW_PORT" >>"$work/fw.runs"
+    perf "$UB_PORT" "$ub_pid" >>"$work/ub.runs"
+    perf "$FW_PORT" "$fw_pid" >>"$work/fw.runs"
     p99 "$UB_PORT" "$P99_LOW" >>"$work/ub.p99"
     p99 "$FW_PORT" "$P99_LOW" >>"$work/fw.p99"
     p99 "$UB_PORT" "$P99_HIGH" >>"$work/ub.p99h"
@@ -187,11 +202,13 @@ compare() {
   done
   local ub_drops fw_drops
   ub_drops=$(($(socket_drops "$UB_PORT") - ub_drops0)); fw_drops=$(($(socket_drops "$FW_PORT") - fw_drops0))
-  read -r ub_qps ub_lost ub_avg < <(median_run <"$work/ub.runs")
-  read -r fw_qps fw_lost fw_avg < <(median_run <"$work/fw.runs")
+  read -r ub_qps ub_lost ub_avg ub_us ub_sy ub_gu ub_gs < <(median_run <"$work/ub.runs")
+  read -r fw_qps fw_lost fw_avg fw_us fw_sy fw_gu fw_gs < <(median_run <"$work/fw.runs")
   ub_p99=$(median_run <"$work/ub.p99"); fw_p99=$(median_run <"$work/fw.p99")
   ub_p99h=$(median_run <"$work/ub.p99h"); fw_p99h=$(median_run <"$work/fw.p99h")
-  echo "runs (QPS lost avg_ms): unbound $(tr '\n' ';' <"$work/ub.runs") fraudwall $(tr '\n' ';' <"$work/fw.runs")"
+  echo "runs (QPS lost avg_ms, then CPU µs per query: server user, server sys, dnsperf user, dnsperf sys):"
+  echo "  unbound   $(tr '\n' ';' <"$work/ub.runs")"
+  echo "  fraudwall $(tr '\n' ';' <"$work/fw.runs")"
   echo "p99 runs at $P99_LOW QPS (ms): unbound $(tr '\n' ' ' <"$work/ub.p99") fraudwall $(tr '\n' ' ' <"$work/fw.p99")"
   echo "p99 runs at $P99_HIGH QPS (ms): unbound $(tr '\n' ' ' <"$work/ub.p99h") fraudwall $(tr '\n' ' ' <"$work/fw.p99h")"
   ub_rss=$(rss_kb "$ub_pid"); fw_rss=$(rss_kb "$fw_pid")
@@ -202,6 +219,10 @@ compare() {
   printf '%-10s %8s %10s %8s %10s %14s %14s %10.1f\n' unbound "$n" "$ub_qps" "$ub_lost" "$ub_avg" "$ub_p99" "$ub_p99h" "$(calc "$ub_rss/1024")"
   printf '%-10s %8s %10s %8s %10s %14s %14s %10.1f\n' fraudwall "$n" "$fw_qps" "$fw_lost" "$fw_avg" "$fw_p99" "$fw_p99h" "$(calc "$fw_rss/1024")"
   echo "datagrams dropped by the server's own socket over all runs: unbound $ub_drops, fraudwall $fw_drops"
+  # What bounds QPS on a box the load generator shares: CPU per query of each side.
+  printf 'CPU µs per query at full load (median run; user+sys): unbound %.2f (%.2f+%.2f), fraudwall %.2f (%.2f+%.2f), ratio %.2fx; dnsperf %.2f with unbound, %.2f with fraudwall\n' \
+    "$(calc "$ub_us+$ub_sy")" "$ub_us" "$ub_sy" "$(calc "$fw_us+$fw_sy")" "$fw_us" "$fw_sy" \
+    "$(calc "($fw_us+$fw_sy)/($ub_us+$ub_sy)")" "$(calc "$ub_gu+$ub_gs")" "$(calc "$fw_gu+$fw_gs")"
   printf 'ratio fraudwall/unbound (%s thread(s)): QPS %.2fx, p99@%s %.2fx, p99@%s %.2fx, RSS %.2fx\n' \
     "$n" "$(calc "$fw_qps/$ub_qps")" "$P99_LOW" "$(calc "$fw_p99/$ub_p99")" "$P99_HIGH" "$(calc "$fw_p99h/$ub_p99h")" "$(calc "$fw_rss/$ub_rss")"
 }
