@@ -84,7 +84,7 @@ pub enum Error {
     },
 
     /// The file was written by an incompatible version.
-    #[error("{}: blocklist format version {found}, this build reads version {expected}; recompile the lists with this build", path.display())]
+    #[error("{}: blocklist format version {found}, this build reads versions 1 to {expected}; recompile the lists with this build", path.display())]
     Version {
         /// The compiled file.
         path: PathBuf,

@@ -25,7 +25,9 @@ use tracing::{debug, error, info, warn};
 use super::guard::{self, Stamp};
 use super::watch::{self, Fingerprint};
 use super::{Trigger, fst_files, text_specs};
-use crate::blocklist::compile::{VERSION, encode_table, layout, merge_slot, write_file};
+use crate::blocklist::compile::{
+    VERSION, decode_table, encode_table, layout, merge_slot, write_file,
+};
 use crate::blocklist::shard::shards_for;
 use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec};
 use crate::config::BlocklistsConfig;
@@ -438,12 +440,20 @@ impl Pipeline {
             let cache = self.cache_path(&v.hash);
             let at = |e: &dyn std::fmt::Display| format!("{}: {e}", cache.display());
             let bytes = fs::read(&cache).map_err(|e| at(&e))?;
-            let lists = verify(&bytes).map_err(|e| at(&e))?;
+            let lists = own_lists(&bytes, &cache)?;
             bases.push(table.lists().len() as u32);
             for l in lists {
                 table.add_list(l).map_err(|e| e.to_string())?;
             }
             files.push((cache, bytes));
+        }
+        if let [(_, bytes)] = &files[..] {
+            // One source: the merged file would be this one byte for byte (its list ids need no
+            // renumbering), so skip the union and the second FST build.
+            self.replace_active(|w| {
+                std::io::Write::write_all(w, bytes).map_err(|e| e.to_string())
+            })?;
+            return Blocklist::open(&self.active_path()).map_err(|e| e.to_string());
         }
         let table_bytes = encode_table(table.lists());
         let mut maps = Vec::new();
@@ -461,24 +471,10 @@ impl Pipeline {
             op.push(m.stream());
         }
         let mut union = op.union();
-        let out = self.active_path();
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let tmp = self
-            .cfg
-            .state_dir
-            .join(format!(".active.fst.tmp-{}-{nanos}", std::process::id()));
-        let written = (|| -> Result<(), String> {
-            let werr = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
-            let file = fs::File::options()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(|e| werr(&e))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            let shards = shards_for(upper_bound);
-            write_file(&mut w, &tmp, &table_bytes, shards, |builder| {
+        let shards = shards_for(upper_bound);
+        self.replace_active(|w| {
+            let tmp = self.cfg.state_dir.join("active.fst");
+            write_file(w, &tmp, &table_bytes, shards, |builder| {
                 let mut ivs: Vec<(usize, u64)> = Vec::new();
                 while let Some((key, values)) = union.next() {
                     ivs.clear();
@@ -495,18 +491,45 @@ impl Pipeline {
                 }
                 Ok(())
             })
-            .map_err(|e| e.to_string())?;
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })?;
+        Blocklist::open(&self.active_path()).map_err(|e| e.to_string())
+    }
+
+    /// Writes a new `active.fst` with `write` into a temporary file beside it and renames it into
+    /// place, so the file a running server has mapped is never modified.
+    fn replace_active(
+        &self,
+        write: impl FnOnce(&mut std::io::BufWriter<fs::File>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = self
+            .cfg
+            .state_dir
+            .join(format!(".active.fst.tmp-{}-{nanos}", std::process::id()));
+        let written = (|| -> Result<(), String> {
+            let werr = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
+            let file = fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| werr(&e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            write(&mut w)?;
+            std::io::Write::flush(&mut w).map_err(|e| werr(&e))?;
             // No fsync: this file is only a cache of the sources. After a crash a torn file
             // fails its CRC at start and the lists are compiled again before serving.
             drop(w);
-            fs::rename(&tmp, &out).map_err(|e| werr(&e))?;
+            fs::rename(&tmp, self.active_path()).map_err(|e| werr(&e))?;
             Ok(())
         })();
-        if let Err(e) = written {
+        if written.is_err() {
             let _ = fs::remove_file(&tmp);
-            return Err(e);
         }
-        Blocklist::open(&out).map_err(|e| e.to_string())
+        written
     }
 
     /// Stores `bl` as the live blocklist and updates the per-list metrics.
@@ -611,8 +634,16 @@ fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, String
 /// Entry count of an already compiled version, if its cache file is there and verifies.
 fn cached_entries(cache: &Path) -> Option<u64> {
     let bytes = fs::read(cache).ok()?;
-    let lists = verify(&bytes).ok()?;
+    let lists = own_lists(&bytes, cache).ok()?;
     Some(lists.iter().map(|l| l.entries).sum())
+}
+
+/// The list table of a file this pipeline compiled into its cache, after checking its header and
+/// body checksum (the full check, FST structure included, ran when it was written; the merged
+/// result is checked again when it is opened).
+fn own_lists(bytes: &[u8], path: &Path) -> Result<Vec<ListInfo>, String> {
+    let parts = layout(bytes, path).map_err(|e| e.to_string())?;
+    decode_table(&bytes[parts.table]).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Verifies a compiled file with the engine's own checks; returns its list table.
