@@ -146,10 +146,26 @@ fn damaged_compiled_files_are_refused() {
         open(&b),
         Error::Version {
             found: 9,
-            expected: 1,
+            expected: 2,
             ..
         }
     ));
+    // A shard directory that lies, under a checksum that matches it.
+    let table_len = u32::from_le_bytes(good[8..12].try_into().unwrap()) as usize;
+    let dir_at = 24 + table_len;
+    let resum = |mut b: Vec<u8>| {
+        let crc = crc32fast::hash(&b[24..]);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+        b
+    };
+    let mut b = good.clone();
+    b[dir_at..dir_at + 4].copy_from_slice(&17u32.to_le_bytes());
+    let e = open(&resum(b));
+    assert!(e.to_string().contains("claims 17 shards"), "{e}");
+    let mut b = good.clone();
+    b[dir_at + 12..dir_at + 20].copy_from_slice(&u64::MAX.to_le_bytes());
+    let e = open(&resum(b));
+    assert!(e.to_string().contains("runs past the end"), "{e}");
     let mut b = good.clone();
     let last = b.len() - 10;
     b[last] ^= 0xff;

@@ -425,7 +425,9 @@ impl Pipeline {
         }
     }
 
-    /// Merges the chosen versions into a new `active.fst` and opens (verifies) it.
+    /// Merges the chosen versions into a new `active.fst` and opens (verifies) it. Each cache
+    /// file's header and body checksum are checked here; the merged result is checked in full
+    /// (FST structure included) when it is opened.
     ///
     /// The per-source FSTs are already sorted and normalised, so this is one streaming union
     /// (no parsing, no sorting): each key's slots are renumbered to the merged list table and
@@ -440,14 +442,15 @@ impl Pipeline {
             let cache = self.cache_path(&v.hash);
             let at = |e: &dyn std::fmt::Display| format!("{}: {e}", cache.display());
             let bytes = fs::read(&cache).map_err(|e| at(&e))?;
-            let lists = own_lists(&bytes, &cache)?;
+            let parts = layout(&bytes, &cache).map_err(|e| e.to_string())?;
+            let lists = decode_table(&bytes[parts.table]).map_err(|e| at(&e))?;
             bases.push(table.lists().len() as u32);
             for l in lists {
                 table.add_list(l).map_err(|e| e.to_string())?;
             }
-            files.push((cache, bytes));
+            files.push((cache, bytes, parts.shards));
         }
-        if let [(_, bytes)] = &files[..] {
+        if let [(_, bytes, _)] = &files[..] {
             // One source: the merged file would be this one byte for byte (its list ids need no
             // renumbering), so skip the union and the second FST build.
             self.replace_active(|w| {
@@ -459,8 +462,10 @@ impl Pipeline {
         let mut maps = Vec::new();
         // Which source each stream of the union comes from (a source has one per shard).
         let mut stream_source = Vec::new();
-        for (src, (cache, bytes)) in files.iter().enumerate() {
-            for m in fsts_of(bytes).map_err(|e| format!("{}: {e}", cache.display()))? {
+        for (src, (cache, bytes, shards)) in files.iter().enumerate() {
+            for r in shards {
+                let m = fst::Map::new(&bytes[r.clone()])
+                    .map_err(|e| format!("{}: {e}", cache.display()))?;
                 maps.push(m);
                 stream_source.push(src);
             }
@@ -473,8 +478,7 @@ impl Pipeline {
         let mut union = op.union();
         let shards = shards_for(upper_bound);
         self.replace_active(|w| {
-            let tmp = self.cfg.state_dir.join("active.fst");
-            write_file(w, &tmp, &table_bytes, shards, |builder| {
+            write_file(w, &self.active_path(), &table_bytes, shards, |builder| {
                 let mut ivs: Vec<(usize, u64)> = Vec::new();
                 while let Some((key, values)) = union.next() {
                     ivs.clear();
@@ -639,8 +643,7 @@ fn cached_entries(cache: &Path) -> Option<u64> {
 }
 
 /// The list table of a file this pipeline compiled into its cache, after checking its header and
-/// body checksum (the full check, FST structure included, ran when it was written; the merged
-/// result is checked again when it is opened).
+/// body checksum (the full check, FST structure included, ran when it was written).
 fn own_lists(bytes: &[u8], path: &Path) -> Result<Vec<ListInfo>, String> {
     let parts = layout(bytes, path).map_err(|e| e.to_string())?;
     decode_table(&bytes[parts.table]).map_err(|e| format!("{}: {e}", path.display()))
@@ -649,16 +652,6 @@ fn own_lists(bytes: &[u8], path: &Path) -> Result<Vec<ListInfo>, String> {
 /// Verifies a compiled file with the engine's own checks; returns its list table.
 fn verify(bytes: &[u8]) -> Result<Vec<ListInfo>, blocklist::Error> {
     Ok(Blocklist::from_bytes(bytes.to_vec())?.lists().to_vec())
-}
-
-/// The FST shards inside a verified compiled file.
-fn fsts_of(bytes: &[u8]) -> Result<Vec<fst::Map<&[u8]>>, String> {
-    let parts = layout(bytes, Path::new("")).map_err(|e| e.to_string())?;
-    parts
-        .shards
-        .into_iter()
-        .map(|r| fst::Map::new(&bytes[r]).map_err(|e| e.to_string()))
-        .collect()
 }
 
 /// A slot of a per-source file with its list id moved up by `base` (see `blocklist::compile`:
