@@ -439,7 +439,7 @@ pub(crate) fn write_file<W: Write + Seek>(
         path: path.to_path_buf(),
         source,
     };
-    let mut builder = ShardedBuilder::new(shards)?;
+    let mut builder = ShardedBuilder::new(shards);
     fill(&mut builder)?;
     let (fsts, keys) = builder.finish()?;
 

@@ -105,31 +105,35 @@ pub(crate) struct ShardedBuilder {
 }
 
 impl ShardedBuilder {
-    /// A builder for `shards` shards (1 builds in place, more start one thread each).
-    pub(crate) fn new(shards: usize) -> Result<ShardedBuilder, Error> {
+    /// A builder for `shards` shards (1 builds in place, more start one thread each). If the
+    /// threads cannot be started the file gets one shard, built in place.
+    pub(crate) fn new(shards: usize) -> ShardedBuilder {
         let shards = if shards <= 1 {
             Shards::One(fst::MapBuilder::memory())
         } else {
-            let mut senders = Vec::with_capacity(shards);
-            let mut threads = Vec::with_capacity(shards);
-            for i in 0..shards {
-                let (tx, rx) = sync_channel::<Batch>(4);
-                let thread = std::thread::Builder::new()
-                    .name(format!("fst-shard-{i}"))
-                    .spawn(move || build_shard(rx))
-                    .map_err(|e| Error::Build {
-                        source: fst::Error::Io(e),
-                    })?;
-                senders.push(tx);
-                threads.push(thread);
-            }
-            Shards::Many {
-                batches: (0..shards).map(|_| Batch::default()).collect(),
-                senders,
-                threads,
-            }
+            Self::spawn(shards).unwrap_or_else(|| Shards::One(fst::MapBuilder::memory()))
         };
-        Ok(ShardedBuilder { shards, keys: 0 })
+        ShardedBuilder { shards, keys: 0 }
+    }
+
+    fn spawn(shards: usize) -> Option<Shards> {
+        let mut senders = Vec::with_capacity(shards);
+        let mut threads = Vec::with_capacity(shards);
+        for i in 0..shards {
+            let (tx, rx) = sync_channel::<Batch>(4);
+            // On failure the threads started so far see their channel close and exit.
+            let thread = std::thread::Builder::new()
+                .name(format!("fst-shard-{i}"))
+                .spawn(move || build_shard(rx))
+                .ok()?;
+            senders.push(tx);
+            threads.push(thread);
+        }
+        Some(Shards::Many {
+            batches: (0..shards).map(|_| Batch::default()).collect(),
+            senders,
+            threads,
+        })
     }
 
     /// Adds one key; keys must come in strictly increasing order.
@@ -225,7 +229,7 @@ mod tests {
             .chain([b"com".to_vec(), b"org".to_vec()])
             .collect();
         keys.sort();
-        let mut b = ShardedBuilder::new(3).unwrap();
+        let mut b = ShardedBuilder::new(3);
         for k in &keys {
             b.insert(k, 7).unwrap();
         }
