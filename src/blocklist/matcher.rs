@@ -252,38 +252,20 @@ impl Blocklist {
         }
         let mut starts = [0u8; MAX_LABELS];
         let n = label_starts(name, &mut starts)?;
-        if !self.maybe_listed(name, &starts[..n]) {
-            return None;
-        }
-        walk(self.shard(name, &starts[..n]), name, &starts[..n])
+        let shard = self.candidate(name, &starts[..n])?;
+        walk(shard, name, &starts[..n])
     }
 
-    /// The shard holding every key the name can match: chosen by its last two labels; any
-    /// shard for a one-label name, since one-label keys are in all of them.
+    /// Whether any suffix of the name (at a label boundary) may be a key, and if so the shard
+    /// that holds every key the name can match: the one its last two labels hash to (the hash
+    /// the Bloom probe of that suffix computes anyway), or any shard for a one-label name, since
+    /// one-label keys are in all of them.
     #[inline]
-    fn shard(&self, name: &[u8], starts: &[u8]) -> &Fst<FstBytes> {
-        let (count, n) = (self.shards.len(), starts.len());
-        if count == 1 || n < 2 {
-            return &self.shards[0];
-        }
-        let mut h = KeyHasher::new();
-        for (i, &at) in [starts[n - 1], starts[n - 2]].iter().enumerate() {
-            if i > 0 {
-                h.push(b'.');
-            }
-            let at = at as usize;
-            for &b in &name[at + 1..at + 1 + name[at] as usize] {
-                h.push(b.to_ascii_lowercase());
-            }
-        }
-        &self.shards[shard_of(h.finish(), count)]
-    }
-
-    /// Whether any suffix of the name (at a label boundary) may be a key.
-    #[inline]
-    fn maybe_listed(&self, name: &[u8], starts: &[u8]) -> bool {
+    fn candidate(&self, name: &[u8], starts: &[u8]) -> Option<&Fst<FstBytes>> {
         let n = starts.len();
         let mut h = KeyHasher::new();
+        let mut shard = &self.shards[0];
+        let mut tld_maybe = false;
         for depth in 0..n {
             let at = starts[n - 1 - depth] as usize;
             if depth > 0 {
@@ -291,16 +273,25 @@ impl Blocklist {
             }
             for &b in &name[at + 1..at + 1 + name[at] as usize] {
                 if b == b'.' {
-                    // A `.` inside a label can never be listed (see `walk`).
-                    return false;
+                    // A `.` inside a label can never be listed (see `walk`); the TLD may be.
+                    return tld_maybe.then_some(shard);
                 }
                 h.push(b.to_ascii_lowercase());
             }
-            if self.filter.may_contain(h.finish()) {
-                return true;
+            let own = h.finish();
+            if depth == 1 {
+                shard = &self.shards[shard_of(own, self.shards.len())];
+            }
+            if tld_maybe || self.filter.may_contain(own) {
+                if depth == 0 && n > 1 {
+                    // The shard is chosen by the next suffix's hash.
+                    tld_maybe = true;
+                    continue;
+                }
+                return Some(shard);
             }
         }
-        false
+        None
     }
 
     /// Like [`Blocklist::lookup_wire`] for a text name: trailing dot optional, any case, Unicode
@@ -590,6 +581,32 @@ mod tests {
         // The one-label key is in every shard: a name of any shard sees it.
         assert_eq!(kind(&five, "x.y.z.test"), None);
         assert!(five.shards.iter().all(|f| f.get(b"test").is_some()));
+    }
+
+    #[test]
+    fn dotted_labels_still_see_listed_ancestors_in_every_shard_layout() {
+        for shards in 1..=4 {
+            let mut c = Compiler::new();
+            c.set_shards(shards);
+            let b = c.add_list(info("block", ListKind::Block)).unwrap();
+            for name in ["zz", "bad.test"] {
+                c.insert(b, name, Block, Subtree, Action::Sinkhole).unwrap();
+            }
+            let bl = Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap();
+            let depth = |w: &[u8]| bl.lookup_wire(w).map(|v| v.matched_labels);
+            assert_eq!(depth(b"\x03a.b\x02zz\x00"), Some(1), "{shards} shards");
+            assert_eq!(
+                depth(b"\x03a.b\x03bad\x04test\x00"),
+                Some(2),
+                "{shards} shards"
+            );
+            assert_eq!(
+                depth(b"\x03bad\x03a.b\x04test\x00"),
+                None,
+                "{shards} shards"
+            );
+            assert_eq!(depth(b"\x02ZZ\x00"), Some(1), "{shards} shards");
+        }
     }
 
     #[test]
