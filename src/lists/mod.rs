@@ -242,7 +242,6 @@ impl Reloader {
     /// when it verifies (and checks the sources in the background), else compiles the lists
     /// before returning; then starts the watcher, the poll and the remote fetchers.
     pub async fn start(cfg: &BlocklistsConfig, live: Arc<ArcSwap<Blocklist>>) -> Reloader {
-        tune_allocator();
         let (tx, rx) = mpsc::unbounded_channel();
         let mut p = pipeline::Pipeline::new(cfg.clone(), live);
         let first = if p.serve_last() {
@@ -280,19 +279,6 @@ impl Reloader {
     /// Asks for a reload; returns at once (passes are coalesced).
     pub fn reload(&self, why: Trigger) {
         let _ = self.tx.send(why);
-    }
-}
-
-/// Serves the large buffers of a pass (keys, sort records, FST shards: tens of MiB for a million
-/// names) from their own mappings, which go back to the kernel when freed. glibc otherwise
-/// raises its mmap threshold to the size of the largest buffer freed so far, after which such
-/// buffers come from the heap of whichever thread allocated them; `malloc_trim` cannot give back
-/// the free top of a thread's heap, and the shard builder threads left 45-70 MiB resident after
-/// a 1 M-name compile. Setting the threshold fixes it and turns that adjustment off.
-fn tune_allocator() {
-    // SAFETY: mallopt only changes glibc's allocation policy for later allocations.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
