@@ -15,9 +15,10 @@
 # kernel's per-socket drop counter of the server's UDP socket(s).
 #
 # Workload: 95 % benign names of the hierarchy with a Zipf-like popularity skew (warm cache),
-# 5 % names from the blocklist. Prints QPS, lost queries, average latency at full load, p99
-# latency at a fixed rate both sustain, and RSS, for both servers (median of ROUNDS alternating
-# runs), and the ratios. Then starts both with a 1 M-name list and compares RSS.
+# 5 % names from the blocklist. Prints QPS, lost queries, average latency and CPU per query
+# (server and dnsperf, user + system) at full load, p99 latency at a fixed rate both sustain,
+# and RSS, for both servers (median of ROUNDS alternating runs), and the ratios. Then starts
+# both with a 1 M-name list and compares RSS (SERVER_THREADS= runs only that).
 # Needs root (fakenet binds port 53 on 127.53.0.0/16). Sends nothing outside 127.0.0.0/8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,10 +37,10 @@ P99_HIGH=${P99_HIGH:-60000}
 FW_PORT=${FW_PORT:-5391}
 UB_PORT=${UB_PORT:-5392}
 
-for tool in dnsperf unbound nsd dig ldns-signzone; do
+for tool in dnsperf unbound nsd dig ldns-signzone /usr/bin/time; do
   command -v "$tool" >/dev/null || {
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq dnsperf unbound nsd dnsutils ldnsutils >/dev/null
+    apt-get update -qq && apt-get install -y -qq dnsperf unbound nsd dnsutils ldnsutils time >/dev/null
     break
   }
 done
