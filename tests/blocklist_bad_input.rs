@@ -146,7 +146,7 @@ fn damaged_compiled_files_are_refused() {
         open(&b),
         Error::Version {
             found: 9,
-            expected: 2,
+            expected: 3,
             ..
         }
     ));

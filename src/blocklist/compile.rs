@@ -1,11 +1,11 @@
 //! Compiling lists into one self-describing file.
 //!
-//! # File layout (format version 2, all integers little-endian)
+//! # File layout (format version 3, all integers little-endian)
 //!
 //! ```text
 //! offset  size  field
 //!      0     4  magic "FWBL"
-//!      4     4  format version (u32) = 2
+//!      4     4  format version (u32) = 3
 //!      8     4  table_len (u32): bytes of the list table
 //!     12     4  CRC32 (crc32fast / IEEE) of the body = bytes [24, end)
 //!     16     8  data_len (u64): bytes after the list table
@@ -18,7 +18,8 @@
 //!
 //! Large lists are split into shards built in parallel ([`super::shard`] says how keys are
 //! assigned). Version 1 files, which have no directory and one FST of `data_len` bytes, are
-//! still read.
+//! still read. Version 2 has the same layout as 3 but assigned keys to shards by an older hash,
+//! so a version 2 file is read only when it has one shard; a sharded one must be recompiled.
 //!
 //! The FST maps reversed-label keys (`com.example.www`, so ancestors are prefixes) to a u64 with
 //! two *verdict slots*: bits 0..32 hold the entry that covers "this name and below" (subtree),
@@ -52,7 +53,7 @@ use super::{Action, Error, Format, ListInfo, ListKind, ListSpec, MatchMode};
 /// The four bytes every compiled file starts with.
 pub const MAGIC: [u8; 4] = *b"FWBL";
 /// The format version this build writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The oldest format version this build reads.
 pub const MIN_VERSION: u32 = 1;
 /// Size of the fixed header before the list table.
@@ -555,6 +556,12 @@ pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
     let keys = u64_at(data + 4);
     if count == 0 || count > MAX_SHARDS {
         return Err(corrupt(format!("shard directory claims {count} shards")));
+    }
+    if version == 2 && count > 1 {
+        return Err(Error::OldShards {
+            path: path.to_path_buf(),
+            shards: count,
+        });
     }
     let mut at = data + 12 + 8 * count;
     if at > b.len() {

@@ -94,6 +94,16 @@ pub enum Error {
         expected: u32,
     },
 
+    /// A version 2 file split into shards: its names were assigned to shards by a hash this
+    /// build no longer uses, so a query could look in the wrong one.
+    #[error("{}: blocklist format version 2 with {shards} shards, assigned by an older hash; recompile the lists with this build", path.display())]
+    OldShards {
+        /// The compiled file.
+        path: PathBuf,
+        /// Shards in the file.
+        shards: usize,
+    },
+
     /// The body does not match its checksum (truncated or damaged file).
     #[error("{}: checksum mismatch (stored {expected:08x}, computed {found:08x}); the file is damaged, recompile it", path.display())]
     Checksum {

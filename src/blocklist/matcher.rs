@@ -17,7 +17,8 @@ use std::sync::Arc;
 use fst::raw::{Fst, Output};
 
 use super::compile::{HEADER_LEN, decode_table, layout, unpack_slot};
-use super::shard::{KeyHasher, shard_of};
+use super::keyhash::KeyHasher;
+use super::shard::shard_of;
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
 
 /// Most labels a wire-form name can have (255 bytes, each label at least 2 bytes).
@@ -92,36 +93,48 @@ impl Prefilter {
             let mut keys = fst.stream();
             while let Some((key, _)) = keys.next() {
                 let mut h = KeyHasher::new();
-                h.feed(key);
-                let (block, bits) = f.bits(h.finish());
-                for (word, mask) in f.blocks[block].iter_mut().zip(bits) {
-                    *word |= mask;
-                }
+                h.key(key);
+                f.insert(h.finish());
             }
         }
         f
     }
 
-    /// The block of a key and the bits it sets there.
+    /// The block of a key: the first hash scaled to the block count.
     #[inline]
-    fn bits(&self, (a, b): (u64, u64)) -> (usize, [u64; 8]) {
-        let block = ((a as u128 * self.blocks.len() as u128) >> 64) as usize;
-        let mut bits = [0u64; 8];
-        for i in 0..FILTER_PROBES {
-            let bit = (b >> (i * 9)) & 511;
-            bits[(bit / 64) as usize] |= 1 << (bit % 64);
-        }
-        (block, bits)
+    fn block(&self, (a, _): (u64, u64)) -> usize {
+        ((a as u128 * self.blocks.len() as u128) >> 64) as usize
     }
 
+    /// The `i`th of a key's bits in its block, from 9 bits of the second hash: (word, bit).
+    #[inline]
+    fn bit(b: u64, i: u64) -> (usize, u64) {
+        let bit = (b >> (i * 9)) & 511;
+        ((bit / 64) as usize, bit % 64)
+    }
+
+    fn insert(&mut self, h: (u64, u64)) {
+        let block = self.block(h);
+        for i in 0..FILTER_PROBES {
+            let (word, bit) = Self::bit(h.1, i);
+            self.blocks[block][word] |= 1 << bit;
+        }
+    }
+
+    /// Branch-free: all probes are read and combined, since a short-circuit on a random bit
+    /// would be a mispredicted branch about half the time.
     #[inline]
     fn may_contain(&self, h: (u64, u64)) -> bool {
         if self.blocks.is_empty() {
             return false;
         }
-        let (block, bits) = self.bits(h);
-        let b = &self.blocks[block];
-        (0..8).all(|i| b[i] & bits[i] == bits[i])
+        let words = &self.blocks[self.block(h)];
+        let mut all = 1;
+        for i in 0..FILTER_PROBES {
+            let (word, bit) = Self::bit(h.1, i);
+            all &= words[word] >> bit;
+        }
+        all & 1 == 1
     }
 }
 
@@ -268,16 +281,9 @@ impl Blocklist {
         let mut tld_maybe = false;
         for depth in 0..n {
             let at = starts[n - 1 - depth] as usize;
-            if depth > 0 {
-                h.push(b'.');
-            }
-            for &b in &name[at + 1..at + 1 + name[at] as usize] {
-                if b == b'.' {
-                    // A `.` inside a label can never be listed (see `walk`); the TLD may be.
-                    return tld_maybe.then_some(shard);
-                }
-                h.push(b.to_ascii_lowercase());
-            }
+            // A label with a `.` inside hashes as one label, so it matches no key's labels
+            // (at worst a false positive, which the walk settles: see `walk`).
+            h.label(&name[at + 1..at + 1 + name[at] as usize]);
             let own = h.finish();
             if depth == 1 {
                 shard = &self.shards[shard_of(own, self.shards.len())];
@@ -607,6 +613,29 @@ mod tests {
             );
             assert_eq!(depth(b"\x02ZZ\x00"), Some(1), "{shards} shards");
         }
+    }
+
+    #[test]
+    fn version_2_files_open_only_unsharded() {
+        let file = |shards| {
+            let mut c = Compiler::new();
+            c.set_shards(shards);
+            let b = c.add_list(info("block", ListKind::Block)).unwrap();
+            for i in 0..50 {
+                let name = format!("n{i}.shop{i}.test");
+                c.insert(b, &name, Block, Subtree, Action::Sinkhole)
+                    .unwrap();
+            }
+            let mut bytes = c.to_bytes().unwrap();
+            // The version is in the header, outside the body checksum.
+            bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
+            bytes
+        };
+        let one = Blocklist::from_bytes(file(1)).unwrap();
+        assert_eq!(kind(&one, "www.n7.shop7.test"), Some((Block, Subtree, 3)));
+        let e = Blocklist::from_bytes(file(3)).unwrap_err();
+        assert!(matches!(e, Error::OldShards { shards: 3, .. }), "{e:?}");
+        assert!(e.to_string().contains("recompile"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::path::PathBuf;
 pub mod cli;
 pub mod compile;
 mod error;
+mod keyhash;
 pub mod matcher;
 pub mod normalize;
 pub mod shard;

@@ -13,6 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use super::Error;
+use super::keyhash::KeyHasher;
 
 /// Keys per shard the shard count aims at; below it a list is one FST.
 const KEYS_PER_SHARD: u64 = 250_000;
@@ -25,39 +26,6 @@ pub fn shards_for(keys: u64) -> usize {
     (keys.div_ceil(KEYS_PER_SHARD) as usize).clamp(1, MAX_SHARDS)
 }
 
-/// FNV-1a over key bytes, streamable so a query hashes each of its suffix keys in one pass.
-/// Shared by the shard choice and the matcher's Bloom filter.
-#[derive(Clone, Copy)]
-pub(crate) struct KeyHasher(u64);
-
-impl KeyHasher {
-    pub(crate) fn new() -> KeyHasher {
-        KeyHasher(0xcbf2_9ce4_8422_2325)
-    }
-
-    #[inline]
-    pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.push(b);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn push(&mut self, b: u8) {
-        self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-
-    /// Two well-mixed hashes (the second odd), for double hashing.
-    #[inline]
-    pub(crate) fn finish(self) -> (u64, u64) {
-        let mut z = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z, z.rotate_right(17) | 1)
-    }
-}
-
 /// The shard of a key whose first two labels hash to `group` (see [`KeyHasher`]).
 #[inline]
 pub(crate) fn shard_of(group: (u64, u64), shards: usize) -> usize {
@@ -66,13 +34,11 @@ pub(crate) fn shard_of(group: (u64, u64), shards: usize) -> usize {
 
 /// The shard of a reversed-label key; `None` for a one-label key, which goes to every shard.
 fn shard_of_key(key: &[u8], shards: usize) -> Option<usize> {
-    let first = key.iter().position(|&b| b == b'.')?;
-    let end = key[first + 1..]
-        .iter()
-        .position(|&b| b == b'.')
-        .map_or(key.len(), |i| first + 1 + i);
+    let mut labels = key.split(|&b| b == b'.');
+    let (tld, second) = (labels.next()?, labels.next()?);
     let mut h = KeyHasher::new();
-    h.feed(&key[..end]);
+    h.label(tld);
+    h.label(second);
     Some(shard_of(h.finish(), shards))
 }
 
