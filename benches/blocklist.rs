@@ -3,6 +3,9 @@
 //! Run:   cargo bench --bench blocklist
 //! 10 M:  FRAUDWALL_BENCH_10M=1 cargo bench --bench blocklist
 //! Quick: cargo bench --bench blocklist -- lookup/1M    (criterion filter)
+//! Contended: FRAUDWALL_BENCH_CONTEND=1 cargo bench --bench blocklist -- lookup/1M
+//!        (a thread streams through 256 MiB meanwhile, evicting the shared L3 as a busy
+//!        neighbour on the host would)
 //!
 //! Synthetic lists are generated deterministically (seeded splitmix64) with realistic shapes:
 //! registrable labels of 3–25 characters, a TLD mix, a quarter of the names under shared hosting
@@ -369,7 +372,25 @@ fn bench_lookups(c: &mut Criterion, f: &Fixture) {
     g.finish();
 }
 
+/// A busy neighbour: reads through 256 MiB, one cache line at a time, until the process ends.
+fn contend() {
+    std::thread::spawn(|| {
+        let buf = vec![1u64; 32 << 20];
+        let mut sum = 0u64;
+        loop {
+            for i in (0..buf.len()).step_by(8) {
+                sum = sum.wrapping_add(buf[i]);
+            }
+            black_box(sum);
+        }
+    });
+}
+
 fn benches(c: &mut Criterion) {
+    if std::env::var_os("FRAUDWALL_BENCH_CONTEND").is_some() {
+        println!("contended: a thread streams through 256 MiB during the whole run");
+        contend();
+    }
     let one_m = prepare("1M", names(1_000_000, 1), 2);
     bench_lookups(c, &one_m);
 
