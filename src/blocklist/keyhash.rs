@@ -40,11 +40,11 @@ impl KeyHasher {
         }
     }
 
-    /// Two hashes of the labels so far: the first picks a Bloom block, the second (odd) its bits
-    /// and the shard.
+    /// Two hashes of the labels so far: the first picks a Bloom block (by its high bits), the
+    /// second the bits in it (its low 36 bits) and the shard (its high bits).
     #[inline]
     pub(crate) fn finish(self) -> (u64, u64) {
-        (self.0, self.0.wrapping_mul(S1) | 1)
+        (self.0, self.0.wrapping_mul(S1))
     }
 }
 

@@ -616,6 +616,31 @@ mod tests {
     }
 
     #[test]
+    fn prefilter_false_positives_stay_near_design() {
+        // 12 bits and 4 probes per key in 512-bit blocks: about 0.6 % by the numbers. A hash
+        // that lost entropy (bits correlated with the block, labels colliding) shows up here.
+        let mut keys: Vec<String> = (0..50_000).map(|i| format!("com.k{i}.www")).collect();
+        keys.sort();
+        let mut b = fst::SetBuilder::memory();
+        for k in &keys {
+            b.insert(k).unwrap();
+        }
+        let fst = b.into_set().into_fst();
+        let f = Prefilter::build(&[fst], keys.len());
+        let hash = |k: &str| {
+            let mut h = KeyHasher::new();
+            h.key(k.as_bytes());
+            h.finish()
+        };
+        assert!(keys.iter().all(|k| f.may_contain(hash(k))));
+        let probes = 200_000;
+        let fp = (0..probes)
+            .filter(|i| f.may_contain(hash(&format!("com.k{i}.wwx"))))
+            .count();
+        assert!(fp * 100 < probes, "{fp} false positives in {probes}");
+    }
+
+    #[test]
     fn version_2_files_open_only_unsharded() {
         let file = |shards| {
             let mut c = Compiler::new();
