@@ -1,9 +1,11 @@
 //! Resolution of cache misses: hickory's recursor (iterative from the root hints, DNSSEC
 //! validation) or hickory's stub resolver against forwarders, wrapped in our own layer that
 //! turns every outcome into a response-shaped [`Message`] and mends what hickory 0.26 lacks:
-//! an overall deadline, CD=1 answers for bogus data, CNAME-loop detection, very long names.
+//! an overall deadline, CD=1 answers for bogus data, CNAME-loop detection, very long names, and
+//! the reason a bogus answer fails (`bogus.rs`).
 
 pub mod anchor;
+mod bogus;
 pub mod cache;
 mod repair;
 pub mod upstream;
@@ -110,6 +112,8 @@ pub struct Resolved {
 
 /// EDE INFO-CODE 6: DNSSEC Bogus.
 pub const EDE_DNSSEC_BOGUS: u16 = 6;
+/// EDE INFO-CODE 9: DNSKEY Missing (a DS at the parent, no DNSKEY that matches it).
+pub const EDE_DNSKEY_MISSING: u16 = 9;
 
 // One per process: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -242,7 +246,7 @@ impl Resolver {
                     return from_recursor(q, r, false);
                 };
                 let r = v.resolve(query.clone(), now, true).await;
-                let resolved = from_recursor(q, r, true);
+                let mut resolved = from_recursor(q, r, true);
                 if resolved.security == Security::Bogus
                     && let Some(repaired) = repair::repair(q, v.as_ref(), plain, 0).await
                 {
@@ -254,6 +258,9 @@ impl Resolver {
                     let mut plain = from_recursor(q, r, false);
                     plain.security = Security::Insecure;
                     return plain;
+                }
+                if resolved.security == Security::Bogus {
+                    resolved.ede = Some(bogus::reason(q, plain).await);
                 }
                 resolved
             }
@@ -456,7 +463,8 @@ fn from_forwarder(q: &Question, r: Result<hickory_resolver::lookup::Lookup, NetE
     finish(q, m, Security::Insecure)
 }
 
-/// Bogus without CD → SERVFAIL with no data and EDE 6; strip DNSSEC records unless DO; keep
+/// Bogus without CD → SERVFAIL with no data and EDE 6 (a more specific code may replace it: see
+/// `bogus.rs`); strip DNSSEC records unless DO; keep
 /// only what Unbound's `minimal-responses` keeps (in the authority of positive answers only a
 /// wildcard's NSEC proof, no additional section).
 pub(crate) fn finish(q: &Question, mut m: Message, mut security: Security) -> Resolved {

@@ -1,0 +1,79 @@
+//! Why an answer is bogus, told the way Unbound tells it: as an Extended DNS Error (RFC 8914).
+//!
+//! hickory 0.26's validator knows the reason (`ProofErrorKind`) but only logs it; the records
+//! reach us marked `Proof::Bogus`. When a bogus answer is about to become SERVFAIL we look at the
+//! raw records again through the non-validating recursor (its cache already holds them, so this
+//! costs no traffic in the usual case) and pick the code Unbound picks:
+//!
+//! * **9, DNSKEY Missing**: the zone that signed the answer has a DS at its parent, but none of
+//!   its DNSKEYs matches one (a key rollover gone wrong; Unbound: "No DNSKEY matches DS RRs").
+//! * **6, DNSSEC Bogus**: any other failure (e.g. a signature that does not verify).
+
+use std::time::Instant;
+
+use hickory_proto::{
+    dnssec::rdata::{DNSKEY, DNSSECRData, DS},
+    op::Query,
+    rr::{Name, RData, Record, RecordType},
+};
+use hickory_resolver::recursor::Recursor;
+use tracing::debug;
+
+use super::{EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, Question, upstream::Upstreams};
+
+/// The EDE INFO-CODE for a question whose validated answer was bogus.
+pub(super) async fn reason(q: &Question, plain: &Recursor<Upstreams>) -> u16 {
+    let fetch = |name: Name, qtype| async move {
+        plain
+            .resolve(Query::query(name, qtype), Instant::now(), true)
+            .await
+            .map(|m| {
+                let mut records = m.answers;
+                records.extend(m.authorities);
+                records
+            })
+            .unwrap_or_default()
+    };
+    let raw = fetch(q.name.clone(), q.qtype).await;
+    let Some(zone) = raw.iter().find_map(signer) else {
+        return EDE_DNSSEC_BOGUS;
+    };
+    let ds: Vec<DS> = fetch(zone.clone(), RecordType::DS)
+        .await
+        .iter()
+        .filter(|r| r.name == zone)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DS(d)) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    if ds.is_empty() {
+        return EDE_DNSSEC_BOGUS;
+    }
+    let keys: Vec<DNSKEY> = fetch(zone.clone(), RecordType::DNSKEY)
+        .await
+        .iter()
+        .filter(|r| r.name == zone)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
+            _ => None,
+        })
+        .collect();
+    let matched = ds
+        .iter()
+        .any(|d| keys.iter().any(|k| d.covers(&zone, k).unwrap_or(false)));
+    if matched {
+        EDE_DNSSEC_BOGUS
+    } else {
+        debug!(%zone, ds = ds.len(), dnskeys = keys.len(), "bogus: no DNSKEY matches the DS");
+        EDE_DNSKEY_MISSING
+    }
+}
+
+/// The zone whose key signed a record, if it is a signature.
+fn signer(r: &Record) -> Option<Name> {
+    match &r.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.input().signer_name.clone()),
+        _ => None,
+    }
+}
