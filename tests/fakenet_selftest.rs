@@ -225,6 +225,12 @@ fn bogus_zones_servfail() {
         true,
         &["ok.bogus.com. A 198.18.7.3"],
     );
+    // expired.com / future.com: every signature is outside its validity window
+    for (q, code) in [("www.expired.com", 7), ("www.future.com", 8)] {
+        let r = u.dig(&[q, "A"]);
+        expect(&r, "SERVFAIL", false, &[]);
+        assert_eq!(r.ede_codes(), vec![code], "{q}\n{}", r.raw);
+    }
     // badds.com: the DS in com matches no DNSKEY
     let r = u.dig(&["www.badds.com", "A"]);
     expect(&r, "SERVFAIL", false, &[]);
@@ -516,6 +522,8 @@ fn servers_refer_rather_than_answer() {
         (addrs::NET, "net"),
         (addrs::TEST, "test"),
         (addrs::BOGUS, "badds.com"),
+        (addrs::BOGUS, "expired.com"),
+        (addrs::BOGUS, "future.com"),
         (addrs::LOAD, "load.test"),
     ] {
         let r = common::dig(ns(addr), &["+norec", zone, "SOA"]);

@@ -126,6 +126,26 @@ fn dnssec_bogus_is_servfail_unless_cd() {
     assert_eq!(r.answer_rdata("A"), ["198.18.7.2"]);
 }
 
+/// Signatures outside their validity window: hickory only says bogus; Unbound, and our layer,
+/// say which end of the window was missed.
+#[test]
+fn signatures_outside_their_validity_window_say_why() {
+    let p = pair();
+    for (q, code) in [("www.expired.com", 7), ("www.future.com", 8)] {
+        let u = dig(p.ub.addr(), &[q, "A"]);
+        let f = dig(p.fw.addr, &[q, "A"]);
+        assert_eq!(essence(&f), essence(&u), "{}\n{}", f.raw, u.raw);
+        assert_eq!(f.status, "SERVFAIL", "{q}");
+        assert_eq!(
+            (f.ede_codes(), u.ede_codes()),
+            (vec![code], vec![code]),
+            "{q}\n{}\n{}",
+            f.raw,
+            u.raw
+        );
+    }
+}
+
 /// hickory 0.26 fails validation of wildcard answers proven by NSEC; our layer proves them.
 #[test]
 fn nsec_proven_wildcard_answer_validates() {

@@ -7,6 +7,9 @@
 //!
 //! * **9, DNSKEY Missing**: the zone that signed the answer has a DS at its parent, but none of
 //!   its DNSKEYs matches one (a key rollover gone wrong; Unbound: "No DNSKEY matches DS RRs").
+//! * **7, Signature Expired** / **8, Signature Not Yet Valid**: every signature the zone made
+//!   over the answer is past its expiration / before its inception (a signer that stopped
+//!   re-signing, or a clock that is wrong).
 //! * **6, DNSSEC Bogus**: any other failure (e.g. a signature that does not verify).
 
 use std::time::Instant;
@@ -19,7 +22,11 @@ use hickory_proto::{
 use hickory_resolver::recursor::Recursor;
 use tracing::debug;
 
-use super::{EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, Question, upstream::Upstreams};
+use super::repair::{now_secs, serial_after};
+use super::{
+    EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_SIGNATURE_EXPIRED, EDE_SIGNATURE_NOT_YET_VALID,
+    Question, upstream::Upstreams,
+};
 
 /// The EDE INFO-CODE for a question whose validated answer was bogus.
 pub(super) async fn reason(q: &Question, plain: &Recursor<Upstreams>) -> u16 {
@@ -62,12 +69,34 @@ pub(super) async fn reason(q: &Question, plain: &Recursor<Upstreams>) -> u16 {
     let matched = ds
         .iter()
         .any(|d| keys.iter().any(|k| d.covers(&zone, k).unwrap_or(false)));
-    if matched {
-        EDE_DNSSEC_BOGUS
-    } else {
+    if !matched {
         debug!(%zone, ds = ds.len(), dnskeys = keys.len(), "bogus: no DNSKEY matches the DS");
-        EDE_DNSKEY_MISSING
+        return EDE_DNSKEY_MISSING;
     }
+    let sigs: Vec<_> = raw
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().signer_name == zone => {
+                Some(s.input())
+            }
+            _ => None,
+        })
+        .collect();
+    // Not empty: `zone` is the signer of one of them.
+    let now = now_secs();
+    if sigs
+        .iter()
+        .all(|s| !serial_after(s.sig_expiration.get(), now))
+    {
+        return EDE_SIGNATURE_EXPIRED;
+    }
+    if sigs
+        .iter()
+        .all(|s| !serial_after(now, s.sig_inception.get()))
+    {
+        return EDE_SIGNATURE_NOT_YET_VALID;
+    }
+    EDE_DNSSEC_BOGUS
 }
 
 /// The zone whose key signed a record, if it is a signature.

@@ -112,6 +112,10 @@ pub struct Resolved {
 
 /// EDE INFO-CODE 6: DNSSEC Bogus.
 pub const EDE_DNSSEC_BOGUS: u16 = 6;
+/// EDE INFO-CODE 7: Signature Expired.
+pub const EDE_SIGNATURE_EXPIRED: u16 = 7;
+/// EDE INFO-CODE 8: Signature Not Yet Valid.
+pub const EDE_SIGNATURE_NOT_YET_VALID: u16 = 8;
 /// EDE INFO-CODE 9: DNSKEY Missing (a DS at the parent, no DNSKEY that matches it).
 pub const EDE_DNSKEY_MISSING: u16 = 9;
 

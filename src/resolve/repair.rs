@@ -219,19 +219,25 @@ async fn dname(
     Some(finish(q, m, security))
 }
 
-fn now_secs() -> u32 {
+/// Seconds since the epoch, as RRSIG validity times count them (mod 2^32).
+pub(super) fn now_secs() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32)
+}
+
+/// `a` is at or after `b` in serial-number arithmetic (RFC 4034 §3.1.5).
+pub(super) fn serial_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) >= 0
 }
 
 /// Whether `sig` is in its validity window and verifies `rrset` with one of `keys`.
 fn verifies(sig: &RRSIG, owner: &Name, rrset: &[&Record], keys: &[DNSKEY]) -> bool {
     let input = sig.input();
     let now = now_secs();
-    // Serial-number arithmetic (RFC 4034 §3.1.5).
-    let after = |a: u32, b: u32| (a.wrapping_sub(b) as i32) >= 0;
-    if !after(now, input.sig_inception.get()) || !after(input.sig_expiration.get(), now) {
+    if !serial_after(now, input.sig_inception.get())
+        || !serial_after(input.sig_expiration.get(), now)
+    {
         return false;
     }
     keys.iter().any(|k| {

@@ -25,7 +25,7 @@ pub mod addrs {
     pub const TEST: Ipv4Addr = Ipv4Addr::new(127, 53, 4, 1);
     pub const EXAMPLE_COM_1: Ipv4Addr = Ipv4Addr::new(127, 53, 10, 1);
     pub const EXAMPLE_COM_2: Ipv4Addr = Ipv4Addr::new(127, 53, 10, 2);
-    /// bogus.com and badds.com
+    /// bogus.com, badds.com, expired.com and future.com
     pub const BOGUS: Ipv4Addr = Ipv4Addr::new(127, 53, 11, 1);
     pub const EXAMPLE_NET: Ipv4Addr = Ipv4Addr::new(127, 53, 20, 1);
     pub const CDNPROV: Ipv4Addr = Ipv4Addr::new(127, 53, 21, 1);

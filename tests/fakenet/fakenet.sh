@@ -30,7 +30,7 @@ SERVERS=(
   "127.53.4.1|test|test"
   "127.53.10.1|example-com-1|example.com"
   "127.53.10.2|example-com-2|example.com"
-  "127.53.11.1|bogus|bogus.com badds.com"
+  "127.53.11.1|bogus|bogus.com badds.com expired.com future.com"
   "127.53.20.1|example-net|example.net"
   "127.53.21.1|cdnprov|cdnprov.net"
   "127.53.22.1|scam-shop|scam-shop.net"
@@ -43,11 +43,14 @@ SERVERS=(
 )
 
 # Zones in signing order (children before parents, so their DS can go into the parent).
-# zone | parent | mode: nsec, nsec3, unsigned, bogus-sig (sign, then alter data), bad-ds (DS of a foreign key)
+# zone | parent | mode: nsec, nsec3, unsigned, bogus-sig (sign, then alter data), bad-ds (DS of a foreign key),
+#   expired-sig (signatures valid from 30 until 3 days ago), future-sig (valid from 3 days on)
 ZONES=(
   "example.com|com|nsec"
   "bogus.com|com|bogus-sig"
   "badds.com|com|bad-ds"
+  "expired.com|com|expired-sig"
+  "future.com|com|future-sig"
   "example.net|net|nsec3"
   "cdnprov.net|net|nsec"
   "scam-shop.net|net|unsigned"
@@ -174,6 +177,8 @@ sign_zone() { # sign_zone ZONE MODE WORKDIR  -> WORKDIR/ZONE.signed, WORKDIR/ZON
     zsk=$(ldns-keygen -a ECDSAP256SHA256 "$origin")
     rm -f "$zsk.ds"
     local args=(-i "$INCEPTION" -e "$EXPIRATION" -o "$origin" -f "$w/$zf.signed")
+    [[ $mode == expired-sig ]] && args[1]=$PAST_INCEPTION args[3]=$PAST_EXPIRATION
+    [[ $mode == future-sig ]] && args[1]=$FUTURE_INCEPTION
     [[ $mode == nsec3 ]] && args+=(-n -t 0)
     ldns-signzone "${args[@]}" "$w/$zf.zone" "$ksk" "$zsk"
     case $mode in
@@ -283,6 +288,10 @@ cmd_up() {
 
   INCEPTION=$(date -u -d '-1 hour' +%Y%m%d%H%M%S)
   EXPIRATION=$(date -u -d '+30 days' +%Y%m%d%H%M%S)
+  PAST_INCEPTION=$(date -u -d '-30 days' +%Y%m%d%H%M%S)
+  # 3 days: outside the clock skew Unbound allows (10 % of the validity period, at most 24 h)
+  PAST_EXPIRATION=$(date -u -d '-3 days' +%Y%m%d%H%M%S)
+  FUTURE_INCEPTION=$(date -u -d '+3 days' +%Y%m%d%H%M%S)
 
   local entry zone parent mode zf pzf
   for entry in "${ZONES[@]}"; do
