@@ -468,9 +468,9 @@ fn from_forwarder(q: &Question, r: Result<hickory_resolver::lookup::Lookup, NetE
 }
 
 /// Bogus without CD → SERVFAIL with no data and EDE 6 (a more specific code may replace it: see
-/// `bogus.rs`); strip DNSSEC records unless DO; keep
-/// only what Unbound's `minimal-responses` keeps (in the authority of positive answers only a
-/// wildcard's NSEC proof, no additional section).
+/// `bogus.rs`); strip DNSSEC records unless DO; keep only what Unbound's `minimal-responses`
+/// keeps (in the authority of positive answers only a wildcard's NSEC proof, no additional
+/// section).
 pub(crate) fn finish(q: &Question, mut m: Message, mut security: Security) -> Resolved {
     let mut ede = None;
     if security == Security::Bogus && !q.checking_disabled {
