@@ -1,9 +1,10 @@
 //! Why an answer is bogus, told the way Unbound tells it: as an Extended DNS Error (RFC 8914).
 //!
 //! hickory 0.26's validator knows the reason (`ProofErrorKind`) but only logs it; the records
-//! reach us marked `Proof::Bogus`. When a bogus answer is about to become SERVFAIL we look at the
-//! raw records again through the non-validating recursor (its cache already holds them, so this
-//! costs no traffic in the usual case) and pick the code Unbound picks:
+//! reach us marked `Proof::Bogus`. When a bogus answer is about to become SERVFAIL we look at its
+//! raw records (fetched once for `repair` too) and at the signer's DS and DNSKEY RRsets through
+//! the non-validating recursor (its cache already holds them, so this costs no traffic in the
+//! usual case) and pick the code Unbound picks:
 //!
 //! * **9, DNSKEY Missing**: the zone that signed the answer has a DS at its parent, but none of
 //!   its DNSKEYs matches one (a key rollover gone wrong; Unbound: "No DNSKEY matches DS RRs").
@@ -15,8 +16,8 @@
 use std::time::Instant;
 
 use hickory_proto::{
-    dnssec::rdata::{DNSKEY, DNSSECRData, DS},
-    op::Query,
+    dnssec::rdata::DNSSECRData,
+    op::{Message, Query},
     rr::{Name, RData, Record, RecordType},
 };
 use hickory_resolver::recursor::Recursor;
@@ -25,47 +26,31 @@ use tracing::debug;
 use super::repair::{now_secs, serial_after};
 use super::{
     EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_SIGNATURE_EXPIRED, EDE_SIGNATURE_NOT_YET_VALID,
-    Question, upstream::Upstreams,
+    upstream::Upstreams,
 };
 
-/// The EDE INFO-CODE for a question whose validated answer was bogus.
-pub(super) async fn reason(q: &Question, plain: &Recursor<Upstreams>) -> u16 {
-    let fetch = |name: Name, qtype| async move {
-        plain
-            .resolve(Query::query(name, qtype), Instant::now(), true)
-            .await
-            .map(|m| {
-                let mut records = m.answers;
-                records.extend(m.authorities);
-                records
-            })
-            .unwrap_or_default()
-    };
-    let raw = fetch(q.name.clone(), q.qtype).await;
-    let Some(zone) = raw.iter().find_map(signer) else {
+/// The EDE INFO-CODE for a question whose validated answer was bogus, from its raw records
+/// (see `repair::raw_records`).
+pub(super) async fn reason(plain: &Recursor<Upstreams>, raw: Option<&Message>) -> u16 {
+    let raw: Vec<&Record> = raw
+        .map(|m| m.answers.iter().chain(&m.authorities).collect())
+        .unwrap_or_default();
+    let Some(zone) = raw.iter().find_map(|r| signer(r)) else {
         return EDE_DNSSEC_BOGUS;
     };
-    let ds: Vec<DS> = fetch(zone.clone(), RecordType::DS)
-        .await
-        .iter()
-        .filter(|r| r.name == zone)
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::DS(d)) => Some(d.clone()),
-            _ => None,
-        })
-        .collect();
+    let ds = zone_rrset(plain, &zone, RecordType::DS, |d| match d {
+        DNSSECRData::DS(d) => Some(d.clone()),
+        _ => None,
+    })
+    .await;
     if ds.is_empty() {
         return EDE_DNSSEC_BOGUS;
     }
-    let keys: Vec<DNSKEY> = fetch(zone.clone(), RecordType::DNSKEY)
-        .await
-        .iter()
-        .filter(|r| r.name == zone)
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
-            _ => None,
-        })
-        .collect();
+    let keys = zone_rrset(plain, &zone, RecordType::DNSKEY, |d| match d {
+        DNSSECRData::DNSKEY(k) => Some(k.clone()),
+        _ => None,
+    })
+    .await;
     let matched = ds
         .iter()
         .any(|d| keys.iter().any(|k| d.covers(&zone, k).unwrap_or(false)));
@@ -97,6 +82,29 @@ pub(super) async fn reason(q: &Question, plain: &Recursor<Upstreams>) -> u16 {
         return EDE_SIGNATURE_NOT_YET_VALID;
     }
     EDE_DNSSEC_BOGUS
+}
+
+/// The `qtype` records at `zone` itself, as the non-validating recursor has them.
+async fn zone_rrset<T>(
+    plain: &Recursor<Upstreams>,
+    zone: &Name,
+    qtype: RecordType,
+    pick: impl Fn(&DNSSECRData) -> Option<T>,
+) -> Vec<T> {
+    let Ok(m) = plain
+        .resolve(Query::query(zone.clone(), qtype), Instant::now(), true)
+        .await
+    else {
+        return Vec::new();
+    };
+    m.answers
+        .iter()
+        .filter(|r| r.name == *zone)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(d) => pick(d),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The zone whose key signed a record, if it is a signature.

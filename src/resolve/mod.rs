@@ -251,21 +251,22 @@ impl Resolver {
                 };
                 let r = v.resolve(query.clone(), now, true).await;
                 let mut resolved = from_recursor(q, r, true);
-                if resolved.security == Security::Bogus
-                    && let Some(repaired) = repair::repair(q, v.as_ref(), plain, 0).await
+                if resolved.security != Security::Bogus {
+                    return resolved;
+                }
+                let raw = repair::raw_records(q, plain).await;
+                if let Some(repaired) = repair::repair(q, v.as_ref(), plain, raw.as_ref(), 0).await
                 {
                     return repaired;
                 }
-                if resolved.security == Security::Bogus && q.checking_disabled {
+                if q.checking_disabled {
                     // RFC 4035 §3.2.2: with CD the client validates; give it the data.
                     let r = plain.resolve(query, now, q.dnssec_ok).await;
                     let mut plain = from_recursor(q, r, false);
                     plain.security = Security::Insecure;
                     return plain;
                 }
-                if resolved.security == Security::Bogus {
-                    resolved.ede = Some(bogus::reason(q, plain).await);
-                }
+                resolved.ede = Some(bogus::reason(plain, raw.as_ref()).await);
                 resolved
             }
             Upstream::Forward(resolver) => {

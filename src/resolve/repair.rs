@@ -32,32 +32,38 @@ use super::{Question, Resolved, Security, finish, from_recursor, upstream::Upstr
 /// Deepest DNAME → DNAME → ... chain we follow.
 const MAX_DEPTH: u8 = 8;
 
-/// Tries to prove a response hickory called bogus. `None` = it stays bogus.
+/// The question's records as the non-validating recursor has them, RRSIGs included. `None` when
+/// hickory reports an error: it does so for NXDOMAIN and drops the answer section with it.
+pub(super) async fn raw_records(q: &Question, plain: &Recursor<Upstreams>) -> Option<Message> {
+    plain
+        .resolve(Query::query(q.name.clone(), q.qtype), Instant::now(), true)
+        .await
+        .ok()
+}
+
+/// Tries to prove a response hickory called bogus, given its [`raw_records`]. `None` = it stays
+/// bogus.
 pub(super) async fn repair(
     q: &Question,
     v: &Recursor<Upstreams>,
     plain: &Recursor<Upstreams>,
+    raw: Option<&Message>,
     depth: u8,
 ) -> Option<Resolved> {
     if depth > MAX_DEPTH {
         return None;
     }
-    // hickory reports NXDOMAIN as an error and drops the answer section with it, so a DNAME
-    // may only be found by asking for it.
-    let raw = plain
-        .resolve(Query::query(q.name.clone(), q.qtype), Instant::now(), true)
-        .await
-        .ok();
-    let found = match raw.as_ref().and_then(|m| find_dname(&q.name, &m.answers)) {
+    // Without an answer section (NXDOMAIN) a DNAME may only be found by asking for it.
+    let found = match raw.and_then(|m| find_dname(&q.name, &m.answers)) {
         Some((rec, target)) => Some((rec.name.clone(), target)),
         None => probe_dname(&q.name, plain).await,
     };
     if let Some((owner, target)) = found
-        && let Some(r) = Box::pin(dname(q, v, plain, raw.as_ref(), owner, target, depth)).await
+        && let Some(r) = Box::pin(dname(q, v, plain, raw, owner, target, depth)).await
     {
         return Some(r);
     }
-    wildcard(q, v, raw.as_ref()?).await
+    wildcard(q, v, raw?).await
 }
 
 /// Looks for a DNAME at the ancestors of `name` (nearest first, at most a few labels up).
@@ -197,7 +203,8 @@ async fn dname(
         .await;
     let mut target = from_recursor(&tq, tres, true);
     if target.security == Security::Bogus {
-        target = Box::pin(repair(&tq, v, plain, depth + 1)).await?;
+        let traw = raw_records(&tq, plain).await;
+        target = Box::pin(repair(&tq, v, plain, traw.as_ref(), depth + 1)).await?;
     }
     let ttl = dname_records
         .iter()
