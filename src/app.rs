@@ -1,38 +1,48 @@
-//! Wiring: config → live blocklist, resolver, cache, engine → listeners → signals → shutdown.
+//! Wiring: config → live blocklist, resolver, cache, engine → listeners → shutdown.
+//!
+//! [`serve`] takes its sockets already bound and its shutdown as a future (mini-redis's
+//! `run(listener, shutdown)`): the binary binds the configured addresses and passes the
+//! signals; a test can bind port 0 and pass a channel.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
-    blocklist::Blocklist,
     config::Config,
+    dns::cache::Cache,
     events::EventLog,
     lists, metrics,
-    resolve::{
-        Resolver,
-        cache::{Cache, TtlPolicy},
-    },
+    resolve::Resolver,
     server::{
-        self,
-        handler::{Engine, EngineConfig},
-        report::{BlockReporter, LiveLookup},
+        self, Bound,
+        engine::{Engine, Parts},
+        report::BlockReporter,
     },
     sinkhole::page,
 };
 
 type PageTask = tokio::task::JoinHandle<Result<(), page::Error>>;
 
+/// Binds every `listen` address of `config` (UDP and TCP on one port each). Must run inside
+/// the runtime that will serve them.
+pub fn bind(config: &Config) -> anyhow::Result<Vec<Bound>> {
+    config
+        .server
+        .listen
+        .iter()
+        .map(|addr| server::bind(*addr).with_context(|| format!("binding {addr}")))
+        .collect()
+}
+
 /// Binds and serves the warning page (and its TLS listeners when configured); the returned
 /// sender stops them.
 async fn start_warning_page(
     config: &Config,
-    live: Arc<ArcSwap<Blocklist>>,
+    lookup: Arc<dyn page::BlockLookup>,
 ) -> anyhow::Result<(tokio::sync::watch::Sender<bool>, Vec<PageTask>)> {
     let cfg = Arc::new(config.warning_page.clone());
-    let lookup: Arc<dyn page::BlockLookup> = Arc::new(LiveLookup(live));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = || {
         let mut stopped = stopped.clone();
@@ -65,21 +75,23 @@ async fn start_warning_page(
 /// allocated them; `malloc_trim` cannot give back the free top of a thread's heap, and the shard
 /// builder threads left 45-70 MiB resident after a 1 M-name compile. Setting the threshold fixes
 /// it and turns that adjustment off.
-fn tune_allocator() {
+pub fn tune_allocator() {
     // SAFETY: mallopt only changes glibc's allocation policy for later allocations.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
-/// Runs the resolver until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    tune_allocator();
-    let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
+/// Runs the resolver on `listeners` until `shutdown` completes. SIGHUP reloads the lists.
+pub async fn serve(
+    config: Config,
+    listeners: Vec<Bound>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     // Metrics first, so everything after can count; the handle keeps the endpoint alive.
     let _metrics = metrics::install(&config.metrics).context("starting the metrics endpoint")?;
     // The reloader sets the per-list metrics whenever it publishes a snapshot.
-    let reloader = lists::Reloader::start(&config.blocklists, live.clone()).await;
+    let (reloader, blocklist) = lists::Reloader::start(&config.blocklists).await;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
     tokio::spawn(async move {
@@ -90,53 +102,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let (events, events_writer) =
         EventLog::start(&config.events).context("starting the blocked-event log")?;
-    let (page_stop, page_tasks) = start_warning_page(&config, live.clone()).await?;
+    let (page_stop, page_tasks) = start_warning_page(&config, Arc::new(blocklist.clone())).await?;
     let resolver = Resolver::build(&config.resolver)
         .await
         .context("building the resolver")?;
-    let c = &config.resolver.cache;
-    let cache = Cache::new(
-        c.max_bytes,
-        TtlPolicy {
-            min_ttl: c.min_ttl,
-            max_ttl: c.max_ttl,
-            max_negative_ttl: c.max_negative_ttl,
-            stale_ttl: c.stale_ttl,
-            stale_answer_ttl: c.stale_answer_ttl,
-            servfail_ttl: 5,
-        },
-    );
-    let engine = Arc::new(Engine::new(
-        EngineConfig {
-            access: config.access.clone(),
-            sinkhole: config.sinkhole.clone(),
-            doh_canary: config.blocklists.doh_canary,
-            payload: config.server.edns_udp_payload,
-            serve_stale: c.serve_stale,
-            prefetch: c.prefetch,
-            max_inflight: config.resolver.max_inflight,
-        },
-        live.clone(),
-        cache,
-        resolver,
-        Box::new(BlockReporter::new(events)),
-    ));
-    let workers = match config.server.udp_workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let mut bound = Vec::new();
-    for addr in &config.listen {
-        bound.push(server::bind(*addr).with_context(|| format!("binding {addr}"))?);
-    }
-    server::run(
-        engine,
-        bound,
-        workers,
-        config.server.tcp_timeout,
-        shutdown_signal(),
-    )
-    .await?;
+    let engine = Arc::new(Engine::new(Parts {
+        server: config.server.clone(),
+        access: config.access.clone(),
+        sinkhole: config.sinkhole.clone(),
+        doh_canary: config.blocklists.doh_canary,
+        max_inflight: config.resolver.max_inflight,
+        blocklist,
+        cache: Cache::new(config.cache().clone()),
+        resolver: Arc::new(resolver),
+        observer: Box::new(BlockReporter::new(events)),
+    }));
+    server::run(engine, &config.server, listeners, shutdown).await?;
     let _ = page_stop.send(true);
     for t in page_tasks {
         let _ = t.await;
@@ -147,12 +128,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes at SIGINT or SIGTERM; a second signal while draining exits at once.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "cannot listen for SIGTERM");
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
             let _ = tokio::signal::ctrl_c().await;
             return;
         }
@@ -161,34 +143,8 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
         _ = term.recv() => info!("SIGTERM received"),
     }
-    // A second signal while draining stops at once.
     tokio::spawn(async {
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);
     });
-}
-
-/// Sets up `tracing`. `RUST_LOG` overrides `log.level`. hickory logs every request at INFO and
-/// every lame or failing upstream at WARN, so its crates are held at ERROR (the server at WARN)
-/// unless asked for explicitly. Colours only on a terminal.
-pub fn init_logging(cfg: &crate::config::raw::LogConfig) {
-    use tracing_subscriber::EnvFilter;
-    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.level.clone());
-    let filter = if base.contains("hickory") {
-        base
-    } else {
-        format!(
-            "{base},hickory_server=warn,hickory_proto=error,hickory_resolver=error,hickory_net=error"
-        )
-    };
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match cfg.format {
-        crate::config::raw::LogFormat::Text => builder.try_init(),
-        crate::config::raw::LogFormat::Json => builder.json().try_init(),
-    };
 }

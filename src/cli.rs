@@ -81,7 +81,8 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            crate::app::init_logging(&config.log);
+            crate::logging::init(&config.log);
+            crate::app::tune_allocator();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -92,7 +93,11 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(crate::app::serve(config)) {
+            let serve = async {
+                let listeners = crate::app::bind(&config)?;
+                crate::app::serve(config, listeners, crate::app::shutdown_signal()).await
+            };
+            match runtime.block_on(serve) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

@@ -56,6 +56,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::metrics::{EVENTS_DROPPED_TOTAL, EVENTS_WRITTEN_TOTAL};
+use crate::section::Check;
 
 /// Where events are written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +128,28 @@ impl Default for EventLogConfig {
             client_privacy: ClientPrivacy::Full,
             hash_key: None,
         }
+    }
+}
+
+impl EventLogConfig {
+    /// Validates the section: the target made absolute (its folder is made when the log
+    /// starts), and the values [`EventLog::start`] refuses.
+    pub fn validate(mut self, check: &mut Check) -> EventLogConfig {
+        if let EventTarget::File(p) = &mut self.target {
+            *p = check.path(p);
+        }
+        if self.enabled && self.queue == 0 {
+            check.problem("queue", "must be at least 1");
+        }
+        if let Some(k) = &self.hash_key
+            && parse_key(k).is_err()
+        {
+            check.problem(
+                "hash_key",
+                "must be 32 hex digits (128 bits), e.g. from `openssl rand -hex 16`",
+            );
+        }
+        self
     }
 }
 

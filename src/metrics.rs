@@ -35,6 +35,8 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use crate::blocklist::Action;
+use crate::dns::Transport;
+use crate::section::Check;
 
 /// DNS queries answered, labels `protocol` (udp, tcp, tls, https, quic) and `rcode`
 /// (NOERROR, NXDOMAIN, SERVFAIL, …, or `other`).
@@ -92,6 +94,24 @@ impl Default for MetricsConfig {
             latency_buckets: DEFAULT_LATENCY_BUCKETS.to_vec(),
         }
     }
+}
+
+impl MetricsConfig {
+    /// Validates the section.
+    pub fn validate(self, check: &mut Check) -> MetricsConfig {
+        if !buckets_ok(&self.latency_buckets) {
+            check.problem(
+                "latency_buckets",
+                "must be a non-empty ascending list of positive seconds",
+            );
+        }
+        self
+    }
+}
+
+fn buckets_ok(buckets: &[f64]) -> bool {
+    let ascending = buckets.windows(2).all(|w| w[0] < w[1]);
+    !buckets.is_empty() && ascending && buckets[0] > 0.0
 }
 
 /// Why metrics could not be started.
@@ -206,8 +226,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
 }
 
 fn install_recorder(buckets: &[f64]) -> Result<PrometheusHandle, Error> {
-    let ascending = buckets.windows(2).all(|w| w[0] < w[1]);
-    if buckets.is_empty() || !ascending || buckets[0] <= 0.0 {
+    if !buckets_ok(buckets) {
         return Err(Error::BadBuckets);
     }
     let builder = PrometheusBuilder::new()
@@ -308,42 +327,6 @@ fn respond<B>(req: &Request<B>, handle: &PrometheusHandle) -> Response<Full<Byte
     resp
 }
 
-/// Transport a query arrived on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// Plain DNS over UDP.
-    Udp,
-    /// Plain DNS over TCP.
-    Tcp,
-    /// DNS over TLS.
-    Tls,
-    /// DNS over HTTPS.
-    Https,
-    /// DNS over QUIC.
-    Quic,
-}
-
-impl Protocol {
-    const ALL: [Protocol; 5] = [
-        Protocol::Udp,
-        Protocol::Tcp,
-        Protocol::Tls,
-        Protocol::Https,
-        Protocol::Quic,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-            Protocol::Tls => "tls",
-            Protocol::Https => "https",
-            Protocol::Quic => "quic",
-        }
-    }
-}
-
 /// Rcode label values indexed by rcode number; anything past the end is `other`.
 const RCODES: [&str; 11] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
@@ -363,9 +346,9 @@ struct Hot {
 
 impl Hot {
     fn register() -> Hot {
-        let mut queries = Vec::with_capacity(Protocol::ALL.len() * RCODE_SLOTS);
-        let mut latency = Vec::with_capacity(Protocol::ALL.len());
-        for protocol in Protocol::ALL {
+        let mut queries = Vec::with_capacity(Transport::ALL.len() * RCODE_SLOTS);
+        let mut latency = Vec::with_capacity(Transport::ALL.len());
+        for protocol in Transport::ALL {
             for rcode in RCODES.iter().copied().chain(["other"]) {
                 queries.push(metrics::counter!(QUERIES_TOTAL, "protocol" => protocol.as_str(), "rcode" => rcode));
             }
@@ -390,9 +373,9 @@ fn hot() -> Option<&'static Hot> {
 /// Counts one answered query and records its latency. `rcode` is the numeric response code
 /// (e.g. `u16::from(ResponseCode)`). Lock- and allocation-free.
 #[inline]
-pub fn record_query(protocol: Protocol, rcode: u16, latency: Duration) {
+pub fn record_query(protocol: Transport, rcode: u16, latency: Duration) {
     if let Some(hot) = hot() {
-        let p = Protocol::ALL
+        let p = Transport::ALL
             .iter()
             .position(|&x| x == protocol)
             .unwrap_or(0);
@@ -551,8 +534,8 @@ mod tests {
 
     #[test]
     fn helpers_without_install_are_noops() {
-        record_query(Protocol::Udp, 3, Duration::from_millis(1));
-        record_query(Protocol::Quic, 999, Duration::from_millis(1));
+        record_query(Transport::Udp, 3, Duration::from_millis(1));
+        record_query(Transport::Quic, 999, Duration::from_millis(1));
         BlockedCounters::new([("a", "fraud")]).record(7, Action::Log);
     }
 }

@@ -3,7 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use fraudwall::blocklist::Action;
-use fraudwall::metrics::{self, BlockedCounters, MetricsConfig, Protocol};
+use fraudwall::dns::Transport as Protocol;
+use fraudwall::metrics::{self, BlockedCounters, MetricsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

@@ -34,11 +34,13 @@ mod keyhash;
 pub mod matcher;
 pub mod normalize;
 pub mod shard;
+mod shared;
 pub mod source;
 
 pub use compile::{CompileReport, Compiler, ListFailure, ListReport, compile};
 pub use error::Error;
 pub use matcher::Blocklist;
+pub use shared::{Publisher, SharedBlocklist};
 pub use source::{Diagnostic, ParseStats, Severity};
 
 /// What a blocked name gets as an answer (spelled in config as `sinkhole`, `nxdomain`, …).

@@ -1,4 +1,9 @@
+use std::time::Duration;
+
 use super::*;
+use crate::blocklist::{ListKind, MatchMode};
+use crate::lists::WatchMode;
+use crate::resolve::{DnssecMode, Mode};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_str(text, "test.yaml", Path::new("/etc/fraudwall"))
@@ -8,7 +13,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn embedded_default_is_valid() {
     let c = Config::embedded_default().unwrap();
     assert_eq!(
-        c.listen,
+        c.server.listen,
         vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
     );
     assert_eq!(c.resolver.mode, Mode::Recursive);

@@ -40,17 +40,13 @@
 //! keeps serving`, `list removed: PATH`, `serving the last compiled lists: …`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
-use crate::{
-    blocklist::{self, Blocklist, ListSpec},
-    config::{BlocklistsConfig, WatchMode},
-};
+use crate::blocklist::{self, Blocklist, ListSpec, SharedBlocklist};
 
+pub mod config;
 pub mod guard;
 pub mod pipeline;
 pub mod remote;
@@ -231,6 +227,8 @@ impl Trigger {
     }
 }
 
+pub use config::{BlocklistsConfig, RemoteList, WatchMode};
+
 /// A handle on the running reloader: ask it for a reload from anywhere.
 #[derive(Clone, Debug)]
 pub struct Reloader {
@@ -241,9 +239,12 @@ impl Reloader {
     /// Makes the live blocklist current and keeps it so: serves the last compiled state at once
     /// when it verifies (and checks the sources in the background), else compiles the lists
     /// before returning; then starts the watcher, the poll and the remote fetchers.
-    pub async fn start(cfg: &BlocklistsConfig, live: Arc<ArcSwap<Blocklist>>) -> Reloader {
+    ///
+    /// Returns the handle and the live blocklist, which only the reloader can replace.
+    pub async fn start(cfg: &BlocklistsConfig) -> (Reloader, SharedBlocklist) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut p = pipeline::Pipeline::new(cfg.clone(), live);
+        let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p = pipeline::Pipeline::new(cfg.clone(), publisher);
         let first = if p.serve_last() {
             Some(Trigger::Startup)
         } else {
@@ -273,7 +274,7 @@ impl Reloader {
             remote::spawn(r.clone(), cfg.state_dir.clone(), tx.clone());
         }
         tokio::spawn(run(p, rx, first, poll));
-        Reloader { tx }
+        (Reloader { tx }, live)
     }
 
     /// Asks for a reload; returns at once (passes are coalesced).

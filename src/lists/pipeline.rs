@@ -13,15 +13,14 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
 use fst::Streamer;
 use serde::{Deserialize, Serialize};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use tracing::{debug, error, info, warn};
 
+use super::BlocklistsConfig;
 use super::guard::{self, Stamp};
 use super::watch::{self, Fingerprint};
 use super::{Trigger, fst_files, text_specs};
@@ -29,8 +28,7 @@ use crate::blocklist::compile::{
     VERSION, decode_table, encode_table, layout, merge_slot, write_file,
 };
 use crate::blocklist::shard::shards_for;
-use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec};
-use crate::config::BlocklistsConfig;
+use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec, Publisher};
 use crate::metrics;
 
 /// Diagnostics logged per newly compiled list; the rest are summarised.
@@ -91,7 +89,7 @@ pub struct Outcome {
 /// The reloader's state between passes.
 pub struct Pipeline {
     cfg: BlocklistsConfig,
-    live: Arc<ArcSwap<Blocklist>>,
+    live: Publisher,
     manifest: Manifest,
     /// Problems already reported (path + content hash or error), so that a broken file is
     /// logged and counted once rather than at every pass.
@@ -109,7 +107,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// The state for `cfg`, with the manifest of the last run if there is one.
-    pub fn new(cfg: BlocklistsConfig, live: Arc<ArcSwap<Blocklist>>) -> Pipeline {
+    pub fn new(cfg: BlocklistsConfig, live: Publisher) -> Pipeline {
         let manifest = fs::read(cfg.state_dir.join("manifest.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -252,7 +250,8 @@ impl Pipeline {
                 }
             }
         }
-        if next == self.manifest.versions && self.live.load().path() == Some(&self.active_path()) {
+        if next == self.manifest.versions && self.live.current().path() == Some(&self.active_path())
+        {
             if trigger == Trigger::Sighup {
                 info!("lists unchanged");
             } else {
@@ -547,7 +546,7 @@ impl Pipeline {
             metrics::set_list_entries(gone, 0);
         }
         self.metric_lists = names;
-        self.live.store(Arc::new(bl));
+        self.live.publish(bl);
     }
 
     fn save_manifest(&self) {
@@ -667,17 +666,15 @@ fn renumber(slot: u32, base: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocklist::{Action, ListKind, MatchMode};
+    use crate::blocklist::{Action, ListKind, MatchMode, SharedBlocklist};
     use crate::lists::specs;
 
     fn cfg(dir: &Path) -> BlocklistsConfig {
         let text = format!("blocklists:\n  dir: {}\n  debounce_ms: 50\n", dir.display());
-        crate::config::Config::from_str(&text, "t", dir)
-            .unwrap()
-            .blocklists
+        BlocklistsConfig::from_yaml(&text, dir)
     }
 
-    fn verdict(live: &ArcSwap<Blocklist>, name: &str) -> Option<ListKind> {
+    fn verdict(live: &SharedBlocklist, name: &str) -> Option<ListKind> {
         live.load().lookup(name).map(|v| v.kind)
     }
 
@@ -711,11 +708,9 @@ mod tests {
             "blocklists:\n  dir: {}\n  lists:\n    - file: c.txt\n      match: exact\n      action: nxdomain\n",
             d.display()
         );
-        let cfg = crate::config::Config::from_str(&text, "t", d)
-            .unwrap()
-            .blocklists;
-        let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
-        let mut p = Pipeline::new(cfg.clone(), live.clone());
+        let cfg = BlocklistsConfig::from_yaml(&text, d);
+        let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p = Pipeline::new(cfg.clone(), publisher);
         p.reload(Trigger::Startup);
         let report = blocklist::compile(&d.join("full.fst"), &specs(&cfg)).unwrap();
         assert!(report.failed.is_empty());
@@ -758,8 +753,8 @@ mod tests {
         let names: String = (0..100).map(|i| format!("n{i}.fraud.test\n")).collect();
         fs::write(d.join("big.txt"), &names).unwrap();
         fs::write(d.join("small.txt"), "small.test\n").unwrap();
-        let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
-        let mut p = Pipeline::new(cfg(d), live.clone());
+        let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p = Pipeline::new(cfg(d), publisher);
         assert!(!p.serve_last());
         assert!(p.reload(Trigger::Startup).swapped);
         assert_eq!(verdict(&live, "n7.fraud.test"), Some(ListKind::Block));
@@ -791,8 +786,8 @@ mod tests {
         assert_eq!(verdict(&live, "small.test"), None);
 
         // A restart serves the state at once and finds nothing to do.
-        let live2 = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
-        let mut p2 = Pipeline::new(cfg(d), live2.clone());
+        let (live2, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p2 = Pipeline::new(cfg(d), publisher);
         assert!(p2.serve_last());
         assert_eq!(verdict(&live2, "n7.fraud.test"), Some(ListKind::Block));
         assert!(!p2.reload(Trigger::Startup).swapped);
@@ -828,8 +823,8 @@ mod tests {
         }
         fs::write(d.join("drop.fst"), c.to_bytes().unwrap()).unwrap();
         fs::write(d.join("allowlist.txt"), "ok.fst.test\n").unwrap();
-        let live = Arc::new(ArcSwap::from_pointee(Blocklist::empty()));
-        let mut p = Pipeline::new(cfg(d), live.clone());
+        let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p = Pipeline::new(cfg(d), publisher);
         p.reload(Trigger::Startup);
         let v = live.load().lookup("www.shop.fst.test").unwrap();
         assert_eq!((v.kind, v.action), (ListKind::Block, Action::Nxdomain));

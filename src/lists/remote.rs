@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
+use super::RemoteList;
 use super::Trigger;
-use crate::config::RemoteList;
 use crate::metrics;
 
 /// Largest list accepted from a server.

@@ -17,9 +17,9 @@ use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
+use super::BlocklistsConfig;
 use super::guard::Stamp;
 use super::{Trigger, is_list_file};
-use crate::config::BlocklistsConfig;
 
 /// The list directory as the poll sees it: the directory's identity and every list file's stamp.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

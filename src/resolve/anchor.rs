@@ -41,8 +41,15 @@ pub enum AnchorError {
     NoMatchingKey { path: String, reason: String },
 }
 
-/// Loads anchors from `path`; DS records are turned into keys by asking `roots`.
-pub async fn load(path: &Path, roots: &[IpAddr]) -> Result<TrustAnchors, AnchorError> {
+/// What a trust anchor file holds: DNSKEY anchors, and root DS records still to be matched
+/// against the root's keys.
+pub struct AnchorFile {
+    keys: TrustAnchors,
+    ds: Vec<hickory_proto::dnssec::rdata::DS>,
+}
+
+/// Reads and parses an anchor file without asking anyone (what `config check` can check).
+pub fn parse_file(path: &Path) -> Result<AnchorFile, AnchorError> {
     let p = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| AnchorError::Read {
         path: p.clone(),
@@ -54,29 +61,39 @@ pub async fn load(path: &Path, roots: &[IpAddr]) -> Result<TrustAnchors, AnchorE
             path: p.clone(),
             reason: e.to_string(),
         })?;
-    let mut anchors = TrustAnchors::empty();
-    let mut ds_list = Vec::new();
+    let mut keys = TrustAnchors::empty();
+    let mut ds = Vec::new();
     for r in zone.values().flat_map(RecordSet::records_without_rrsigs) {
         match &r.data {
             RData::DNSSEC(DNSSECRData::DNSKEY(k)) => {
-                anchors.insert_with_name(k.public_key(), r.name.clone().into());
+                keys.insert_with_name(k.public_key(), r.name.clone().into());
             }
-            RData::DNSSEC(DNSSECRData::DS(ds)) => {
+            RData::DNSSEC(DNSSECRData::DS(d)) => {
                 if !r.name.is_root() {
                     return Err(AnchorError::NonRootDs {
                         path: p,
                         owner: r.name.to_string(),
                     });
                 }
-                ds_list.push(ds.clone());
+                ds.push(d.clone());
             }
             _ => {}
         }
     }
+    if ds.is_empty() && keys.is_empty() {
+        return Err(AnchorError::Empty { path: p });
+    }
+    Ok(AnchorFile { keys, ds })
+}
+
+/// Loads anchors from `path`; DS records are turned into keys by asking `roots`.
+pub async fn load(path: &Path, roots: &[IpAddr]) -> Result<TrustAnchors, AnchorError> {
+    let p = path.display().to_string();
+    let AnchorFile {
+        keys: mut anchors,
+        ds: ds_list,
+    } = parse_file(path)?;
     if ds_list.is_empty() {
-        if anchors.is_empty() {
-            return Err(AnchorError::Empty { path: p });
-        }
         return Ok(anchors);
     }
     let mut last_err = String::from("no root server answered");

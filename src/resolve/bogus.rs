@@ -24,10 +24,8 @@ use hickory_resolver::recursor::Recursor;
 use tracing::debug;
 
 use super::repair::{now_secs, serial_after};
-use super::{
-    EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_SIGNATURE_EXPIRED, EDE_SIGNATURE_NOT_YET_VALID,
-    upstream::Upstreams,
-};
+use super::upstream::Upstreams;
+use crate::dns::ede;
 
 /// The EDE INFO-CODE for a question whose validated answer was bogus, from its raw records
 /// (see `repair::raw_records`).
@@ -36,7 +34,7 @@ pub(super) async fn reason(plain: &Recursor<Upstreams>, raw: Option<&Message>) -
         .map(|m| m.answers.iter().chain(&m.authorities).collect())
         .unwrap_or_default();
     let Some(zone) = raw.iter().find_map(|r| signer(r)) else {
-        return EDE_DNSSEC_BOGUS;
+        return ede::DNSSEC_BOGUS;
     };
     let ds = zone_rrset(plain, &zone, RecordType::DS, |d| match d {
         DNSSECRData::DS(d) => Some(d.clone()),
@@ -44,7 +42,7 @@ pub(super) async fn reason(plain: &Recursor<Upstreams>, raw: Option<&Message>) -
     })
     .await;
     if ds.is_empty() {
-        return EDE_DNSSEC_BOGUS;
+        return ede::DNSSEC_BOGUS;
     }
     let keys = zone_rrset(plain, &zone, RecordType::DNSKEY, |d| match d {
         DNSSECRData::DNSKEY(k) => Some(k.clone()),
@@ -56,7 +54,7 @@ pub(super) async fn reason(plain: &Recursor<Upstreams>, raw: Option<&Message>) -
         .any(|d| keys.iter().any(|k| d.covers(&zone, k).unwrap_or(false)));
     if !matched {
         debug!(%zone, ds = ds.len(), dnskeys = keys.len(), "bogus: no DNSKEY matches the DS");
-        return EDE_DNSKEY_MISSING;
+        return ede::DNSKEY_MISSING;
     }
     let sigs: Vec<_> = raw
         .iter()
@@ -73,15 +71,15 @@ pub(super) async fn reason(plain: &Recursor<Upstreams>, raw: Option<&Message>) -
         .iter()
         .all(|s| !serial_after(s.sig_expiration.get(), now))
     {
-        return EDE_SIGNATURE_EXPIRED;
+        return ede::SIGNATURE_EXPIRED;
     }
     if sigs
         .iter()
         .all(|s| !serial_after(now, s.sig_inception.get()))
     {
-        return EDE_SIGNATURE_NOT_YET_VALID;
+        return ede::SIGNATURE_NOT_YET_VALID;
     }
-    EDE_DNSSEC_BOGUS
+    ede::DNSSEC_BOGUS
 }
 
 /// The `qtype` records at `zone` itself, as the non-validating recursor has them.

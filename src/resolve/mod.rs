@@ -6,7 +6,7 @@
 
 pub mod anchor;
 mod bogus;
-pub mod cache;
+pub mod config;
 mod repair;
 pub mod upstream;
 
@@ -32,7 +32,9 @@ use hickory_resolver::{
 use tracing::{debug, info, warn};
 use upstream::Upstreams;
 
-use crate::config::{DnssecMode, Mode, ResolverConfig};
+pub use config::{DnssecMode, ForwardProtocol, Forwarder, Mode, ResolverConfig};
+
+use crate::dns::ede;
 
 /// The IANA root servers (named.root), for real deployments only: tests use loopback hints.
 pub const IANA_ROOT_HINTS: [IpAddr; 26] = [
@@ -93,6 +95,38 @@ pub struct Question {
     pub checking_disabled: bool,
 }
 
+impl Question {
+    /// The question for a wire-form query name (any case: it is asked in lowercase). `None`
+    /// when the name does not decode.
+    pub fn from_wire(
+        qname: &[u8],
+        qtype: RecordType,
+        dnssec_ok: bool,
+        checking_disabled: bool,
+    ) -> Option<Question> {
+        use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+        let mut lower = [0u8; crate::dns::wire::MAX_NAME];
+        let lower = lower.get_mut(..qname.len())?;
+        for (l, c) in lower.iter_mut().zip(qname) {
+            *l = c.to_ascii_lowercase();
+        }
+        let name = Name::read(&mut BinDecoder::new(lower)).ok()?;
+        Some(Question {
+            name,
+            qtype,
+            dnssec_ok,
+            checking_disabled,
+        })
+    }
+}
+
+/// What the engine asks on a cache miss. [`Resolver`] is the real one; tests plug in a stub.
+#[async_trait::async_trait]
+pub trait Resolve: Send + Sync + 'static {
+    /// Resolves one question. Never fails: a failure is a SERVFAIL-shaped [`Resolved`].
+    async fn resolve(&self, q: &Question) -> Resolved;
+}
+
 /// DNSSEC status of a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Security {
@@ -109,15 +143,6 @@ pub struct Resolved {
     /// Extended DNS Error to attach (RFC 8914), e.g. 6 DNSSEC Bogus.
     pub ede: Option<u16>,
 }
-
-/// EDE INFO-CODE 6: DNSSEC Bogus.
-pub const EDE_DNSSEC_BOGUS: u16 = 6;
-/// EDE INFO-CODE 7: Signature Expired.
-pub const EDE_SIGNATURE_EXPIRED: u16 = 7;
-/// EDE INFO-CODE 8: Signature Not Yet Valid.
-pub const EDE_SIGNATURE_NOT_YET_VALID: u16 = 8;
-/// EDE INFO-CODE 9: DNSKEY Missing (a DS at the parent, no DNSKEY that matches it).
-pub const EDE_DNSKEY_MISSING: u16 = 9;
 
 // One per process: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -277,8 +302,14 @@ impl Resolver {
     }
 }
 
+#[async_trait::async_trait]
+impl Resolve for Resolver {
+    async fn resolve(&self, q: &Question) -> Resolved {
+        Resolver::resolve(self, q).await
+    }
+}
+
 fn build_forwarder(cfg: &ResolverConfig) -> Result<TokioResolver, ResolveError> {
-    use crate::config::raw::ForwardProtocol;
     let servers = cfg
         .forwarders
         .iter()
@@ -478,7 +509,7 @@ pub(crate) fn finish(q: &Question, mut m: Message, mut security: Security) -> Re
         m.metadata.response_code = ResponseCode::ServFail;
         m.answers.clear();
         m.authorities.clear();
-        ede = Some(EDE_DNSSEC_BOGUS);
+        ede = Some(ede::DNSSEC_BOGUS);
     }
     if m.metadata.response_code == ResponseCode::ServFail && security != Security::Bogus {
         security = Security::Insecure;

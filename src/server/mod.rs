@@ -1,12 +1,20 @@
-//! Listeners. UDP is our own fast path ([`udp`]): one socket per address, drained in batches by
-//! several threads that answer blocked and cached queries inline and hand only misses to the
-//! runtime. TCP runs on hickory-server's `Server` with our
-//! [`RequestHandler`], sharing the engine.
+//! The transports and the engine they share.
+//!
+//! - [`engine`]: parse → access control → blocklist → cache → resolver → answer, for every
+//!   transport.
+//! - [`udp`]: our own fast path: one socket per address, drained in batches by several
+//!   threads that answer blocked and cached queries inline and hand only misses to the runtime.
+//! - [`tcp`]: length-prefixed DNS with pipelining; answers are the engine's bytes as they are.
+//! - [`report`]: what a block leaves behind (event, metrics).
+//!
+//! [`bind`] makes the sockets; [`run`] serves them until the shutdown future completes, so a
+//! caller (the binary, or a test) decides both.
 
-pub mod handler;
+mod config;
+pub mod engine;
 pub mod report;
+mod tcp;
 pub mod udp;
-pub mod wire;
 
 use std::{
     future::Future,
@@ -16,17 +24,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hickory_proto::op::Message;
-use hickory_server::{
-    net::runtime::Time,
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo, Server},
-    zone_handler::MessageResponseBuilder,
-};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-use handler::{Engine, Proto};
+pub use config::{AccessConfig, RawAccess, RawServer, ServerConfig};
+use engine::Engine;
+
+use crate::dns::Transport;
+
+/// How long shutdown waits for answers still owed (misses being resolved, TCP answers being
+/// written) before it gives up on them.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Sockets bound for one listen address: one UDP socket and one TCP listener on the same port
 /// (even when the config said port 0).
@@ -86,7 +96,8 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
-/// Binds a UDP socket and a TCP listener on `addr`, on one port.
+/// Binds a UDP socket and a TCP listener on `addr`, on one port. Must run inside a tokio
+/// runtime (the TCP listener registers with it).
 pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
     let mut last_err = None;
     // With port 0 the kernel picks a UDP port that may be taken for TCP: retry a few times.
@@ -110,105 +121,44 @@ pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
     Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
 }
 
-/// Serves every bound address, with `udp_threads` UDP workers each, until `shutdown` completes.
+/// Serves every bound address until `shutdown` completes: `config.udp_threads()` UDP workers
+/// each, and TCP. Then stops reading, lets answers still owed go out (for up to 2 s) and
+/// returns.
 pub async fn run(
     engine: Arc<Engine>,
+    config: &ServerConfig,
     bound: Vec<Bound>,
-    udp_threads: usize,
-    tcp_timeout: Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut server = Server::new(TcpHandler {
-        engine: engine.clone(),
-    });
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
     let mut workers = udp::Workers::default();
+    let runtime = tokio::runtime::Handle::current();
     for b in bound {
-        workers.spawn(
-            b.udp,
-            udp_threads,
-            &engine,
-            &tokio::runtime::Handle::current(),
-        )?;
+        workers.spawn(b.udp, config.udp_threads(), &engine, &runtime, &tracker)?;
         info!("listening on udp {}", b.addr);
-        server.register_listener(b.tcp, tcp_timeout, 64 * 1024);
+        tracker.spawn(tcp::serve(
+            b.tcp,
+            engine.clone(),
+            config.tcp_timeout,
+            stop.clone(),
+            tracker.clone(),
+        ));
         info!("listening on tcp {}", b.addr);
     }
     shutdown.await;
     info!("shutting down: finishing queries in flight");
-    let _ = server.shutdown_gracefully().await;
-    drop(server); // its handler holds an engine handle
+    stop.cancel();
     let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
-    // Miss tasks hold their own engine handles and finish on their own; give them a moment.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while Arc::strong_count(&engine) > 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    tracker.close();
+    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+        warn!("shutting down with {} tasks still resolving", tracker.len());
     }
     Ok(())
 }
 
 /// Counts an answer by transport and RCODE, with its latency since the query arrived.
-pub(crate) fn count(proto: Proto, answer: &[u8], started: Instant) {
+pub(crate) fn count(transport: Transport, answer: &[u8], started: Instant) {
     let rcode = answer.get(3).map_or(2, |b| u16::from(b & 0x0f));
-    let protocol = match proto {
-        Proto::Udp => crate::metrics::Protocol::Udp,
-        Proto::Tcp => crate::metrics::Protocol::Tcp,
-    };
-    crate::metrics::record_query(protocol, rcode, started.elapsed());
-}
-
-/// hickory-server request handler for TCP: the same engine, re-framed into hickory's response.
-struct TcpHandler {
-    engine: Arc<Engine>,
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for TcpHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let started = Instant::now();
-        let answer = self
-            .engine
-            .answer(request.as_slice(), request.src(), Proto::Tcp)
-            .await;
-        if let Some(a) = &answer {
-            count(Proto::Tcp, a, started);
-        }
-        let fallback = || {
-            use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
-            let mut metadata = Metadata::new(
-                request.metadata.id,
-                MessageType::Response,
-                request.metadata.op_code,
-            );
-            metadata.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            })
-        };
-        let Some(bytes) = answer else {
-            return fallback();
-        };
-        let Ok(msg) = Message::from_vec(&bytes) else {
-            return fallback();
-        };
-        let builder = MessageResponseBuilder::new(&request.queries, msg.edns.as_ref());
-        let response = builder.build(
-            msg.metadata,
-            msg.answers.iter(),
-            msg.authorities.iter(),
-            std::iter::empty(),
-            msg.additionals.iter(),
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(e) => {
-                warn!(error = %e, "tcp send failed");
-                fallback()
-            }
-        }
-    }
+    crate::metrics::record_query(transport, rcode, started.elapsed());
 }

@@ -1,5 +1,5 @@
-//! What the resolver tells the rest of the system about blocks: one event per blocked query for
-//! the early-warning log, the Prometheus counters, and the warning page's "why is this blocked".
+//! What a block leaves behind: one event per blocked query for the early-warning log, and the
+//! Prometheus counters.
 
 use std::{
     sync::{Arc, Mutex},
@@ -9,15 +9,12 @@ use std::{
 use arc_swap::ArcSwap;
 use hickory_proto::rr::RecordType;
 
+use super::engine::{BlockHit, BlockObserver};
 use crate::{
-    blocklist::{Blocklist, ListKind},
+    blocklist::Blocklist,
+    dns::wire,
     events::{BlockEvent, EventSink},
     metrics::BlockedCounters,
-    server::{
-        handler::{BlockHit, BlockObserver},
-        wire,
-    },
-    sinkhole::page::{BlockInfo, BlockLookup},
 };
 
 /// Records every block as an event and in the metrics. Never blocks the query.
@@ -79,26 +76,7 @@ impl BlockObserver for BlockReporter {
             list: Arc::from(list.name.as_str()),
             entry: v.entry_name_wire(hit.matched_name).unwrap_or_default(),
             category: Arc::from(list.category.as_str()),
-            protocol: hit.proto.as_str(),
+            protocol: hit.transport.as_str(),
         });
-    }
-}
-
-/// The warning page's view of the live blocklist.
-pub struct LiveLookup(pub Arc<ArcSwap<Blocklist>>);
-
-impl BlockLookup for LiveLookup {
-    fn lookup(&self, host: &str) -> Option<BlockInfo> {
-        let bl = self.0.load();
-        let v = bl.lookup(host)?;
-        if v.kind != ListKind::Block {
-            return None;
-        }
-        let list = bl.lists().get(v.list as usize)?;
-        Some(BlockInfo {
-            list: list.name.clone(),
-            category: list.category.clone(),
-            entry: v.entry_name(host),
-        })
     }
 }

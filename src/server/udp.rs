@@ -28,12 +28,14 @@ use std::{
     time::Instant,
 };
 
+use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use super::{
     count,
-    handler::{Engine, Fast, Proto, Scratch},
+    engine::{Engine, Fast, Scratch},
 };
+use crate::dns::Transport;
 
 /// Queries read per `recvmmsg`.
 pub const BATCH: usize = 32;
@@ -62,12 +64,18 @@ impl Workers {
         threads: usize,
         engine: &Arc<Engine>,
         runtime: &tokio::runtime::Handle,
+        tracker: &TaskTracker,
     ) -> io::Result<()> {
         sock.set_nonblocking(false)?;
         sock.set_read_timeout(None)?;
         let sock = Arc::new(sock);
         for _ in 0..threads.max(1) {
-            let worker = Worker::new(sock.clone(), engine.clone(), runtime.clone());
+            let worker = Worker::new(
+                sock.clone(),
+                engine.clone(),
+                runtime.clone(),
+                tracker.clone(),
+            );
             let stop = self.stop.clone();
             self.threads.push(
                 std::thread::Builder::new()
@@ -99,6 +107,8 @@ struct Worker {
     sock: Arc<UdpSocket>,
     engine: Arc<Engine>,
     runtime: tokio::runtime::Handle,
+    /// Miss tasks run on it, so that shutdown can wait for them.
+    tracker: TaskTracker,
     bufs: Vec<[u8; MAX_QUERY]>,
     srcs: Vec<libc::sockaddr_storage>,
     outs: Vec<Vec<u8>>,
@@ -108,13 +118,19 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(sock: Arc<UdpSocket>, engine: Arc<Engine>, runtime: tokio::runtime::Handle) -> Worker {
+    fn new(
+        sock: Arc<UdpSocket>,
+        engine: Arc<Engine>,
+        runtime: tokio::runtime::Handle,
+        tracker: TaskTracker,
+    ) -> Worker {
         // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
         let zero: libc::sockaddr_storage = unsafe { mem::zeroed() };
         Worker {
             sock,
             engine,
             runtime,
+            tracker,
             bufs: vec![[0u8; MAX_QUERY]; BATCH],
             srcs: vec![zero; BATCH],
             outs: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
@@ -207,30 +223,31 @@ impl Worker {
             let out = &mut self.outs[ready];
             match self
                 .engine
-                .answer_fast(packet, src, Proto::Udp, out, &mut self.scratch)
+                .answer_fast(packet, src, Transport::Udp, out, &mut self.scratch)
             {
                 Fast::Reply => {}
-                Fast::ReplyAndPrefetch => {
+                Fast::ReplyAndRefresh(miss) => {
                     let engine = self.engine.clone();
-                    let packet = packet.to_vec();
-                    self.runtime
-                        .spawn(async move { engine.prefetch(&packet).await });
+                    self.tracker
+                        .spawn_on(async move { engine.refresh(miss).await }, &self.runtime);
                 }
                 Fast::Drop => continue,
-                Fast::Miss => {
+                Fast::Miss(miss) => {
                     let (engine, sock) = (self.engine.clone(), self.sock.clone());
-                    let packet = packet.to_vec();
-                    self.runtime.spawn(async move {
-                        if let Some(resp) = engine.answer(&packet, src, Proto::Udp).await {
-                            // UDP sends do not block short of a full socket buffer.
-                            let _ = sock.send_to(&resp, src);
-                            count(Proto::Udp, &resp, started);
-                        }
-                    });
+                    self.tracker.spawn_on(
+                        async move {
+                            if let Some(resp) = engine.resolve(miss).await {
+                                // UDP sends do not block short of a full socket buffer.
+                                let _ = sock.send_to(&resp, src);
+                                count(Transport::Udp, &resp, started);
+                            }
+                        },
+                        &self.runtime,
+                    );
                     continue;
                 }
             }
-            count(Proto::Udp, &self.outs[ready], started);
+            count(Transport::Udp, &self.outs[ready], started);
             self.dst_lens[ready] = to_storage(src, &mut self.dsts[ready]);
             ready += 1;
         }

@@ -1,4 +1,4 @@
-//! The sinkhole: where blocked names lead. [`answer`] writes the blocked DNS answer; [`page`] is
-//! the warning page HTTP server the sinkhole address leads browsers to.
-pub mod answer;
+//! The sinkhole: where blocked names lead. [`page`] is the warning page HTTP server that the
+//! sinkhole address leads browsers to. (The blocked DNS answer itself is written on the ground
+//! floor, in [`crate::dns::blocked`].)
 pub mod page;

@@ -79,6 +79,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::{PAGE_VIEWS_TOTAL, REPORTS_TOTAL};
+use crate::section::Check;
 
 /// The path the report form posts to. Under a dot-folder so it cannot collide with a real
 /// path the user was trying to reach (which gets the warning page anyway).
@@ -161,6 +162,36 @@ impl Default for WarningPageConfig {
     }
 }
 
+impl WarningPageConfig {
+    /// Validates the section: paths made absolute, and everything the page server checks when
+    /// it starts (template readable, status, UTC offset, TLS certificate and key usable), so
+    /// that `config check` fails where `serve` would.
+    pub fn validate(mut self, check: &mut Check) -> WarningPageConfig {
+        self.reports_file = check.path(&self.reports_file);
+        if let Some(t) = &self.template {
+            let t = check.path(t);
+            if let Err(e) = std::fs::read_to_string(&t) {
+                check.problem("template", format!("{}: {e}", t.display()));
+            }
+            self.template = Some(t);
+        }
+        if !matches!(self.status, 403 | 451) {
+            check.problem("status", "must be 403 or 451");
+        }
+        if parse_offset(&self.utc_offset).is_none() {
+            check.problem("utc_offset", "must look like +08:00 or -05:30");
+        }
+        if let Some(tls) = &mut self.tls {
+            tls.cert = check.path(&tls.cert);
+            tls.key = check.path(&tls.key);
+            if let Err(e) = tls_acceptor(tls) {
+                check.problem("tls", e.to_string());
+            }
+        }
+        self
+    }
+}
+
 /// Why a host is blocked, as the resolver's blocklist says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockInfo {
@@ -178,6 +209,23 @@ pub struct BlockInfo {
 pub trait BlockLookup: Send + Sync + 'static {
     /// The block that applies to `host`, if any.
     fn lookup(&self, host: &str) -> Option<BlockInfo>;
+}
+
+/// The live blocklist answers for itself.
+impl BlockLookup for crate::blocklist::SharedBlocklist {
+    fn lookup(&self, host: &str) -> Option<BlockInfo> {
+        let bl = self.load();
+        let v = bl.lookup(host)?;
+        if !v.is_block() {
+            return None;
+        }
+        let list = bl.list(&v)?;
+        Some(BlockInfo {
+            list: list.name.clone(),
+            category: list.category.clone(),
+            entry: v.entry_name(host),
+        })
+    }
 }
 
 /// Why the page server could not start.

@@ -68,6 +68,17 @@ pub struct Query<'a> {
 }
 
 impl Query<'_> {
+    /// An owned copy, for work that outlives the packet (a cache miss on its way upstream).
+    pub fn owned(&self) -> OwnedQuery {
+        OwnedQuery {
+            id: self.id,
+            flags: self.flags,
+            qname: self.qname.into(),
+            qtype: self.qtype,
+            qclass: self.qclass,
+            edns: self.edns,
+        }
+    }
     pub fn rd(&self) -> bool {
         self.flags & flags::RD != 0
     }
@@ -83,6 +94,32 @@ impl Query<'_> {
     /// The question section bytes (name, type, class) as they arrived.
     pub fn question_len(&self) -> usize {
         self.qname.len() + 4
+    }
+}
+
+/// A parsed query that owns its question name: what a cache miss carries from the fast path into
+/// resolution, so that a packet is parsed once however far it travels.
+#[derive(Clone, Debug)]
+pub struct OwnedQuery {
+    id: u16,
+    flags: u16,
+    qname: Box<[u8]>,
+    qtype: u16,
+    qclass: u16,
+    edns: Option<EdnsInfo>,
+}
+
+impl OwnedQuery {
+    /// The query, borrowed.
+    pub fn as_query(&self) -> Query<'_> {
+        Query {
+            id: self.id,
+            flags: self.flags,
+            qname: &self.qname,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            edns: self.edns,
+        }
     }
 }
 
@@ -309,15 +346,6 @@ pub fn put_opt(out: &mut Vec<u8>, payload: u16, dnssec_ok: bool, ext_rcode: u8, 
     out.extend_from_slice(options);
 }
 
-/// Appends an Extended DNS Error option (RFC 8914, option code 15) to `opts`.
-pub fn put_ede(opts: &mut Vec<u8>, info_code: u16, extra_text: &str) {
-    let text = &extra_text.as_bytes()[..extra_text.len().min(512)];
-    opts.extend_from_slice(&15u16.to_be_bytes());
-    opts.extend_from_slice(&((2 + text.len()) as u16).to_be_bytes());
-    opts.extend_from_slice(&info_code.to_be_bytes());
-    opts.extend_from_slice(text);
-}
-
 /// Builds an error answer for a rejected packet (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS).
 /// Returns `None` for [`Reject::Drop`].
 pub fn error_response(packet: &[u8], reject: Reject, payload: u16) -> Option<Vec<u8>> {
@@ -375,7 +403,7 @@ pub fn bare_response(
     if let Some(e) = q.edns {
         let mut opts = Vec::new();
         if let Some((code, text)) = ede {
-            put_ede(&mut opts, code, text);
+            super::ede::put(&mut opts, code, text);
         }
         put_opt(&mut out, payload, e.dnssec_ok, 0, &opts);
     }

@@ -22,26 +22,98 @@ use hickory_proto::{
     serialize::binary::BinEncodable,
 };
 
-use crate::server::wire::{self, Query, flags};
+use serde::Deserialize;
+
+use super::{
+    ede,
+    wire::{self, Query, flags},
+};
+use crate::section::Check;
 
 const SHARDS: usize = 64;
 /// Per-entry bookkeeping beyond its bytes, for the memory budget.
 const ENTRY_OVERHEAD: usize = 160;
-/// EDE INFO-CODE 3, Stale Answer (RFC 8914).
-const EDE_STALE: u16 = 3;
 
-/// TTL policy applied when an answer is stored.
-#[derive(Clone, Debug)]
-pub struct TtlPolicy {
+/// Seconds a SERVFAIL answer is remembered, sparing a failing upstream.
+const SERVFAIL_TTL: u32 = 5;
+
+/// The `resolver.cache:` section of the configuration, as YAML spells it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    pub max_mib: usize,
     pub min_ttl: u32,
     pub max_ttl: u32,
     pub max_negative_ttl: u32,
-    /// How long an expired entry may still be served when the upstream fails (0 = never).
+    pub serve_stale: bool,
+    pub stale_ttl: u32,
+    pub stale_answer_ttl: u32,
+    pub prefetch: bool,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache {
+            max_mib: 256,
+            min_ttl: 0,
+            max_ttl: 86_400,
+            max_negative_ttl: 3_600,
+            serve_stale: true,
+            stale_ttl: 86_400,
+            stale_answer_ttl: 30,
+            prefetch: true,
+        }
+    }
+}
+
+/// Cache size and TTL policy, validated.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// Memory budget of the answers held, in bytes.
+    pub max_bytes: usize,
+    /// Answer TTLs are raised to at least this.
+    pub min_ttl: u32,
+    /// Answer TTLs are cut to at most this.
+    pub max_ttl: u32,
+    /// Negative answers (their SOA) are cached at most this long.
+    pub max_negative_ttl: u32,
+    /// Answer from an expired entry when the upstream fails (RFC 8767).
+    pub serve_stale: bool,
+    /// How long past its TTL an entry may still be served that way.
     pub stale_ttl: u32,
     /// TTL given to clients on stale answers (RFC 8767 suggests 30 s).
     pub stale_answer_ttl: u32,
-    /// Seconds SERVFAIL answers are remembered, sparing a failing upstream.
-    pub servfail_ttl: u32,
+    /// Refresh popular entries shortly before they expire.
+    pub prefetch: bool,
+}
+
+impl RawCache {
+    /// Validates the section.
+    pub fn validate(self, check: &mut Check) -> CacheConfig {
+        if self.min_ttl > self.max_ttl {
+            check.problem(
+                "min_ttl",
+                format!("{} is above max_ttl {}", self.min_ttl, self.max_ttl),
+            );
+        }
+        CacheConfig {
+            max_bytes: self.max_mib.saturating_mul(1024 * 1024),
+            min_ttl: self.min_ttl,
+            max_ttl: self.max_ttl,
+            max_negative_ttl: self.max_negative_ttl,
+            serve_stale: self.serve_stale,
+            stale_ttl: self.stale_ttl,
+            stale_answer_ttl: self.stale_answer_ttl,
+            prefetch: self.prefetch,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// How long past its TTL an entry may be answered from (0 without serve-stale).
+    pub fn stale_window(&self) -> u32 {
+        if self.serve_stale { self.stale_ttl } else { 0 }
+    }
 }
 
 /// One cached response.
@@ -78,7 +150,7 @@ impl Entry {
         m: &Message,
         secure: bool,
         ede: Option<u16>,
-        policy: &TtlPolicy,
+        policy: &CacheConfig,
     ) -> Option<Entry> {
         let rcode = u16::from(m.metadata.response_code) as u8 & 0xf;
         let mut m = m.clone();
@@ -108,7 +180,7 @@ impl Entry {
             at = end;
         }
         let ttl = if rcode == wire::rcode::SERVFAIL {
-            policy.servfail_ttl
+            SERVFAIL_TTL
         } else if min_ttl == u32::MAX {
             // No records at all (e.g. NODATA without SOA): remember briefly.
             policy.min_ttl.max(5)
@@ -210,10 +282,10 @@ impl Entry {
         if let Some(e) = q.edns {
             let mut opts = Vec::new();
             if freshness == Freshness::Stale {
-                wire::put_ede(&mut opts, EDE_STALE, "serve-stale");
+                ede::put(&mut opts, ede::STALE_ANSWER, "serve-stale");
             }
             if let Some(code) = self.ede {
-                wire::put_ede(&mut opts, code, "");
+                ede::put(&mut opts, code, "");
             }
             bump_arcount(out);
             wire::put_opt(out, payload, e.dnssec_ok, 0, &opts);
@@ -260,12 +332,12 @@ pub struct Cache {
     shards: Box<[RwLock<Shard>]>,
     hasher: Hasher,
     shard_budget: usize,
-    pub policy: TtlPolicy,
+    config: CacheConfig,
 }
 
 impl Cache {
-    /// A cache of at most about `max_bytes`.
-    pub fn new(max_bytes: usize, policy: TtlPolicy) -> Cache {
+    /// A cache of at most about `config.max_bytes`.
+    pub fn new(config: CacheConfig) -> Cache {
         Cache {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -276,9 +348,14 @@ impl Cache {
                 })
                 .collect(),
             hasher: Default::default(),
-            shard_budget: (max_bytes / SHARDS).max(4096),
-            policy,
+            shard_budget: (config.max_bytes / SHARDS).max(4096),
+            config,
         }
+    }
+
+    /// The size and TTL policy this cache was made with.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
     }
 
     fn shard(&self, key: &[u8]) -> &RwLock<Shard> {
@@ -327,7 +404,7 @@ impl Cache {
     fn evict(&self, shard: &mut Shard) {
         let now = Instant::now();
         let target = self.shard_budget / 10 * 9;
-        let stale = self.policy.stale_ttl;
+        let stale = self.config.stale_ttl;
         shard.map.retain(|_, e| e.freshness(now, stale).is_some());
         let mut bytes: usize = shard.map.iter().map(|(k, e)| k.len() + e.bytes()).sum();
         if bytes > target {
@@ -358,14 +435,16 @@ mod tests {
         rr::{Name, Record, rdata::A},
     };
 
-    fn policy() -> TtlPolicy {
-        TtlPolicy {
+    fn policy() -> CacheConfig {
+        CacheConfig {
+            max_bytes: 1 << 20,
             min_ttl: 0,
             max_ttl: 86400,
             max_negative_ttl: 3600,
+            serve_stale: true,
             stale_ttl: 60,
             stale_answer_ttl: 30,
-            servfail_ttl: 5,
+            prefetch: true,
         }
     }
 
@@ -438,7 +517,10 @@ mod tests {
 
     #[test]
     fn budget_is_kept() {
-        let cache = Cache::new(64 * 4096, policy());
+        let cache = Cache::new(CacheConfig {
+            max_bytes: 64 * 4096,
+            ..policy()
+        });
         let e = || Entry::from_message(&message(), false, None, &policy()).unwrap();
         for i in 0..20_000u32 {
             let mut key = vec![0, 1, 0, 1, 0];

@@ -2,20 +2,78 @@
 //!
 //! Every blocked answer copies the client's question byte for byte (so mixed case survives),
 //! carries RA, uses the short sinkhole TTL, and, when the query had EDNS, an Extended DNS Error
-//! (RFC 8914) naming the list. hickory 0.26 has no EDE type, so the option is written raw.
+//! (RFC 8914) naming the list. What a list's action means for the engine (drop, log) is decided
+//! above; this module only writes the four kinds of answer a block can have.
 
-use crate::blocklist::Action;
-use crate::config::SinkholeConfig;
-use crate::server::wire::{self, Query, rcode, rtype};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// INFO-CODEs a list may use: 15 Blocked, 16 Censored, 17 Filtered.
-pub const EDE_CODES: [u16; 3] = [15, 16, 17];
+use serde::Deserialize;
+
+use super::ede;
+use super::wire::{self, Query, rcode, rtype};
+use crate::section::Check;
 
 /// `fraudwall.invalid.`: the MNAME of synthetic SOAs (`.invalid` can never resolve).
 const MNAME: &[u8] = b"\x09fraudwall\x07invalid\x00";
-/// `hostmaster.fraudwall.invalid.`, compressed onto MNAME by the caller's offsets is not worth
-/// it: 30 bytes.
+/// `hostmaster.fraudwall.invalid.`: 30 bytes, not worth compressing onto MNAME.
 const RNAME: &[u8] = b"\x0ahostmaster\x09fraudwall\x07invalid\x00";
+
+/// The `sinkhole:` section as YAML spells it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSinkhole {
+    pub ipv4: Ipv4Addr,
+    pub ipv6: Ipv6Addr,
+    pub ttl: u32,
+}
+
+impl Default for RawSinkhole {
+    fn default() -> Self {
+        RawSinkhole {
+            ipv4: Ipv4Addr::LOCALHOST,
+            ipv6: Ipv6Addr::LOCALHOST,
+            ttl: 60,
+        }
+    }
+}
+
+impl RawSinkhole {
+    /// Validates the section.
+    pub fn validate(self, check: &mut Check) -> SinkholeConfig {
+        if self.ttl == 0 {
+            check.problem("ttl", "must be at least 1 second");
+        }
+        SinkholeConfig {
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// What blocked names are answered with, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkholeConfig {
+    /// A of blocked names: an address of this host, where the warning page listens.
+    pub ipv4: Ipv4Addr,
+    /// AAAA of blocked names.
+    pub ipv6: Ipv6Addr,
+    /// TTL of blocked answers and of their synthetic SOA (its MINIMUM too).
+    pub ttl: u32,
+}
+
+/// The kinds of blocked answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// A → the sinkhole IPv4, AAAA → the sinkhole IPv6, ANY → both, anything else NODATA.
+    Sinkhole,
+    /// NXDOMAIN with the synthetic SOA.
+    Nxdomain,
+    /// NOERROR, no answer, the synthetic SOA.
+    Nodata,
+    /// REFUSED, nothing else.
+    Refused,
+}
 
 /// Owner of the synthetic SOA: the listed entry, like the apex of a local zone.
 #[derive(Clone, Copy, Debug)]
@@ -29,34 +87,33 @@ pub enum SoaOwner<'a> {
 /// Why an answer is blocked, for the EDE option.
 #[derive(Clone, Copy, Debug)]
 pub struct Reason<'a> {
+    /// One of [`ede::LIST_CODES`].
     pub info_code: u16,
     pub extra_text: &'a str,
 }
 
-/// Writes the answer for `action` into `out`; `false` means send nothing ([`Action::Drop`]).
-/// [`Action::Log`] is not a block and must not reach here; it is answered as NODATA if it does.
-pub fn blocked_response(
+/// Writes the blocked answer for `q` into `out` (replacing what was there).
+pub fn write(
     q: &Query<'_>,
-    action: Action,
+    kind: Blocked,
     owner: SoaOwner<'_>,
     reason: Option<Reason<'_>>,
     sink: &SinkholeConfig,
     payload: u16,
     out: &mut Vec<u8>,
-) -> bool {
-    let (code, answers): (u8, &[u16]) = match action {
-        Action::Drop => return false,
-        Action::Refused => (rcode::REFUSED, &[]),
-        Action::Nxdomain => (rcode::NXDOMAIN, &[]),
-        Action::Nodata | Action::Log => (rcode::NOERROR, &[]),
-        Action::Sinkhole => match q.qtype {
+) {
+    let (code, answers): (u8, &[u16]) = match kind {
+        Blocked::Refused => (rcode::REFUSED, &[]),
+        Blocked::Nxdomain => (rcode::NXDOMAIN, &[]),
+        Blocked::Nodata => (rcode::NOERROR, &[]),
+        Blocked::Sinkhole => match q.qtype {
             rtype::A => (rcode::NOERROR, &[rtype::A]),
             rtype::AAAA => (rcode::NOERROR, &[rtype::AAAA]),
             rtype::ANY => (rcode::NOERROR, &[rtype::A, rtype::AAAA]),
             _ => (rcode::NOERROR, &[]),
         },
     };
-    let with_soa = answers.is_empty() && action != Action::Refused;
+    let with_soa = answers.is_empty() && kind != Blocked::Refused;
     out.clear();
     wire::put_header(
         out,
@@ -106,9 +163,8 @@ pub fn blocked_response(
     if let Some(e) = q.edns {
         let mut opts = Vec::with_capacity(64);
         if let Some(r) = reason {
-            wire::put_ede(&mut opts, r.info_code, r.extra_text);
+            ede::put(&mut opts, r.info_code, r.extra_text);
         }
         wire::put_opt(out, payload, e.dnssec_ok, 0, &opts);
     }
-    true
 }

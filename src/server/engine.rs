@@ -1,0 +1,450 @@
+//! The query engine, shared by every transport:
+//!
+//! parse → access control → blocklist verdict → cache → (miss) resolver → cache → answer.
+//!
+//! [`Engine::answer_fast`] does everything that needs no network and no allocation; it is what
+//! the UDP workers call for every packet. A cache miss comes back as a [`Miss`] that carries the
+//! parsed query, its cache key and any stale entry into [`Engine::resolve`], so a miss costs one
+//! parse, one blocklist lookup of its name and one cache lookup. [`Engine::answer`] chains the
+//! two for transports that can wait (TCP, tests).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use hickory_proto::rr::RecordType;
+use tracing::debug;
+
+use crate::{
+    blocklist::{Action, Blocklist, ListKind, SharedBlocklist, Verdict},
+    dns::{
+        Transport,
+        blocked::{self, Blocked, Reason, SinkholeConfig, SoaOwner},
+        cache::{self, Cache, Entry, Freshness},
+        ede,
+        wire::{self, OwnedQuery, Query, rcode, rtype},
+    },
+    metrics,
+    resolve::{Question, Resolve, Security},
+    server::{AccessConfig, ServerConfig},
+};
+
+/// What the fast path decided.
+#[derive(Debug)]
+pub enum Fast {
+    /// `out` holds the answer; send it.
+    Reply,
+    /// `out` holds an answer from cache; send it, and refresh the entry in the background with
+    /// [`Engine::refresh`].
+    ReplyAndRefresh(Miss),
+    /// Send nothing.
+    Drop,
+    /// Needs resolution: hand it to [`Engine::resolve`].
+    Miss(Miss),
+}
+
+/// A query on its way upstream: everything the fast path learnt, so nothing is done twice.
+#[derive(Debug)]
+pub struct Miss {
+    query: OwnedQuery,
+    /// The cache key (type, class, DO|CD, lowercased name).
+    key: Box<[u8]>,
+    /// An expired entry still inside the serve-stale window: the answer if the upstream fails.
+    stale: Option<Arc<Entry>>,
+    client: SocketAddr,
+    transport: Transport,
+}
+
+impl Miss {
+    /// Who asked.
+    pub fn client(&self) -> SocketAddr {
+        self.client
+    }
+}
+
+/// A block, for the event log and metrics.
+#[derive(Debug, Clone)]
+pub struct BlockHit<'a> {
+    pub client: SocketAddr,
+    pub transport: Transport,
+    pub qname: &'a [u8],
+    pub qtype: u16,
+    pub verdict: Verdict,
+    /// The name whose entry matched (the query name, or a CNAME target when cloaked).
+    pub matched_name: &'a [u8],
+}
+
+/// Receives every block (and `log`-action hit). Must not block.
+pub trait BlockObserver: Send + Sync + 'static {
+    fn on_block(&self, blocklist: &Blocklist, hit: &BlockHit<'_>);
+}
+
+/// An observer that ignores every block (tests, tools).
+pub struct IgnoreBlocks;
+
+impl BlockObserver for IgnoreBlocks {
+    fn on_block(&self, _: &Blocklist, _: &BlockHit<'_>) {}
+}
+
+/// What an engine is made of: validated config sections and the shared parts.
+pub struct Parts {
+    pub server: ServerConfig,
+    pub access: AccessConfig,
+    pub sinkhole: SinkholeConfig,
+    /// Answer NXDOMAIN for `use-application-dns.net` (`blocklists.doh_canary`).
+    pub doh_canary: bool,
+    /// Misses resolved at once; beyond it, queries get SERVFAIL (`resolver.max_inflight`).
+    pub max_inflight: usize,
+    /// The live blocklist; the reloader swaps it.
+    pub blocklist: SharedBlocklist,
+    pub cache: Cache,
+    pub resolver: Arc<dyn Resolve>,
+    pub observer: Box<dyn BlockObserver>,
+}
+
+/// The shared query engine.
+pub struct Engine {
+    server: ServerConfig,
+    access: AccessConfig,
+    sinkhole: SinkholeConfig,
+    doh_canary: bool,
+    max_inflight: usize,
+    blocklist: SharedBlocklist,
+    cache: Cache,
+    resolver: Arc<dyn Resolve>,
+    observer: Box<dyn BlockObserver>,
+    inflight: AtomicUsize,
+}
+
+/// Per-worker scratch buffers, reused across packets.
+#[derive(Default)]
+pub struct Scratch {
+    key: Vec<u8>,
+    text: String,
+}
+
+const DOH_CANARY: &[u8] = b"\x13use-application-dns\x03net\x00";
+
+impl Engine {
+    /// Builds an engine.
+    pub fn new(parts: Parts) -> Engine {
+        Engine {
+            server: parts.server,
+            access: parts.access,
+            sinkhole: parts.sinkhole,
+            doh_canary: parts.doh_canary,
+            max_inflight: parts.max_inflight,
+            blocklist: parts.blocklist,
+            cache: parts.cache,
+            resolver: parts.resolver,
+            observer: parts.observer,
+            inflight: AtomicUsize::new(0),
+        }
+    }
+
+    /// The answer cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The live blocklist.
+    pub fn blocklist(&self) -> &SharedBlocklist {
+        &self.blocklist
+    }
+
+    /// Our EDNS payload size.
+    fn payload(&self) -> u16 {
+        self.server.edns_udp_payload
+    }
+
+    fn limit(&self, q: &Query<'_>, transport: Transport) -> usize {
+        if !transport.is_datagram() {
+            return u16::MAX as usize;
+        }
+        match q.edns {
+            Some(e) => e.payload.min(self.payload()) as usize,
+            None => 512,
+        }
+    }
+
+    /// Everything that needs no network: answers into `out`, or says what to do.
+    pub fn answer_fast(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Fast {
+        let q = match wire::parse_query(packet) {
+            Ok(q) => q,
+            Err(reject) => {
+                return match wire::error_response(packet, reject, self.payload()) {
+                    Some(r) => {
+                        *out = r;
+                        Fast::Reply
+                    }
+                    None => Fast::Drop,
+                };
+            }
+        };
+        if !self.access.allows(client.ip()) {
+            *out = wire::bare_response(&q, rcode::REFUSED, 0, self.payload(), None);
+            return Fast::Reply;
+        }
+        if q.qclass != wire::CLASS_IN || matches!(q.qtype, rtype::AXFR | rtype::IXFR) {
+            *out = wire::bare_response(&q, rcode::REFUSED, 0, self.payload(), None);
+            return Fast::Reply;
+        }
+        if q.qtype == rtype::OPT {
+            *out = wire::bare_response(&q, rcode::FORMERR, 0, self.payload(), None);
+            return Fast::Reply;
+        }
+        if self.doh_canary && q.qname.eq_ignore_ascii_case(DOH_CANARY) {
+            self.write_blocked(&q, Blocked::Nxdomain, SoaOwner::InQuestion(0), None, out);
+            return Fast::Reply;
+        }
+
+        let bl = self.blocklist.load();
+        if let Some(v) = bl.lookup_wire(q.qname)
+            && v.kind == ListKind::Block
+        {
+            let hit = (client, transport);
+            if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, &mut scratch.text, out) {
+                return fast;
+            }
+        }
+
+        cache::make_key(&mut scratch.key, &q);
+        let miss = |stale| Miss {
+            query: q.owned(),
+            key: scratch.key.as_slice().into(),
+            stale,
+            client,
+            transport,
+        };
+        let Some(entry) = self.cache.get(&scratch.key) else {
+            metrics::cache_miss();
+            return Fast::Miss(miss(None));
+        };
+        match entry.freshness(Instant::now(), self.cache.config().stale_window()) {
+            Some(f @ Freshness::Fresh { age }) => {
+                metrics::cache_hit();
+                if let Some(fast) = self.cloaked(&bl, &q, &entry, client, transport, out) {
+                    return fast;
+                }
+                entry.write_response(
+                    &q,
+                    f,
+                    self.cache.config().stale_answer_ttl,
+                    self.payload(),
+                    self.limit(&q, transport),
+                    out,
+                );
+                if self.cache.config().prefetch && entry.wants_prefetch(age) {
+                    Fast::ReplyAndRefresh(miss(None))
+                } else {
+                    Fast::Reply
+                }
+            }
+            // Stale: try the upstream first; the stale entry is the fallback on failure.
+            Some(Freshness::Stale) => {
+                metrics::cache_miss();
+                Fast::Miss(miss(Some(entry)))
+            }
+            None => {
+                metrics::cache_miss();
+                Fast::Miss(miss(None))
+            }
+        }
+    }
+
+    fn write_blocked(
+        &self,
+        q: &Query<'_>,
+        kind: Blocked,
+        owner: SoaOwner<'_>,
+        reason: Option<Reason<'_>>,
+        out: &mut Vec<u8>,
+    ) {
+        blocked::write(q, kind, owner, reason, &self.sinkhole, self.payload(), out);
+    }
+
+    /// CNAME cloaking: if any CNAME/DNAME target in a cached chain is blocked now, the whole
+    /// answer becomes the blocked answer for that target's list.
+    fn cloaked(
+        &self,
+        bl: &Blocklist,
+        q: &Query<'_>,
+        entry: &Entry,
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Option<Fast> {
+        for target in entry.chain.iter() {
+            let Some(v) = bl.lookup_wire(target) else {
+                continue;
+            };
+            if v.kind != ListKind::Block {
+                continue;
+            }
+            let mut text = String::new();
+            if let Some(fast) =
+                self.apply_block(bl, q, v, target, (client, transport), &mut text, out)
+            {
+                return Some(fast);
+            }
+        }
+        None
+    }
+
+    /// Reports a block verdict for `matched` (the query name, or a CNAME target of its answer)
+    /// and, unless the list only logs, writes the blocked answer. `None`: answer normally.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_block(
+        &self,
+        bl: &Blocklist,
+        q: &Query<'_>,
+        v: Verdict,
+        matched: &[u8],
+        (client, transport): (SocketAddr, Transport),
+        text: &mut String,
+        out: &mut Vec<u8>,
+    ) -> Option<Fast> {
+        self.observer.on_block(
+            bl,
+            &BlockHit {
+                client,
+                transport,
+                qname: q.qname,
+                qtype: q.qtype,
+                verdict: v,
+                matched_name: matched,
+            },
+        );
+        let kind = match v.action {
+            Action::Log => return None,
+            Action::Drop => return Some(Fast::Drop),
+            Action::Sinkhole => Blocked::Sinkhole,
+            Action::Nxdomain => Blocked::Nxdomain,
+            Action::Nodata => Blocked::Nodata,
+            Action::Refused => Blocked::Refused,
+        };
+        // The synthetic SOA is owned by the listed entry: a pointer into the question when the
+        // query name matched, the entry's own labels when a CNAME target did.
+        let off = wire::suffix_offset(matched, v.matched_labels as usize);
+        let owner = if std::ptr::eq(matched, q.qname) {
+            SoaOwner::InQuestion(off)
+        } else {
+            SoaOwner::Name(&matched[off..])
+        };
+        reason_text(bl, &v, text);
+        let info_code = bl.list(&v).map_or(ede::BLOCKED, |l| l.ede);
+        let reason = Reason {
+            info_code,
+            extra_text: text,
+        };
+        self.write_blocked(q, kind, owner, Some(reason), out);
+        Some(Fast::Reply)
+    }
+
+    /// The whole pipeline for one packet: the fast path, then resolution on a miss (a refresh
+    /// the fast path asks for is left out). `None`: send nothing.
+    pub async fn answer(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(512);
+        match self.answer_fast(packet, client, transport, &mut out, &mut Scratch::default()) {
+            Fast::Reply | Fast::ReplyAndRefresh(_) => Some(out),
+            Fast::Drop => None,
+            Fast::Miss(miss) => self.resolve(miss).await,
+        }
+    }
+
+    /// Answers a miss: resolves it, stores the answer, checks its CNAME chain against the live
+    /// blocklist. `None`: send nothing.
+    pub async fn resolve(&self, miss: Miss) -> Option<Vec<u8>> {
+        let q = miss.query.as_query();
+        if self.inflight.fetch_add(1, Ordering::AcqRel) >= self.max_inflight {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            metrics::recursor_queue_full();
+            return Some(wire::bare_response(
+                &q,
+                rcode::SERVFAIL,
+                0,
+                self.payload(),
+                None,
+            ));
+        }
+        let entry = self.resolve_into_cache(&q, &miss.key, miss.stale).await;
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        let (entry, freshness) = entry?;
+        let mut out = Vec::with_capacity(512);
+        let bl = self.blocklist.load();
+        if let Some(fast) = self.cloaked(&bl, &q, &entry, miss.client, miss.transport, &mut out) {
+            return matches!(fast, Fast::Reply).then_some(out);
+        }
+        entry.write_response(
+            &q,
+            freshness,
+            self.cache.config().stale_answer_ttl,
+            self.payload(),
+            self.limit(&q, miss.transport),
+            &mut out,
+        );
+        Some(out)
+    }
+
+    /// Refreshes a popular entry before it expires (off the hot path; nobody waits for it).
+    pub async fn refresh(&self, miss: Miss) {
+        let _ = self
+            .resolve_into_cache(&miss.query.as_query(), &miss.key, None)
+            .await;
+    }
+
+    /// Resolves `q`, stores the answer, and returns the entry to serve: the new one, or `stale`
+    /// when resolution failed and serve-stale allows it.
+    async fn resolve_into_cache(
+        &self,
+        q: &Query<'_>,
+        key: &[u8],
+        stale: Option<Arc<Entry>>,
+    ) -> Option<(Arc<Entry>, Freshness)> {
+        let question =
+            Question::from_wire(q.qname, RecordType::from(q.qtype), q.dnssec_ok(), q.cd())?;
+        let resolved = self.resolver.resolve(&question).await;
+        let failed =
+            resolved.message.metadata.response_code == hickory_proto::op::ResponseCode::ServFail;
+        let config = self.cache.config();
+        if failed
+            && config.serve_stale
+            && let Some(old) = stale
+            && let Some(f) = old.freshness(Instant::now(), config.stale_ttl)
+        {
+            debug!(qname = %wire::name_to_string(q.qname), "serving stale");
+            return Some((old, f));
+        }
+        let secure = resolved.security == Security::Secure;
+        let entry = Entry::from_message(&resolved.message, secure, resolved.ede, config)?;
+        let entry = self.cache.insert(key, entry);
+        Some((entry, Freshness::Fresh { age: 0 }))
+    }
+}
+
+/// EXTRA-TEXT of the EDE: which list, which category. Written into a reused buffer.
+fn reason_text(bl: &Blocklist, v: &Verdict, text: &mut String) {
+    use std::fmt::Write;
+    text.clear();
+    let _ = match bl.list(v) {
+        Some(l) => write!(text, "fraudwall: listed in {} ({})", l.name, l.category),
+        None => write!(text, "fraudwall: listed"),
+    };
+}

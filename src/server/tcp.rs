@@ -1,0 +1,185 @@
+//! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): two-byte length, then the message.
+//!
+//! Each connection has a reader and a writer task. The reader takes queries one after another
+//! and answers what the fast path can at once; a miss is resolved in a task of its own, so
+//! pipelined queries are answered concurrently and may be answered out of order (RFC 7766
+//! §6.2.1.1). Every answer goes to the writer as the engine wrote it, with its length in front;
+//! the writer gathers what is ready into one write. A connection is closed when no query has
+//! arrived for `server.tcp_timeout_secs`, when the client sends a zero-length frame, when the
+//! client closes its side (after the answers still owed are written), or at shutdown.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration, time::Instant};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+    sync::{Semaphore, mpsc},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, warn};
+
+use super::{
+    count,
+    engine::{Engine, Fast, Scratch},
+};
+use crate::dns::Transport;
+
+/// Queries of one connection being resolved at once; the reader waits beyond it.
+const MAX_PIPELINED: usize = 64;
+/// Answers waiting for the writer before the reader waits.
+const WRITE_QUEUE: usize = 64;
+
+/// Accepts connections on `listener` until `stop` is cancelled; every connection runs on
+/// `tracker` so that shutdown can wait for the answers still owed.
+pub(super) async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    idle: Duration,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let conn = Connection {
+                    engine: engine.clone(),
+                    peer,
+                    idle,
+                    stop: stop.clone(),
+                    tracker: tracker.clone(),
+                };
+                tracker.spawn(conn.run(stream));
+            }
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning.
+                warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+struct Connection {
+    engine: Arc<Engine>,
+    peer: SocketAddr,
+    idle: Duration,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream) {
+        let (reader, writer) = stream.into_split();
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let writing = self.tracker.spawn(write_answers(writer, rx));
+        self.read_queries(reader, tx).await;
+        // The writer ends when the reader and every miss task have dropped their senders.
+        let _ = writing.await;
+    }
+
+    async fn read_queries(&self, mut reader: OwnedReadHalf, tx: mpsc::Sender<Vec<u8>>) {
+        let pipelined = Arc::new(Semaphore::new(MAX_PIPELINED));
+        let mut scratch = Scratch::default();
+        let mut packet = Vec::with_capacity(512);
+        loop {
+            let read = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                r = tokio::time::timeout(self.idle, read_frame(&mut reader, &mut packet)) => r,
+            };
+            match read {
+                Err(_) => {
+                    debug!(client = %self.peer, "tcp connection idle: closing");
+                    return;
+                }
+                Ok(Err(_)) | Ok(Ok(false)) => return,
+                Ok(Ok(true)) => {}
+            }
+            let started = Instant::now();
+            let mut out = Vec::with_capacity(512);
+            let fast =
+                self.engine
+                    .answer_fast(&packet, self.peer, Transport::Tcp, &mut out, &mut scratch);
+            match fast {
+                Fast::Reply => {
+                    count(Transport::Tcp, &out, started);
+                    if tx.send(out).await.is_err() {
+                        return;
+                    }
+                }
+                Fast::ReplyAndRefresh(miss) => {
+                    count(Transport::Tcp, &out, started);
+                    let engine = self.engine.clone();
+                    self.tracker
+                        .spawn(async move { engine.refresh(miss).await });
+                    if tx.send(out).await.is_err() {
+                        return;
+                    }
+                }
+                Fast::Drop => {}
+                Fast::Miss(miss) => {
+                    let Ok(permit) = pipelined.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (engine, tx) = (self.engine.clone(), tx.clone());
+                    self.tracker.spawn(async move {
+                        if let Some(answer) = engine.resolve(miss).await {
+                            count(Transport::Tcp, &answer, started);
+                            let _ = tx.send(answer).await;
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Reads one length-prefixed message into `packet`. `Ok(false)`: the client closed the
+/// connection, or sent a zero-length frame (nothing a DNS client sends).
+async fn read_frame(reader: &mut OwnedReadHalf, packet: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut len = [0u8; 2];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let len = u16::from_be_bytes(len) as usize;
+    if len == 0 {
+        return Ok(false);
+    }
+    packet.resize(len, 0);
+    reader.read_exact(packet).await?;
+    Ok(true)
+}
+
+/// Writes answers as they come, each with its length in front; what is ready at once goes out
+/// in one write.
+async fn write_answers(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut buf = Vec::with_capacity(4096);
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        frame(&mut buf, &first);
+        while let Ok(next) = rx.try_recv() {
+            frame(&mut buf, &next);
+        }
+        if writer.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+fn frame(buf: &mut Vec<u8>, answer: &[u8]) {
+    // Engine answers over TCP are at most 65535 bytes (its TCP size limit).
+    let len = u16::try_from(answer.len()).unwrap_or(u16::MAX);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&answer[..len as usize]);
+}
