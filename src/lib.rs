@@ -29,6 +29,7 @@
 //! [`config`] (YAML → validated config), [`app`] (wiring, signals), [`cli`] (commands).
 
 pub mod app;
+pub mod atomic_file;
 pub mod blocklist;
 pub mod cli;
 pub mod config;

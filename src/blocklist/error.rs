@@ -128,3 +128,12 @@ pub enum Error {
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),
 }
+
+impl From<crate::atomic_file::Error> for Error {
+    fn from(e: crate::atomic_file::Error) -> Error {
+        Error::Write {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

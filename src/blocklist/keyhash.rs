@@ -11,7 +11,7 @@
 //! computes the next label's hash while the previous suffix's Bloom probe is in flight.
 //!
 //! Changing anything here changes which shard a key lands in: that is a new file format version
-//! (see `compile::VERSION`).
+//! (see `format::VERSION`).
 
 const S0: u64 = 0x2d35_8dcc_aa6c_78a5;
 const S1: u64 = 0x8bb8_4b93_962e_acc9;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use fst::raw::{Fst, Output};
 
-use super::compile::{HEADER_LEN, decode_table, layout, unpack_slot};
+use super::format::{HEADER_LEN, decode_table, layout, unpack_slot};
 use super::keyhash::KeyHasher;
 use super::shard::shard_of;
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
@@ -186,6 +186,11 @@ impl Blocklist {
     /// Verifies and loads a compiled file held in memory (tests, or callers without a file).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         Self::from_backing(Backing::Owned(bytes), Path::new("<memory>"))
+    }
+
+    /// Like [`Blocklist::from_bytes`] for bytes read from `path`, which errors name.
+    pub fn from_file_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self, Error> {
+        Self::from_backing(Backing::Owned(bytes), path)
     }
 
     fn from_backing(data: Backing, path: &Path) -> Result<Self, Error> {
@@ -665,7 +670,7 @@ mod tests {
 
     #[test]
     fn version_1_files_still_open() {
-        use super::super::compile::{HEADER_LEN, MAGIC, encode_table, pack_slot};
+        use super::super::format::{HEADER_LEN, MAGIC, encode_table, pack_slot};
         let table = encode_table(&[info("old", ListKind::Block)]);
         let mut fst = fst::MapBuilder::memory();
         let slot = pack_slot(Block, Action::Nxdomain, 0);

@@ -30,8 +30,10 @@ use std::path::PathBuf;
 pub mod cli;
 pub mod compile;
 mod error;
+pub mod format;
 mod keyhash;
 pub mod matcher;
+pub mod merge;
 pub mod normalize;
 pub mod shard;
 mod shared;
@@ -39,6 +41,7 @@ pub mod source;
 
 pub use compile::{CompileReport, Compiler, ListFailure, ListReport, compile};
 pub use error::Error;
+pub use format::MAX_LISTS;
 pub use matcher::Blocklist;
 pub use shared::{Publisher, SharedBlocklist};
 pub use source::{Diagnostic, ParseStats, Severity};

@@ -39,7 +39,7 @@
 //! `list refused by shrink guard: PATH: …`, `list not loaded: PATH…: REASON; the previous version
 //! keeps serving`, `list removed: PATH`, `serving the last compiled lists: …`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
@@ -50,55 +50,17 @@ pub mod config;
 pub mod guard;
 pub mod pipeline;
 pub mod remote;
+pub mod scan;
 pub mod watch;
 
-/// The lists to compile: those named in the config, then every other list file in
-/// `blocklists.dir` (see [`is_list_file`]) with the defaults. Compiled `.fst` files are not
-/// included (see [`fst_files`]).
+/// The text lists to compile: those named in the config, then every other list file in
+/// `blocklists.dir` with the defaults (what `fraudwall compile --config` and `check` use).
 pub fn specs(cfg: &BlocklistsConfig) -> Vec<ListSpec> {
-    if !cfg.dir.is_dir() {
-        tracing::warn!(dir = %cfg.dir.display(), "blocklists.dir does not exist: nothing is blocked");
+    let scan = scan::Scan::read(cfg);
+    if scan.dir_error.is_some() {
+        tracing::warn!(dir = %cfg.dir.display(), "blocklists.dir cannot be read: nothing is blocked");
     }
-    text_specs(cfg)
-}
-
-/// [`specs`] without the warning (the reloader reports a missing directory once).
-fn text_specs(cfg: &BlocklistsConfig) -> Vec<ListSpec> {
-    let mut specs: Vec<ListSpec> = cfg
-        .lists
-        .iter()
-        .filter(|s| !is_fst(&s.path))
-        .cloned()
-        .collect();
-    // An unreadable directory yields no discovered lists here; the reloader notices it and
-    // keeps what it serves (see `pipeline`).
-    let found = dir_files(&cfg.dir, cfg).unwrap_or_default();
-    for path in found {
-        if is_fst(&path) || specs.iter().any(|s| s.path == path) {
-            continue;
-        }
-        let mut found = ListSpec::from_path(&path);
-        found.action = cfg.default_action;
-        found.ede = cfg.default_ede;
-        specs.push(found);
-    }
-    specs
-}
-
-/// Compiled `.fst` files in `blocklists.dir` (and those named in the config), sorted by name.
-pub fn fst_files(cfg: &BlocklistsConfig) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = cfg
-        .lists
-        .iter()
-        .filter(|s| is_fst(&s.path))
-        .map(|s| s.path.clone())
-        .collect();
-    for path in dir_files(&cfg.dir, cfg).unwrap_or_default() {
-        if is_fst(&path) && !out.contains(&path) {
-            out.push(path);
-        }
-    }
-    out
+    scan.specs()
 }
 
 /// Compiles every text list into a temporary file and opens it (`fraudwall check --config`).
@@ -120,77 +82,30 @@ pub fn load(cfg: &BlocklistsConfig) -> anyhow::Result<Blocklist> {
     bl
 }
 
-/// Whether a file name in the list directory is a list: not hidden (`.foo`, `.foo.swp`, `.#foo`,
-/// rsync's `.foo.XXXXXX`), not an editor backup (`foo~`) and not a partial download or temp
-/// file (`*.tmp`, `*.part`, `*.partial`, `*.crdownload`, `*.swp`).
-pub fn is_list_file(name: &str) -> bool {
-    const TEMP: [&str; 6] = [".tmp", ".part", ".partial", ".crdownload", ".swp", ".swx"];
-    !(name.is_empty()
-        || name.starts_with('.')
-        || name.ends_with('~')
-        || TEMP.iter().any(|t| name.to_ascii_lowercase().ends_with(t)))
-}
-
-fn is_fst(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("fst"))
-}
-
-/// Regular files (after following symlinks) in `dir` that are lists, sorted by name, outside
-/// the state directory.
-fn dir_files(dir: &Path, cfg: &BlocklistsConfig) -> Result<Vec<PathBuf>, blocklist::Error> {
-    let derr = |source| blocklist::Error::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let entries = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        r => r.map_err(derr)?,
-    };
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(derr)?;
-        let path = entry.path();
-        if !is_list_file(&entry.file_name().to_string_lossy()) || path.starts_with(&cfg.state_dir) {
-            continue;
-        }
-        if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            paths.push(path);
-        }
-    }
-    paths.sort();
-    Ok(paths)
-}
-
-/// Writes `data` to `path` through a hidden temporary file in the same directory and a rename,
-/// so readers (and mappings) only ever see a complete old or a complete new file.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Why a source could not be used in a reload pass. Each says what happened to which file; the
+/// previous version of that source keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be looked at.
+    #[error("{}: cannot stat: {source}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading, parsing, verifying, compiling or merging failed.
+    #[error(transparent)]
+    Blocklist(#[from] blocklist::Error),
+    /// A file of the state directory could not be written.
+    #[error(transparent)]
+    Write(#[from] crate::atomic_file::Error),
+    /// The state directory could not be made.
+    #[error("cannot create {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why a reload pass runs. Passes asked for by a person (start, SIGHUP) read files at once;
@@ -334,7 +249,7 @@ async fn run(
                 },
                 _ = ticks.tick(), if poll.is_some() => {
                     let cfg = p.config().clone();
-                    let fp = tokio::task::spawn_blocking(move || watch::fingerprint(&cfg))
+                    let fp = tokio::task::spawn_blocking(move || scan::Scan::read(&cfg).fingerprint())
                         .await
                         .unwrap_or_default();
                     if fp == *p.fingerprint() {
@@ -372,26 +287,6 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn list_file_names() {
-        for ok in ["fraud.txt", "allowlist.txt", "x.fst", "hosts", "a.b.rpz"] {
-            assert!(is_list_file(ok), "{ok}");
-        }
-        for no in [
-            ".fraud.txt.swp",
-            ".#fraud.txt",
-            "fraud.txt~",
-            "fraud.txt.tmp",
-            "fraud.TMP",
-            "big.part",
-            ".fraud.txt.XyZ123",
-            ".fraudwall",
-            "",
-        ] {
-            assert!(!is_list_file(no), "{no}");
-        }
-    }
 
     #[test]
     fn sighup_wins_when_coalesced() {

@@ -15,50 +15,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use fst::Streamer;
 use serde::{Deserialize, Serialize};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use tracing::{debug, error, info, warn};
 
-use super::BlocklistsConfig;
-use super::guard::{self, Stamp};
-use super::watch::{self, Fingerprint};
-use super::{Trigger, fst_files, text_specs};
-use crate::blocklist::compile::{
-    VERSION, decode_table, encode_table, layout, merge_slot, write_file,
-};
-use crate::blocklist::shard::shards_for;
-use crate::blocklist::{self, Blocklist, Compiler, ListInfo, ListSpec, Publisher};
+use super::guard;
+use super::scan::{Fingerprint, Scan, Scanned, Source};
+use super::{BlocklistsConfig, Error, Trigger};
+use crate::atomic_file::{self, Durability};
+use crate::blocklist::format::VERSION;
+use crate::blocklist::merge::{Part, merge_into};
+use crate::blocklist::{self, Blocklist, Compiler, Publisher};
 use crate::metrics;
 
 /// Diagnostics logged per newly compiled list; the rest are summarised.
 const MAX_LOGGED_DIAGNOSTICS: usize = 20;
-
-/// One source of entries: a text list or a compiled `.fst`.
-#[derive(Clone, Debug)]
-pub enum Source {
-    /// A text list, parsed by format.
-    Text(ListSpec),
-    /// A compiled blocklist dropped into the directory.
-    Fst(PathBuf),
-}
-
-impl Source {
-    /// The file.
-    pub fn path(&self) -> &Path {
-        match self {
-            Source::Text(s) => &s.path,
-            Source::Fst(p) => p,
-        }
-    }
-}
-
-/// Every source, in merge order: config lists, text files by name, `.fst` files by name.
-pub fn sources(cfg: &BlocklistsConfig) -> Vec<Source> {
-    let mut out: Vec<Source> = text_specs(cfg).into_iter().map(Source::Text).collect();
-    out.extend(fst_files(cfg).into_iter().map(Source::Fst));
-    out
-}
 
 /// One accepted version of one source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +66,7 @@ pub struct Pipeline {
     /// logged and counted once rather than at every pass.
     reported: HashSet<String>,
     /// The stamp of each file at the previous look, for the settle check.
-    seen: HashMap<PathBuf, Stamp>,
+    seen: HashMap<PathBuf, guard::Stamp>,
     /// The directory as of the start of the last pass (the poll compares against it).
     fingerprint: Fingerprint,
     /// List names given to the metrics, to zero those that disappear.
@@ -171,26 +142,28 @@ impl Pipeline {
     /// One pass. Never fails as a whole: what cannot be used keeps its previous version.
     pub fn reload(&mut self, trigger: Trigger) -> Outcome {
         let started = Instant::now();
-        self.fingerprint = watch::fingerprint(&self.cfg);
+        let scan = Scan::read(&self.cfg);
+        self.fingerprint = scan.fingerprint();
         let mut outcome = Outcome::default();
-        if let Err(e) = fs::create_dir_all(self.cfg.state_dir.join("cache")) {
+        if let Err(source) = fs::create_dir_all(self.cfg.state_dir.join("cache")) {
+            let e = Error::StateDir {
+                path: self.cfg.state_dir.clone(),
+                source,
+            };
             self.report_once(
                 format!("state\0{e}"),
-                format!(
-                    "cannot create {}: {e}; lists are not reloaded",
-                    self.cfg.state_dir.display()
-                ),
+                format!("{e}; lists are not reloaded"),
             );
             return outcome;
         }
         // A directory that is missing or unreadable removes nothing: it may be mid-swap (renamed
         // away, the new one not yet renamed in) or on a file system that hiccuped.
-        let dir_ok = match fs::read_dir(&self.cfg.dir) {
-            Ok(_) => {
+        let dir_ok = match &scan.dir_error {
+            None => {
                 self.reported.retain(|k| !k.starts_with("dir\0"));
                 true
             }
-            Err(e) => {
+            Some(e) => {
                 let msg = if e.kind() == std::io::ErrorKind::NotFound {
                     format!("blocklists.dir {} does not exist", self.cfg.dir.display())
                 } else {
@@ -215,7 +188,7 @@ impl Pipeline {
             .iter()
             .map(|v| (v.path.clone(), v.clone()))
             .collect();
-        let sources = sources(&self.cfg);
+        let sources = &scan.sources;
         if sources.is_empty() && trigger == Trigger::Startup {
             warn!(
                 "no list files in {}: nothing is blocked until one is added",
@@ -224,8 +197,8 @@ impl Pipeline {
         }
         let mut next = Vec::with_capacity(sources.len());
         let now = SystemTime::now();
-        for src in &sources {
-            let path = src.path();
+        for src in sources {
+            let path = src.source.path();
             let prev = previous.get(path);
             match self.version_of(src, prev, trigger, force, now) {
                 Step::Use(v) => next.push(v),
@@ -291,15 +264,16 @@ impl Pipeline {
     /// Decides which version of one source goes into the next snapshot.
     fn version_of(
         &mut self,
-        src: &Source,
+        scanned: &Scanned,
         prev: Option<&Version>,
         trigger: Trigger,
         force: bool,
         now: SystemTime,
     ) -> Step {
+        let src = &scanned.source;
         let path = src.path();
-        let stamp = match fs::metadata(path) {
-            Ok(m) => Stamp::of(&m),
+        let stamp = match &scanned.stamp {
+            Ok(stamp) => *stamp,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = format!("{}\0", path.display());
                 self.reported.retain(|k| !k.starts_with(&key));
@@ -308,7 +282,11 @@ impl Pipeline {
                 return Step::Gone;
             }
             Err(e) => {
-                self.not_loaded(path, &format!("{e}"), &format!("cannot stat: {e}"));
+                let err = Error::Stat {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(e.kind(), e.to_string()),
+                };
+                self.not_loaded(path, &e.to_string(), &err);
                 return Step::Keep;
             }
         };
@@ -318,17 +296,17 @@ impl Pipeline {
         }
         let data = match fs::read(path) {
             Ok(d) => d,
-            Err(e) => {
-                let err = blocklist::Error::ReadList {
+            Err(source) => {
+                let err = Error::from(blocklist::Error::ReadList {
                     path: path.to_path_buf(),
-                    source: e,
-                };
-                self.not_loaded(path, &err.to_string(), &err.to_string());
+                    source,
+                });
+                self.not_loaded(path, &err.to_string(), &err);
                 return Step::Keep;
             }
         };
         // A writer that got in while we read: the content may be torn, look again.
-        if fs::metadata(path).map(|m| Stamp::of(&m)).ok() != Some(stamp) {
+        if fs::metadata(path).map(|m| guard::Stamp::of(&m)).ok() != Some(stamp) {
             return Step::Wait;
         }
         let t = Instant::now();
@@ -390,9 +368,10 @@ impl Pipeline {
     }
 
     /// Logs (once per `path` and `key`) that a file could not be used, and counts a failure.
-    fn not_loaded(&mut self, path: &Path, key: &str, reason: &str) {
+    fn not_loaded(&mut self, path: &Path, key: &str, err: &Error) {
+        let reason = err.to_string();
         let reason = if reason.starts_with(&path.display().to_string()) {
-            reason.to_string()
+            reason
         } else {
             format!("{}: {reason}", path.display())
         };
@@ -424,115 +403,22 @@ impl Pipeline {
         }
     }
 
-    /// Merges the chosen versions into a new `active.fst` and opens (verifies) it. Each cache
+    /// Merges the chosen versions into a new `active.fst` ([`crate::blocklist::merge`]),
+    /// written beside the old one and renamed into place, and opens (verifies) it. Each cache
     /// file's header and body checksum are checked here; the merged result is checked in full
     /// (FST structure included) when it is opened.
-    ///
-    /// The per-source FSTs are already sorted and normalised, so this is one streaming union
-    /// (no parsing, no sorting): each key's slots are renumbered to the merged list table and
-    /// combined with the compiler's rule (first list wins, allow beats block). The list table
-    /// is encoded by the [`Compiler`] itself; the result is verified by [`Blocklist::open`]
-    /// before it is served.
-    fn merge(&self, versions: &[Version]) -> Result<Blocklist, String> {
-        let mut files = Vec::with_capacity(versions.len());
-        let mut bases = Vec::with_capacity(versions.len());
-        let mut table = Compiler::new();
-        for v in versions {
-            let cache = self.cache_path(&v.hash);
-            let at = |e: &dyn std::fmt::Display| format!("{}: {e}", cache.display());
-            let bytes = fs::read(&cache).map_err(|e| at(&e))?;
-            let parts = layout(&bytes, &cache).map_err(|e| e.to_string())?;
-            let lists = decode_table(&bytes[parts.table]).map_err(|e| at(&e))?;
-            bases.push(table.lists().len() as u32);
-            for l in lists {
-                table.add_list(l).map_err(|e| e.to_string())?;
-            }
-            files.push((cache, bytes, parts.shards));
-        }
-        if let [(_, bytes, _)] = &files[..] {
-            // One source: the merged file would be this one byte for byte (its list ids need no
-            // renumbering), so skip the union and the second FST build.
-            self.replace_active(|w| {
-                std::io::Write::write_all(w, bytes).map_err(|e| e.to_string())
-            })?;
-            return Blocklist::open(&self.active_path()).map_err(|e| e.to_string());
-        }
-        let table_bytes = encode_table(table.lists());
-        let mut maps = Vec::new();
-        // Which source each stream of the union comes from (a source has one per shard).
-        let mut stream_source = Vec::new();
-        for (src, (cache, bytes, shards)) in files.iter().enumerate() {
-            for r in shards {
-                let m = fst::Map::new(&bytes[r.clone()])
-                    .map_err(|e| format!("{}: {e}", cache.display()))?;
-                maps.push(m);
-                stream_source.push(src);
-            }
-        }
-        let upper_bound: u64 = maps.iter().map(|m| m.len() as u64).sum();
-        let mut op = fst::map::OpBuilder::new();
-        for m in &maps {
-            op.push(m.stream());
-        }
-        let mut union = op.union();
-        let shards = shards_for(upper_bound);
-        self.replace_active(|w| {
-            write_file(w, &self.active_path(), &table_bytes, shards, |builder| {
-                let mut ivs: Vec<(usize, u64)> = Vec::new();
-                while let Some((key, values)) = union.next() {
-                    ivs.clear();
-                    ivs.extend(values.iter().map(|iv| (stream_source[iv.index], iv.value)));
-                    // Sources in merge order, whatever order the union yields them in.
-                    ivs.sort_unstable_by_key(|iv| iv.0);
-                    let (mut subtree, mut exact) = (0u32, 0u32);
-                    for &(src, value) in &ivs {
-                        let base = bases[src];
-                        subtree = merge_slot(subtree, renumber(value as u32, base));
-                        exact = merge_slot(exact, renumber((value >> 32) as u32, base));
-                    }
-                    builder.insert(key, u64::from(subtree) | (u64::from(exact) << 32))?;
-                }
-                Ok(())
-            })
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    fn merge(&self, versions: &[Version]) -> Result<Blocklist, Error> {
+        let parts = versions
+            .iter()
+            .map(|v| Part::read(&self.cache_path(&v.hash)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let active = self.active_path();
+        // Rebuildable: this file is only a cache of the sources. After a crash a torn file fails
+        // its checksum at start and the lists are compiled again before serving.
+        atomic_file::replace(&active, Durability::Rebuildable, |w| {
+            merge_into(&parts, w, &active).map_err(Error::from)
         })?;
-        Blocklist::open(&self.active_path()).map_err(|e| e.to_string())
-    }
-
-    /// Writes a new `active.fst` with `write` into a temporary file beside it and renames it into
-    /// place, so the file a running server has mapped is never modified.
-    fn replace_active(
-        &self,
-        write: impl FnOnce(&mut std::io::BufWriter<fs::File>) -> Result<(), String>,
-    ) -> Result<(), String> {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let tmp = self
-            .cfg
-            .state_dir
-            .join(format!(".active.fst.tmp-{}-{nanos}", std::process::id()));
-        let written = (|| -> Result<(), String> {
-            let werr = |e: &dyn std::fmt::Display| format!("{}: {e}", tmp.display());
-            let file = fs::File::options()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(|e| werr(&e))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            write(&mut w)?;
-            std::io::Write::flush(&mut w).map_err(|e| werr(&e))?;
-            // No fsync: this file is only a cache of the sources. After a crash a torn file
-            // fails its CRC at start and the lists are compiled again before serving.
-            drop(w);
-            fs::rename(&tmp, self.active_path()).map_err(|e| werr(&e))?;
-            Ok(())
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written
+        Ok(Blocklist::open(&active)?)
     }
 
     /// Stores `bl` as the live blocklist and updates the per-list metrics.
@@ -552,8 +438,8 @@ impl Pipeline {
     fn save_manifest(&self) {
         let path = self.cfg.state_dir.join("manifest.json");
         let json = serde_json::to_vec_pretty(&self.manifest).unwrap_or_default();
-        if let Err(e) = super::write_atomic(&path, &json) {
-            warn!("{}: cannot write: {e}", path.display());
+        if let Err(e) = atomic_file::write(&path, &json, Durability::Sync) {
+            warn!("{e}");
         }
     }
 
@@ -602,11 +488,11 @@ fn content_hash(src: &Source, data: &[u8]) -> String {
 
 /// Compiles one source version into `cache`; returns its entry count or the reason it cannot
 /// be used.
-fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, String> {
+fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, Error> {
     match src {
         Source::Text(spec) => {
             let mut c = Compiler::new();
-            let report = c.add_source(spec, data).map_err(|e| e.to_string())?;
+            let report = c.add_source(spec, data)?;
             let d = &report.diagnostics;
             for diag in d.iter().take(MAX_LOGGED_DIAGNOSTICS) {
                 warn!("{diag}");
@@ -618,55 +504,28 @@ fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, String
                     d.len() - MAX_LOGGED_DIAGNOSTICS
                 );
             }
-            c.write(cache).map_err(|e| e.to_string())?;
+            c.write(cache)?;
             Ok(report.accepted)
         }
         Source::Fst(path) => {
-            let lists = verify(data).map_err(|e| {
-                // The engine names in-memory files "<memory>"; say which file it was.
-                let e = e.to_string();
-                let e = e.strip_prefix("<memory>: ").unwrap_or(&e).to_string();
-                format!("{}: {e}", path.display())
-            })?;
-            super::write_atomic(cache, data).map_err(|e| format!("{}: {e}", cache.display()))?;
-            Ok(lists.iter().map(|l| l.entries).sum())
+            // The full check (FST structure included): this file came from outside.
+            let bl = Blocklist::from_file_bytes(data.to_vec(), path)?;
+            atomic_file::write(cache, data, Durability::Rebuildable)?;
+            Ok(bl.lists().iter().map(|l| l.entries).sum())
         }
     }
 }
 
-/// Entry count of an already compiled version, if its cache file is there and verifies.
+/// Entry count of an already compiled version, if its cache file is there and its header and
+/// body checksum hold (the full check, FST structure included, ran when it was written).
 fn cached_entries(cache: &Path) -> Option<u64> {
-    let bytes = fs::read(cache).ok()?;
-    let lists = own_lists(&bytes, cache).ok()?;
-    Some(lists.iter().map(|l| l.entries).sum())
-}
-
-/// The list table of a file this pipeline compiled into its cache, after checking its header and
-/// body checksum (the full check, FST structure included, ran when it was written).
-fn own_lists(bytes: &[u8], path: &Path) -> Result<Vec<ListInfo>, String> {
-    let parts = layout(bytes, path).map_err(|e| e.to_string())?;
-    decode_table(&bytes[parts.table]).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Verifies a compiled file with the engine's own checks; returns its list table.
-fn verify(bytes: &[u8]) -> Result<Vec<ListInfo>, blocklist::Error> {
-    Ok(Blocklist::from_bytes(bytes.to_vec())?.lists().to_vec())
-}
-
-/// A slot of a per-source file with its list id moved up by `base` (see `blocklist::compile`:
-/// bit 0 present, bit 1 allow, bits 2..5 action, bits 5.. list id).
-fn renumber(slot: u32, base: u32) -> u32 {
-    if slot & 1 == 0 {
-        0
-    } else {
-        (slot & 0x1f) | (((slot >> 5) + base) << 5)
-    }
+    Part::read(cache).ok().map(|p| p.entries())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocklist::{Action, ListKind, MatchMode, SharedBlocklist};
+    use crate::blocklist::{Action, ListInfo, ListKind, MatchMode, SharedBlocklist};
     use crate::lists::specs;
 
     fn cfg(dir: &Path) -> BlocklistsConfig {
@@ -676,19 +535,6 @@ mod tests {
 
     fn verdict(live: &SharedBlocklist, name: &str) -> Option<ListKind> {
         live.load().lookup(name).map(|v| v.kind)
-    }
-
-    #[test]
-    fn slots_renumber_and_merge_like_the_compiler() {
-        let block = |list: u32| 1 | (list << 5);
-        let allow = |list: u32| 1 | 2 | (list << 5);
-        assert_eq!(renumber(0, 7), 0);
-        assert_eq!(renumber(block(1) | (3 << 2), 7), block(8) | (3 << 2));
-        assert_eq!(merge_slot(0, block(2)), block(2));
-        assert_eq!(merge_slot(block(1), block(2)), block(1));
-        assert_eq!(merge_slot(block(1), allow(2)), allow(2));
-        assert_eq!(merge_slot(allow(1), block(0)), allow(1));
-        assert_eq!(merge_slot(block(1), 0), block(1));
     }
 
     /// The streaming union must give every name the verdict a one-shot `compile` gives it.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
-use super::RemoteList;
-use super::Trigger;
+use super::{RemoteList, Trigger};
+use crate::atomic_file::{self, Durability};
 use crate::metrics;
 
 /// Largest list accepted from a server.
@@ -25,6 +25,26 @@ struct Validators {
     url: String,
     etag: Option<String>,
     last_modified: Option<String>,
+}
+
+/// Why a fetch changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No answer: connection, TLS, timeout.
+    #[error("{0}")]
+    Request(#[source] ureq::Error),
+    /// An answer other than 200 or 304.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The body broke off, or was larger than [`MAX_DOWNLOAD`].
+    #[error("reading the body: {0}")]
+    Body(#[source] ureq::Error),
+    /// The copy could not be written into the list directory.
+    #[error(transparent)]
+    Write(#[from] atomic_file::Error),
+    /// The fetch task itself failed.
+    #[error("fetch task failed: {0}")]
+    Task(String),
 }
 
 /// What one fetch did.
@@ -49,7 +69,7 @@ pub fn spawn(list: RemoteList, state_dir: PathBuf, tx: UnboundedSender<Trigger>)
             let (a, l, s) = (agent.clone(), list.clone(), state_dir.clone());
             let result = tokio::task::spawn_blocking(move || fetch(&a, &l, &s))
                 .await
-                .unwrap_or_else(|e| Err(format!("fetch task failed: {e}")));
+                .unwrap_or_else(|e| Err(FetchError::Task(e.to_string())));
             match result {
                 Ok(Fetched::Updated(n)) => {
                     info!(
@@ -79,7 +99,11 @@ pub fn spawn(list: RemoteList, state_dir: PathBuf, tx: UnboundedSender<Trigger>)
 }
 
 /// One conditional GET. Validators are only sent while the last copy is still on disk.
-pub fn fetch(agent: &ureq::Agent, list: &RemoteList, state_dir: &Path) -> Result<Fetched, String> {
+pub fn fetch(
+    agent: &ureq::Agent,
+    list: &RemoteList,
+    state_dir: &Path,
+) -> Result<Fetched, FetchError> {
     let file = list
         .path
         .file_name()
@@ -98,11 +122,11 @@ pub fn fetch(agent: &ureq::Agent, list: &RemoteList, state_dir: &Path) -> Result
     if let Some(lm) = &old.last_modified {
         req = req.header("If-Modified-Since", lm);
     }
-    let mut resp = req.call().map_err(|e| e.to_string())?;
+    let mut resp = req.call().map_err(FetchError::Request)?;
     match resp.status().as_u16() {
         304 => return Ok(Fetched::NotModified),
         200 => {}
-        s => return Err(format!("HTTP {s}")),
+        s => return Err(FetchError::Status(s)),
     }
     let header = |name: &str| {
         resp.headers()
@@ -120,13 +144,13 @@ pub fn fetch(agent: &ureq::Agent, list: &RemoteList, state_dir: &Path) -> Result
         .with_config()
         .limit(MAX_DOWNLOAD)
         .read_to_vec()
-        .map_err(|e| format!("reading the body: {e}"))?;
-    super::write_atomic(&list.path, &body)
-        .map_err(|e| format!("{}: cannot write: {e}", list.path.display()))?;
+        .map_err(FetchError::Body)?;
+    // The download is the only copy until the next fetch: make it durable.
+    atomic_file::write(&list.path, &body, Durability::Sync)?;
     let _ = std::fs::create_dir_all(state_dir.join("remote"));
     let json = serde_json::to_vec(&new).unwrap_or_default();
-    if let Err(e) = super::write_atomic(&vpath, &json) {
-        warn!("{}: cannot write: {e}", vpath.display());
+    if let Err(e) = atomic_file::write(&vpath, &json, Durability::Sync) {
+        warn!("{e}");
     }
     Ok(Fetched::Updated(body.len()))
 }

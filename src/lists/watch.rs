@@ -1,5 +1,5 @@
 //! Noticing changes in `blocklists.dir`: a `notify` watcher (debounced) on the directory and its
-//! parent, and the stat [`fingerprint`] the poll compares.
+//! parent. (The stat poll compares [`super::scan::Fingerprint`]s.)
 //!
 //! The watcher runs on its own thread and only sends [`Trigger::Files`]; the reloader decides
 //! what to do (after vector's `config/watcher.rs`). It watches the directory, not single files:
@@ -8,7 +8,7 @@
 //! directory that is replaced (deleted and re-created, renamed over, or a symlink swapped to a
 //! new release) is watched again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
@@ -17,41 +17,8 @@ use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
-use super::BlocklistsConfig;
-use super::guard::Stamp;
-use super::{Trigger, is_list_file};
-
-/// The list directory as the poll sees it: the directory's identity and every list file's stamp.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Fingerprint {
-    dir: Option<(u64, u64)>,
-    files: Vec<(PathBuf, Option<Stamp>)>,
-}
-
-/// Stats the directory and every source (following symlinks, so a changed link target counts).
-pub fn fingerprint(cfg: &BlocklistsConfig) -> Fingerprint {
-    let files = super::pipeline::sources(cfg)
-        .iter()
-        .map(|s| {
-            let p = s.path().to_path_buf();
-            let stamp = std::fs::metadata(&p).ok().map(|m| Stamp::of(&m));
-            (p, stamp)
-        })
-        .collect();
-    Fingerprint {
-        dir: dir_identity(&cfg.dir),
-        files,
-    }
-}
-
-/// Device and inode of the directory (after following symlinks).
-fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(dir)
-        .ok()
-        .filter(|m| m.is_dir())
-        .map(|m| (m.dev(), m.ino()))
-}
+use super::scan::{dir_identity, is_list_file};
+use super::{BlocklistsConfig, Trigger};
 
 /// Starts the watcher thread. If `notify` cannot start, the stat poll still runs.
 pub fn spawn_watcher(cfg: &BlocklistsConfig, tx: UnboundedSender<Trigger>) {

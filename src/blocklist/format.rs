@@ -1,0 +1,418 @@
+//! The compiled file format: written by [`super::compile`] and [`super::merge`], read by
+//! [`super::Blocklist::open`]. Everything that knows where a byte of a compiled file goes is
+//! here.
+//!
+//! # File layout (format version 3, all integers little-endian)
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic "FWBL"
+//!      4     4  format version (u32) = 3
+//!      8     4  table_len (u32): bytes of the list table
+//!     12     4  CRC32 (crc32fast / IEEE) of the body = bytes [24, end)
+//!     16     8  data_len (u64): bytes after the list table
+//!     24     …  list table: u32 count, then per list:
+//!                 str name, str path, u8 kind, u8 action, u8 format, u8 match_mode,
+//!                 str category, u16 ede, u64 entries          (str = u32 length + UTF-8)
+//! 24+table_len  shard directory: u32 shard count K, u64 distinct names, K × u64 FST length
+//!         …     K FST maps (fst 0.4 format, each with its own checksum), back to back
+//! ```
+//!
+//! Large lists are split into shards built in parallel ([`super::shard`] says how keys are
+//! assigned). Version 1 files, which have no directory and one FST of `data_len` bytes, are
+//! still read. Version 2 has the same layout as 3 but assigned keys to shards by an older hash,
+//! so a version 2 file is read only when it has one shard; a sharded one must be recompiled.
+//!
+//! The FST maps reversed-label keys (`com.example.www`, so ancestors are prefixes) to a u64 with
+//! two *verdict slots*: bits 0..32 hold the entry that covers "this name and below" (subtree),
+//! bits 32..64 the entry for "this name exactly". Both can be present when different lists
+//! disagree on the match mode. A slot is 0 when absent, else
+//! `1 | allow << 1 | action << 2 | list_id << 5`. Subtree slots sit in the low bits because they
+//! are by far the most common and small outputs take fewer bytes in the FST.
+//!
+
+use std::io::{self, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::shard::{MAX_SHARDS, ShardedBuilder};
+use super::{Action, Error, Format, ListInfo, ListKind, MatchMode};
+
+/// The four bytes every compiled file starts with.
+pub const MAGIC: [u8; 4] = *b"FWBL";
+/// The format version this build writes.
+pub const VERSION: u32 = 3;
+/// The oldest format version this build reads.
+pub const MIN_VERSION: u32 = 1;
+/// Size of the fixed header before the list table.
+pub const HEADER_LEN: usize = 24;
+/// Most lists one file can hold (list ids are 16 bits).
+pub const MAX_LISTS: usize = u16::MAX as usize;
+
+/// Packs one verdict slot; see the module doc.
+pub(crate) fn pack_slot(kind: ListKind, action: Action, list: u16) -> u32 {
+    1 | (u32::from(kind == ListKind::Allow) << 1)
+        | (u32::from(action.code()) << 2)
+        | (u32::from(list) << 5)
+}
+
+/// Unpacks a slot; `None` when absent or carrying an action code this build does not know.
+#[inline]
+pub(crate) fn unpack_slot(slot: u32) -> Option<(ListKind, Action, u16)> {
+    if slot & 1 == 0 {
+        return None;
+    }
+    let kind = if slot & 2 != 0 {
+        ListKind::Allow
+    } else {
+        ListKind::Block
+    };
+    let action = Action::from_code(((slot >> 2) & 7) as u8)?;
+    Some((kind, action, (slot >> 5) as u16))
+}
+
+fn slot_is_allow(slot: u32) -> bool {
+    slot & 2 != 0
+}
+
+/// The merge rule for two entries landing in the same slot: first wins, allow beats block.
+pub(crate) fn merge_slot(cur: u32, new: u32) -> u32 {
+    if cur == 0 || (slot_is_allow(new) && !slot_is_allow(cur)) {
+        new
+    } else {
+        cur
+    }
+}
+
+/// A slot of one file with its list id moved up by `base`: how a list's entries keep pointing at
+/// it when its table is appended after `base` other lists (the merge).
+pub(crate) fn shift_slot(slot: u32, base: u32) -> u32 {
+    if slot & 1 == 0 {
+        0
+    } else {
+        (slot & 0x1f) | (((slot >> 5) + base) << 5)
+    }
+}
+
+/// Writes a whole compiled file to `w`: header, the encoded list `table`, and the FST split into
+/// `shards` shards, whose keys `fill` inserts in strictly increasing order. Returns the number of
+/// distinct keys. Shared by [`compile`] and the hot-reload merge.
+pub(crate) fn write_file<W: Write + Seek>(
+    w: &mut W,
+    path: &Path,
+    table: &[u8],
+    shards: usize,
+    fill: impl FnOnce(&mut ShardedBuilder) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let werr = |source: io::Error| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut builder = ShardedBuilder::new(shards);
+    fill(&mut builder)?;
+    let (fsts, keys) = builder.finish()?;
+
+    w.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
+    let mut cw = CrcWriter {
+        inner: &mut *w,
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    cw.write_all(table).map_err(werr)?;
+    let mut dir = Vec::with_capacity(12 + 8 * fsts.len());
+    dir.extend_from_slice(&(fsts.len() as u32).to_le_bytes());
+    dir.extend_from_slice(&keys.to_le_bytes());
+    for f in &fsts {
+        dir.extend_from_slice(&(f.len() as u64).to_le_bytes());
+    }
+    cw.write_all(&dir).map_err(werr)?;
+    for f in &fsts {
+        cw.write_all(f).map_err(werr)?;
+    }
+    let data_len = cw.len - table.len() as u64;
+    let crc = cw.crc.finalize();
+    let mut header = [0u8; HEADER_LEN];
+    header[0..4].copy_from_slice(&MAGIC);
+    header[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    header[16..24].copy_from_slice(&data_len.to_le_bytes());
+    w.seek(SeekFrom::Start(0)).map_err(werr)?;
+    w.write_all(&header).map_err(werr)?;
+    w.seek(SeekFrom::End(0)).map_err(werr)?;
+    w.flush().map_err(werr)?;
+    Ok(keys)
+}
+
+/// Where the parts of a compiled file are, after its header and checksum were checked.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// The list table.
+    pub table: Range<usize>,
+    /// Each FST shard.
+    pub shards: Vec<Range<usize>>,
+    /// Distinct names (`None` in version 1 files: the single FST's length).
+    pub keys: Option<u64>,
+}
+
+/// Checks magic, version, lengths and the body checksum of a compiled file and finds its parts.
+pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if b.len() < HEADER_LEN {
+        return Err(corrupt(format!(
+            "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
+            b.len()
+        )));
+    }
+    if b[0..4] != MAGIC {
+        return Err(Error::BadMagic {
+            path: path.to_path_buf(),
+            found: b[0..4].to_vec(),
+        });
+    }
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u64_at = |o: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(x)
+    };
+    let version = u32_at(4);
+    if !(MIN_VERSION..=VERSION).contains(&version) {
+        return Err(Error::Version {
+            path: path.to_path_buf(),
+            found: version,
+            expected: VERSION,
+        });
+    }
+    let table_len = u32_at(8) as u64;
+    let crc = u32_at(12);
+    let data_len = u64_at(16);
+    let want = (HEADER_LEN as u64)
+        .checked_add(table_len)
+        .and_then(|x| x.checked_add(data_len));
+    if want != Some(b.len() as u64) {
+        return Err(corrupt(format!(
+            "header says {HEADER_LEN}+{table_len}+{data_len} bytes but the file has {} (truncated?)",
+            b.len()
+        )));
+    }
+    let found = crc32fast::hash(&b[HEADER_LEN..]);
+    if found != crc {
+        return Err(Error::Checksum {
+            path: path.to_path_buf(),
+            expected: crc,
+            found,
+        });
+    }
+    let data = HEADER_LEN + table_len as usize;
+    let table = HEADER_LEN..data;
+    if version == 1 {
+        return Ok(Layout {
+            table,
+            shards: std::iter::once(data..b.len()).collect(),
+            keys: None,
+        });
+    }
+    let short = || corrupt("shard directory truncated".into());
+    if b.len() - data < 12 {
+        return Err(short());
+    }
+    let count = u32_at(data) as usize;
+    let keys = u64_at(data + 4);
+    if count == 0 || count > MAX_SHARDS {
+        return Err(corrupt(format!("shard directory claims {count} shards")));
+    }
+    if version == 2 && count > 1 {
+        return Err(Error::OldShards {
+            path: path.to_path_buf(),
+            shards: count,
+        });
+    }
+    let mut at = data + 12 + 8 * count;
+    if at > b.len() {
+        return Err(short());
+    }
+    let mut shards = Vec::with_capacity(count);
+    for i in 0..count {
+        let len = u64_at(data + 12 + 8 * i);
+        let end = (at as u64)
+            .checked_add(len)
+            .filter(|&e| e <= b.len() as u64)
+            .ok_or_else(|| corrupt(format!("shard {i} runs past the end of the file")))?
+            as usize;
+        shards.push(at..end);
+        at = end;
+    }
+    if at != b.len() {
+        return Err(corrupt(format!(
+            "{} bytes after the last shard",
+            b.len() - at
+        )));
+    }
+    Ok(Layout {
+        table,
+        shards,
+        keys: Some(keys),
+    })
+}
+
+/// Hashes and counts what passes through, so the body CRC needs no second pass.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn format_code(f: Format) -> u8 {
+    Format::ALL.iter().position(|&x| x == f).unwrap_or(0) as u8
+}
+
+pub(crate) fn encode_table(lists: &[ListInfo]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&(lists.len() as u32).to_le_bytes());
+    for l in lists {
+        put_str(&mut t, &l.name);
+        put_str(&mut t, &l.path.to_string_lossy());
+        t.push(u8::from(l.kind == ListKind::Allow));
+        t.push(l.action.code());
+        t.push(format_code(l.format));
+        t.push(u8::from(l.match_mode == MatchMode::Exact));
+        put_str(&mut t, &l.category);
+        t.extend_from_slice(&l.ede.to_le_bytes());
+        t.extend_from_slice(&l.entries.to_le_bytes());
+    }
+    t
+}
+
+/// Reads the list table written by [`encode_table`]; the error is a human-readable reason.
+pub(crate) fn decode_table(mut t: &[u8]) -> Result<Vec<ListInfo>, String> {
+    fn take<'a>(t: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+        if t.len() < n {
+            return Err(format!("list table truncated in {what}"));
+        }
+        let (a, b) = t.split_at(n);
+        *t = b;
+        Ok(a)
+    }
+    fn u32_(t: &mut &[u8], what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            take(t, 4, what)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn str_(t: &mut &[u8], what: &str) -> Result<String, String> {
+        let n = u32_(t, what)? as usize;
+        String::from_utf8(take(t, n, what)?.to_vec())
+            .map_err(|_| format!("list table: {what} is not UTF-8"))
+    }
+    fn u8_(t: &mut &[u8], what: &str) -> Result<u8, String> {
+        Ok(take(t, 1, what)?[0])
+    }
+    let count = u32_(&mut t, "list count")? as usize;
+    if count > MAX_LISTS {
+        return Err(format!("list table claims {count} lists"));
+    }
+    let mut lists = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = str_(&mut t, "name")?;
+        let path = PathBuf::from(str_(&mut t, "path")?);
+        let kind = if u8_(&mut t, "kind")? == 1 {
+            ListKind::Allow
+        } else {
+            ListKind::Block
+        };
+        let code = u8_(&mut t, "action")?;
+        let action =
+            Action::from_code(code).ok_or_else(|| format!("unknown action code {code}"))?;
+        let code = u8_(&mut t, "format")?;
+        let format = *Format::ALL
+            .get(code as usize)
+            .ok_or_else(|| format!("unknown format code {code}"))?;
+        let match_mode = if u8_(&mut t, "match mode")? == 1 {
+            MatchMode::Exact
+        } else {
+            MatchMode::Subtree
+        };
+        let category = str_(&mut t, "category")?;
+        let ede = u16::from_le_bytes(take(&mut t, 2, "ede")?.try_into().unwrap_or_default());
+        let entries =
+            u64::from_le_bytes(take(&mut t, 8, "entries")?.try_into().unwrap_or_default());
+        lists.push(ListInfo {
+            name,
+            path,
+            kind,
+            action,
+            category,
+            ede,
+            entries,
+            format,
+            match_mode,
+        });
+    }
+    if !t.is_empty() {
+        return Err(format!("{} unexpected bytes after the list table", t.len()));
+    }
+    Ok(lists)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_roundtrip() {
+        for &a in &Action::ALL {
+            for kind in [ListKind::Block, ListKind::Allow] {
+                for list in [0u16, 1, 77, u16::MAX] {
+                    assert_eq!(unpack_slot(pack_slot(kind, a, list)), Some((kind, a, list)));
+                }
+            }
+        }
+        assert_eq!(unpack_slot(0), None);
+    }
+
+    #[test]
+    fn merge_rule() {
+        let b0 = pack_slot(ListKind::Block, Action::Sinkhole, 0);
+        let b1 = pack_slot(ListKind::Block, Action::Nxdomain, 1);
+        let a2 = pack_slot(ListKind::Allow, Action::Sinkhole, 2);
+        let a3 = pack_slot(ListKind::Allow, Action::Sinkhole, 3);
+        assert_eq!(merge_slot(0, b1), b1);
+        assert_eq!(merge_slot(b0, b1), b0);
+        assert_eq!(merge_slot(b0, a2), a2);
+        assert_eq!(merge_slot(a2, b0), a2);
+        assert_eq!(merge_slot(a2, a3), a2);
+    }
+
+    #[test]
+    fn shifted_slots_keep_kind_and_action() {
+        let block = |list: u32| 1 | (list << 5);
+        assert_eq!(shift_slot(0, 7), 0);
+        assert_eq!(shift_slot(block(1) | (3 << 2), 7), block(8) | (3 << 2));
+        let a = pack_slot(ListKind::Allow, Action::Refused, 2);
+        assert_eq!(
+            unpack_slot(shift_slot(a, 3)),
+            Some((ListKind::Allow, Action::Refused, 5))
+        );
+    }
+}
