@@ -38,6 +38,8 @@ pub mod events;
 pub mod lists;
 pub mod logging;
 pub mod metrics;
+#[cfg(test)]
+pub(crate) mod probe;
 pub mod resolve;
 pub mod section;
 pub mod server;

@@ -265,6 +265,8 @@ impl Blocklist {
     /// labels over 63 bytes, over 255 bytes, missing terminator) return `None`, never panic.
     /// Allocation-free.
     pub fn lookup_wire(&self, name: &[u8]) -> Option<Verdict> {
+        #[cfg(test)]
+        crate::probe::looked_up();
         if self.shards.is_empty() {
             return None;
         }

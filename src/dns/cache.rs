@@ -365,6 +365,8 @@ impl Cache {
 
     /// The entry for `key`, fresh or within the stale window.
     pub fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
+        #[cfg(test)]
+        crate::probe::cache_get();
         let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
         shard.map.get(key).cloned()
     }

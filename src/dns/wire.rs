@@ -175,6 +175,8 @@ pub fn name_end(b: &[u8], mut at: usize) -> Option<usize> {
 /// Parses a query packet the way Unbound's `worker_check_request` judges it: exactly one
 /// question, no answer or authority records, at most one additional record which must be OPT.
 pub fn parse_query(b: &[u8]) -> Result<Query<'_>, Reject> {
+    #[cfg(test)]
+    crate::probe::parsed();
     if b.len() < 12 {
         return Err(Reject::Drop);
     }

@@ -448,3 +448,136 @@ fn reason_text(bl: &Blocklist, v: &Verdict, text: &mut String) {
         None => write!(text, "fraudwall: listed"),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use hickory_proto::{
+        op::{Message, MessageType, OpCode, Query as HQuery},
+        rr::{RData, Record, rdata::A},
+    };
+
+    use super::*;
+    use crate::{
+        blocklist::{Compiler, Format, ListInfo, MatchMode},
+        dns::cache::CacheConfig,
+        probe,
+        resolve::Resolved,
+    };
+
+    /// An upstream that answers every question with one A record.
+    struct Stub;
+
+    #[async_trait::async_trait]
+    impl Resolve for Stub {
+        async fn resolve(&self, q: &Question) -> Resolved {
+            let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+            m.add_query(HQuery::query(q.name.clone(), q.qtype));
+            m.add_answer(Record::from_rdata(
+                q.name.clone(),
+                300,
+                RData::A(A::new(198, 18, 0, 1)),
+            ));
+            Resolved {
+                message: m,
+                security: Security::Insecure,
+                ede: None,
+            }
+        }
+    }
+
+    fn engine() -> Engine {
+        let mut c = Compiler::new();
+        let id = c
+            .add_list(ListInfo {
+                name: "fraud".into(),
+                path: "fraud.txt".into(),
+                kind: ListKind::Block,
+                action: Action::Sinkhole,
+                category: "fraud".into(),
+                ede: 15,
+                entries: 0,
+                format: Format::Plain,
+                match_mode: MatchMode::Subtree,
+            })
+            .unwrap();
+        c.insert(
+            id,
+            "fraud.test",
+            ListKind::Block,
+            MatchMode::Subtree,
+            Action::Sinkhole,
+        )
+        .unwrap();
+        let bl = Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap();
+        Engine::new(Parts {
+            server: ServerConfig {
+                listen: Vec::new(),
+                udp_workers: 1,
+                edns_udp_payload: 1232,
+                tcp_timeout: std::time::Duration::from_secs(10),
+            },
+            access: AccessConfig {
+                allow: vec!["127.0.0.0/8".parse().unwrap()],
+            },
+            sinkhole: SinkholeConfig {
+                ipv4: Ipv4Addr::new(198, 18, 0, 53),
+                ipv6: Ipv6Addr::LOCALHOST,
+                ttl: 60,
+            },
+            doh_canary: true,
+            max_inflight: 10,
+            blocklist: SharedBlocklist::fixed(bl),
+            cache: Cache::new(CacheConfig {
+                max_bytes: 1 << 20,
+                min_ttl: 0,
+                max_ttl: 86_400,
+                max_negative_ttl: 3600,
+                serve_stale: true,
+                stale_ttl: 86_400,
+                stale_answer_ttl: 30,
+                prefetch: true,
+            }),
+            resolver: Arc::new(Stub),
+            observer: Box::new(IgnoreBlocks),
+        })
+    }
+
+    fn query(name: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        wire::put_header(&mut b, 7, wire::flags::RD, (1, 0, 0, 0));
+        b.extend_from_slice(name);
+        b.extend_from_slice(&rtype::A.to_be_bytes());
+        b.extend_from_slice(&wire::CLASS_IN.to_be_bytes());
+        b
+    }
+
+    const CLIENT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5300);
+
+    /// The work a query costs on each path, counted where it is done. A miss must not parse its
+    /// packet again on its way upstream, nor look its name up twice.
+    #[tokio::test]
+    async fn each_path_parses_looks_up_and_reads_the_cache_once() {
+        let e = engine();
+        let benign = query(b"\x03www\x07example\x04test\x00");
+        probe::take();
+        let a = e.answer(&benign, CLIENT, Transport::Udp).await.unwrap();
+        assert_eq!(a[3] & 0xf, rcode::NOERROR);
+        assert_eq!(
+            probe::take(),
+            (1, 1, 1),
+            "miss: parses, lookups, cache gets"
+        );
+        e.answer(&benign, CLIENT, Transport::Udp).await.unwrap();
+        assert_eq!(probe::take(), (1, 1, 1), "cache hit");
+        e.answer(
+            &query(b"\x03www\x05fraud\x04test\x00"),
+            CLIENT,
+            Transport::Udp,
+        )
+        .await
+        .unwrap();
+        assert_eq!(probe::take(), (1, 1, 0), "blocked: no cache");
+    }
+}
