@@ -1,32 +1,47 @@
 //! fraudwall: a recursive DNS resolver that refuses to lead anyone to a fraud site.
 //!
+//! # The floors
+//! Modules only import from floors below their own. From the top:
+//!
+//! | floor | modules | what |
+//! |---|---|---|
+//! | command | `main.rs`, [`cli`] | the command line; every exit code |
+//! | wiring | [`app`] | config → the parts → listeners → shutdown |
+//! | config | [`config`] | YAML → every section validated by its owner |
+//! | transports | [`server`] | UDP, TCP and the [`server::engine`] they share |
+//! | services | [`resolve`], [`lists`], [`sinkhole`], [`events`] | asking upstream; keeping the blocklist current; the warning page; the block log |
+//! | counting | [`metrics`] | metric names, hot-path counters, `/metrics` |
+//! | ground | [`dns`], [`blocklist`], [`logging`] | DNS bytes (codec, answer cache, blocked answers, EDE); the compiled blocklist and its file format; `tracing` setup |
+//! | footing | [`section`], [`atomic_file`] | the config-section contract; writing files beside and renaming them into place |
+//!
 //! # How a query flows
 //! UDP packets are read in batches (`recvmmsg`) by worker threads sharing each address's socket
-//! ([`server::udp`]) and handed to the [`server::handler::Engine`]: the query is parsed on the wire ([`server::wire`]), the client
-//! is checked against `access.allow`, the name is looked up in the live [`blocklist`] (one FST
-//! walk over its reversed labels), and a blocked name gets its [`sinkhole`] answer at once.
-//! Anything else is answered from the wire-format [`resolve::cache`] or, on a miss, by a task
-//! that asks [`resolve::Resolver`] (hickory's recursor or forwarders), stores the answer, and
-//! re-checks every CNAME target against the blocklist (CNAME cloaking). Answers of a batch leave
-//! with one `sendmmsg`. TCP takes the same path through hickory-server. Where hickory's recursor
-//! and Unbound disagree, [`resolve`] mends it (lame servers, timeouts, DNAME, NSEC wildcards,
-//! CNAME loops, deep names).
+//! ([`server::udp`]); TCP connections are read by [`server::tcp`], pipelined. Both hand the
+//! bytes to the [`server::engine::Engine`]: the query is parsed on the wire ([`dns::wire`]), the
+//! client is checked against `access.allow`, the name is looked up in the live
+//! [`blocklist::SharedBlocklist`] (one FST walk over its reversed labels), and a blocked name
+//! gets its answer at once ([`dns::blocked`]). Anything else is answered from the wire-format
+//! [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
+//! [`resolve::Resolver`] (hickory's recursor or forwarders), stores the answer, and re-checks
+//! every CNAME target against the blocklist (CNAME cloaking). Answers of a UDP batch leave with
+//! one `sendmmsg`; TCP answers are the engine's bytes, framed. Where hickory's recursor and
+//! Unbound disagree, [`resolve`] mends it (lame servers, timeouts, DNAME, NSEC wildcards, CNAME
+//! loops, deep names, the reason a bogus answer fails).
 //!
 //! # How a list flows
 //! Analysts drop files into `blocklists.dir`. The [`lists`] reloader notices (notify, a poll as
-//! backstop, SIGHUP, remote fetches), waits until a file stops changing, parses it by format
-//! ([`blocklist`]), normalises and compiles it into its own cached `.fst`, refuses it if it lost
-//! too many entries (shrink guard), merges every source with one streaming union into a new
-//! `active.fst` written beside the old one and renamed into place, memory-maps and verifies it,
-//! and stores it into the `ArcSwap` that every query reads. Queries in flight keep the old one.
+//! backstop, SIGHUP, remote fetches), scans the directory once per pass ([`lists::scan`]), waits
+//! until a file stops changing, parses it by format and compiles it into its own cached `.fst`
+//! ([`blocklist::compile`]), refuses it if it lost too many entries (shrink guard), merges every
+//! source with one streaming union ([`blocklist::merge`]) into a new `active.fst` written beside
+//! the old one and renamed into place ([`atomic_file`]), memory-maps and verifies it, and
+//! publishes it: only the reloader holds the [`blocklist::Publisher`]. Queries in flight keep the
+//! snapshot they loaded.
 //!
 //! # What a block leaves behind
 //! The blocked answer points browsers at the warning page ([`sinkhole::page`]); the block is
-//! queued, off the query path, to the JSON-lines [`events`] log that lets an ISP warn the person;
-//! and [`metrics`] counts it for Prometheus.
-//!
-//! # Where things are
-//! [`config`] (YAML → validated config), [`app`] (wiring, signals), [`cli`] (commands).
+//! queued, off the query path, to the JSON-lines [`events`] log that lets an ISP warn the person
+//! ([`server::report`]); and [`metrics`] counts it for Prometheus.
 
 pub mod app;
 pub mod atomic_file;

@@ -101,3 +101,58 @@ fn compile_then_check() {
         "{out}"
     );
 }
+
+/// Values that `serve` cannot start with fail `config check` too, naming their key: the check
+/// runs each section's own validation, not a copy of it.
+#[test]
+fn config_check_fails_where_serve_would() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hints.zone"), "this is not a zone (\n").unwrap();
+    std::fs::write(dir.path().join("anchor.txt"), "; no records\n").unwrap();
+    let cases = [
+        ("warning_page:\n  status: 500\n", "warning_page.status"),
+        (
+            "warning_page:\n  utc_offset: \"8\"\n",
+            "warning_page.utc_offset",
+        ),
+        (
+            "warning_page:\n  template: missing.html\n",
+            "warning_page.template",
+        ),
+        (
+            "warning_page:\n  tls:\n    cert: missing.pem\n    key: missing.key\n",
+            "warning_page.tls",
+        ),
+        ("events:\n  hash_key: xyz\n", "events.hash_key"),
+        ("events:\n  queue: 0\n", "events.queue"),
+        (
+            "metrics:\n  latency_buckets: [0.5, 0.1]\n",
+            "metrics.latency_buckets",
+        ),
+        ("log:\n  level: \"info,[\"\n", "log.level"),
+        (
+            "resolver:\n  root_hints: hints.zone\n",
+            "resolver.root_hints",
+        ),
+        (
+            "resolver:\n  trust_anchor: anchor.txt\n",
+            "resolver.trust_anchor",
+        ),
+    ];
+    for (i, (section, key)) in cases.iter().enumerate() {
+        let cfg = dir.path().join(format!("c{i}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!("listen: [\"127.0.0.1:0\"]\nmetrics:\n  listen: null\n{section}").replace(
+                "metrics:\n  listen: null\nmetrics:\n",
+                "metrics:\n  listen: null\n",
+            ),
+        )
+        .unwrap();
+        let (code, _, err) = run(&["config", "check", cfg.to_str().unwrap()]);
+        assert_eq!(code, 2, "{key}: {err}");
+        assert!(err.contains(key), "{key}: {err}");
+        let (code, _, err) = run(&["serve", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code, 2, "serve refuses it the same way: {key}: {err}");
+    }
+}
