@@ -6,6 +6,9 @@
 #   benches/load.sh                 # 200 k-name list, 3 alternating rounds of 15 s per server,
 #                                   # with 1 and then 2 server threads
 #   SECONDS_PER_RUN=10 ROUNDS=5 SERVER_THREADS="2" RSS_NAMES=1000000 benches/load.sh
+#   FW_BASELINE=/path/to/older/fraudwall benches/load.sh
+#                                   # also runs an older build, alternating with the others in
+#                                   # every round, and prints this build's ratios to it
 #
 # Both servers get the same thread count (fraudwall `server.udp_workers`, Unbound `num-threads`
 # with matching slabs), and dnsperf runs on the same 2 vCPUs: with 1 server thread the load
@@ -36,6 +39,8 @@ P99_LOW=${P99_LOW:-20000}
 P99_HIGH=${P99_HIGH:-60000}
 FW_PORT=${FW_PORT:-5391}
 UB_PORT=${UB_PORT:-5392}
+BASE_PORT=${BASE_PORT:-5393}
+FW_BASELINE=${FW_BASELINE:-}
 
 for tool in dnsperf unbound nsd dig ldns-signzone /usr/bin/time; do
   command -v "$tool" >/dev/null || {
@@ -58,6 +63,7 @@ tests/fakenet/fakenet.sh up "$work/fakenet" >/dev/null
 
 cleanup() {
   [ -n "${fw_pid:-}" ] && kill "$fw_pid" 2>/dev/null || true
+  [ -n "${base_pid:-}" ] && kill "$base_pid" 2>/dev/null || true
   tests/fakenet/unbound.sh stop "$work/fakenet" "$UB_PORT" >/dev/null 2>&1 || true
   tests/fakenet/fakenet.sh down "$work/fakenet" >/dev/null 2>&1 || true
 }
@@ -103,10 +109,10 @@ awk -v n="$QUERIES" -v seed=11 -v listfile="$work/lists/fraud.txt" -v benign="$Q
   }
 }' >"$work/queries.txt"
 
-# fraudwall_conf THREADS LISTDIR STATEDIR > conf
+# fraudwall_conf THREADS LISTDIR STATEDIR [PORT] > conf
 fraudwall_conf() {
   cat <<EOF
-listen: ["127.0.0.1:$FW_PORT"]
+listen: ["127.0.0.1:${4:-$FW_PORT}"]
 resolver:
   root_hints: $ROOT_HINTS
   trust_anchor: $TRUST_ANCHOR
@@ -124,16 +130,20 @@ EOF
 calc() { awk "BEGIN { print $1 }"; }
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 
-start_fraudwall() {
-  "$FW" serve --config "$1" 2>"$work/fraudwall.log" &
-  fw_pid=$!
+# start_fw BINARY CONFIG PORT LOG: starts a fraudwall, waits until it answers; sets started_pid.
+start_fw() {
+  "$1" serve --config "$2" 2>"$4" &
+  started_pid=$!
   for _ in $(seq 100); do
-    dig +short +tries=1 +time=1 -p "$FW_PORT" @127.0.0.1 h0.load.test >/dev/null 2>&1 && return 0
+    dig +short +tries=1 +time=1 -p "$3" @127.0.0.1 h0.load.test >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  echo "fraudwall did not start:" >&2; cat "$work/fraudwall.log" >&2; exit 1
+  echo "fraudwall ($1) did not start:" >&2; cat "$4" >&2; exit 1
 }
+start_fraudwall() { start_fw "$FW" "$1" "$FW_PORT" "$work/fraudwall.log"; fw_pid=$started_pid; }
 stop_fraudwall() { kill "$fw_pid"; wait "$fw_pid" 2>/dev/null || true; fw_pid=; }
+start_baseline() { start_fw "$FW_BASELINE" "$1" "$BASE_PORT" "$work/baseline.log"; base_pid=$started_pid; }
+stop_baseline() { kill "$base_pid"; wait "$base_pid" 2>/dev/null || true; base_pid=; }
 
 # CPU time a process has used so far: "user system" in clock ticks (all its threads).
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
@@ -187,19 +197,28 @@ compare() {
   ub_pid=$(pgrep -f "unbound -c $work/fakenet/unbound-$UB_PORT/unbound.conf" | head -1)
   start_fraudwall "$work/fraudwall.yaml"
   warm "$UB_PORT"; warm "$FW_PORT"; warm "$UB_PORT"; warm "$FW_PORT"
+  if [ -n "$FW_BASELINE" ]; then
+    fraudwall_conf "$n" "$work/lists" "$work/state-base" "$BASE_PORT" >"$work/baseline.yaml"
+    start_baseline "$work/baseline.yaml"
+    warm "$BASE_PORT"; warm "$BASE_PORT"
+  fi
   local ub_drops0 fw_drops0
   ub_drops0=$(socket_drops "$UB_PORT"); fw_drops0=$(socket_drops "$FW_PORT")
   # Alternate the servers, ROUNDS times, and keep each one's median run: single runs on a
   # shared 2-core machine vary by tens of percent.
   : >"$work/ub.runs"; : >"$work/fw.runs"
   : >"$work/ub.p99"; : >"$work/fw.p99"; : >"$work/ub.p99h"; : >"$work/fw.p99h"
+  : >"$work/base.runs"; : >"$work/base.p99"; : >"$work/base.p99h"
   for _ in $(seq "$ROUNDS"); do
     perf "$UB_PORT" "$ub_pid" >>"$work/ub.runs"
     perf "$FW_PORT" "$fw_pid" >>"$work/fw.runs"
+    if [ -n "$FW_BASELINE" ]; then perf "$BASE_PORT" "$base_pid" >>"$work/base.runs"; fi
     p99 "$UB_PORT" "$P99_LOW" >>"$work/ub.p99"
     p99 "$FW_PORT" "$P99_LOW" >>"$work/fw.p99"
+    if [ -n "$FW_BASELINE" ]; then p99 "$BASE_PORT" "$P99_LOW" >>"$work/base.p99"; fi
     p99 "$UB_PORT" "$P99_HIGH" >>"$work/ub.p99h"
     p99 "$FW_PORT" "$P99_HIGH" >>"$work/fw.p99h"
+    if [ -n "$FW_BASELINE" ]; then p99 "$BASE_PORT" "$P99_HIGH" >>"$work/base.p99h"; fi
   done
   local ub_drops fw_drops
   ub_drops=$(($(socket_drops "$UB_PORT") - ub_drops0)); fw_drops=$(($(socket_drops "$FW_PORT") - fw_drops0))
@@ -215,10 +234,24 @@ compare() {
   ub_rss=$(rss_kb "$ub_pid"); fw_rss=$(rss_kb "$fw_pid")
   stop_fraudwall
   tests/fakenet/unbound.sh stop "$work/fakenet" "$UB_PORT" >/dev/null
+  if [ -n "$FW_BASELINE" ]; then
+    echo "  baseline  $(tr '\n' ';' <"$work/base.runs")"
+    echo "p99 runs of the baseline (ms): at $P99_LOW $(tr '\n' ' ' <"$work/base.p99") at $P99_HIGH $(tr '\n' ' ' <"$work/base.p99h")"
+    base_rss=$(rss_kb "$base_pid")
+    stop_baseline
+    read -r bs_qps bs_lost bs_avg bs_us bs_sy _ _ < <(median_run <"$work/base.runs")
+    bs_p99=$(median_run <"$work/base.p99"); bs_p99h=$(median_run <"$work/base.p99h")
+  fi
 
   printf '\n%-10s %8s %10s %8s %10s %14s %14s %10s\n' server threads QPS lost avg_ms "p99_ms@${P99_LOW}" "p99_ms@${P99_HIGH}" RSS_MiB
   printf '%-10s %8s %10s %8s %10s %14s %14s %10.1f\n' unbound "$n" "$ub_qps" "$ub_lost" "$ub_avg" "$ub_p99" "$ub_p99h" "$(calc "$ub_rss/1024")"
   printf '%-10s %8s %10s %8s %10s %14s %14s %10.1f\n' fraudwall "$n" "$fw_qps" "$fw_lost" "$fw_avg" "$fw_p99" "$fw_p99h" "$(calc "$fw_rss/1024")"
+  if [ -n "$FW_BASELINE" ]; then
+    printf '%-10s %8s %10s %8s %10s %14s %14s %10.1f\n' baseline "$n" "$bs_qps" "$bs_lost" "$bs_avg" "$bs_p99" "$bs_p99h" "$(calc "$base_rss/1024")"
+    printf 'ratio fraudwall/baseline (%s thread(s)): QPS %.2fx, p99@%s %.2fx, p99@%s %.2fx, CPU per query %.2fx, RSS %.2fx\n' \
+      "$n" "$(calc "$fw_qps/$bs_qps")" "$P99_LOW" "$(calc "$fw_p99/$bs_p99")" "$P99_HIGH" "$(calc "$fw_p99h/$bs_p99h")" \
+      "$(calc "($fw_us+$fw_sy)/($bs_us+$bs_sy)")" "$(calc "$fw_rss/$base_rss")"
+  fi
   echo "datagrams dropped by the server's own socket over all runs: unbound $ub_drops, fraudwall $fw_drops"
   # What bounds QPS on a box the load generator shares: CPU per query of each side.
   printf 'CPU µs per query at full load (median run; user+sys): unbound %.2f (%.2f+%.2f), fraudwall %.2f (%.2f+%.2f), ratio %.2fx; dnsperf %.2f with unbound, %.2f with fraudwall\n' \
