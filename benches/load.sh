@@ -198,7 +198,10 @@ compare() {
   start_fraudwall "$work/fraudwall.yaml"
   warm "$UB_PORT"; warm "$FW_PORT"; warm "$UB_PORT"; warm "$FW_PORT"
   if [ -n "$FW_BASELINE" ]; then
-    fraudwall_conf "$n" "$work/lists" "$work/state-base" "$BASE_PORT" >"$work/baseline.yaml"
+    # Its own metrics, warning page and event log, so that both run the same work.
+    { fraudwall_conf "$n" "$work/lists" "$work/state-base" "$BASE_PORT"
+      printf 'metrics:\n  listen: "127.0.0.1:9154"\nwarning_page:\n  listen: ["127.0.0.1:8081"]\n'
+      printf 'events:\n  target: %s\n' "$work/baseline-events.jsonl"; } >"$work/baseline.yaml"
     start_baseline "$work/baseline.yaml"
     warm "$BASE_PORT"; warm "$BASE_PORT"
   fi
