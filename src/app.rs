@@ -13,7 +13,7 @@ use crate::{
     config::Config,
     dns::cache::Cache,
     events::EventLog,
-    lists, metrics,
+    lists, metrics, process,
     resolve::Resolver,
     server::{
         self, Bound,
@@ -36,12 +36,27 @@ pub fn bind(config: &Config) -> anyhow::Result<Vec<Bound>> {
         .collect()
 }
 
-/// Binds and serves the warning page (and its TLS listeners when configured); the returned
-/// sender stops them.
-async fn start_warning_page(
+/// The warning page's sockets, bound before root is given up (port 80).
+struct PageListeners {
+    http: Vec<tokio::net::TcpListener>,
+    https: Vec<tokio::net::TcpListener>,
+}
+
+async fn bind_warning_page(config: &Config) -> anyhow::Result<PageListeners> {
+    let cfg = &config.warning_page;
+    let http = page::bind(cfg).await.context("starting the warning page")?;
+    let https = page::bind_tls(cfg)
+        .await
+        .context("starting the warning page over TLS")?;
+    Ok(PageListeners { http, https })
+}
+
+/// Serves the warning page on its listeners; the returned sender stops it.
+fn start_warning_page(
     config: &Config,
+    listeners: PageListeners,
     lookup: Arc<dyn page::BlockLookup>,
-) -> anyhow::Result<(tokio::sync::watch::Sender<bool>, Vec<PageTask>)> {
+) -> (tokio::sync::watch::Sender<bool>, Vec<PageTask>) {
     let cfg = Arc::new(config.warning_page.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = || {
@@ -51,35 +66,15 @@ async fn start_warning_page(
         }
     };
     let mut tasks = Vec::new();
-    let listeners = page::bind(&cfg)
-        .await
-        .context("starting the warning page")?;
-    if !listeners.is_empty() {
-        let serve = page::serve(listeners, cfg.clone(), lookup.clone(), until_stopped());
+    if !listeners.http.is_empty() {
+        let serve = page::serve(listeners.http, cfg.clone(), lookup.clone(), until_stopped());
         tasks.push(tokio::spawn(serve));
     }
     if cfg.tls.is_some() {
-        let listeners = page::bind_tls(&cfg)
-            .await
-            .context("starting the warning page over TLS")?;
-        let serve = page::serve_tls(listeners, cfg.clone(), lookup, until_stopped());
+        let serve = page::serve_tls(listeners.https, cfg.clone(), lookup, until_stopped());
         tasks.push(tokio::spawn(serve));
     }
-    Ok((stop, tasks))
-}
-
-/// Process-wide: serves large buffers, above all those of a list pass (keys, sort records, FST
-/// shards: tens of MiB for a million names), from their own mappings, which go back to the
-/// kernel when freed. glibc otherwise raises its mmap threshold to the size of the largest
-/// buffer freed so far, after which such buffers come from the heap of whichever thread
-/// allocated them; `malloc_trim` cannot give back the free top of a thread's heap, and the shard
-/// builder threads left 45-70 MiB resident after a 1 M-name compile. Setting the threshold fixes
-/// it and turns that adjustment off.
-pub fn tune_allocator() {
-    // SAFETY: mallopt only changes glibc's allocation policy for later allocations.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
+    (stop, tasks)
 }
 
 /// Runs the resolver on `listeners` until `shutdown` completes. SIGHUP reloads the lists.
@@ -90,8 +85,15 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     // Metrics first, so everything after can count; the handle keeps the endpoint alive.
     let _metrics = metrics::install(&config.metrics).context("starting the metrics endpoint")?;
+    // Every socket is bound now; nothing after needs root, and files made from here on belong
+    // to the user that runs the service.
+    let page_listeners = bind_warning_page(&config).await?;
+    process::drop_privileges(
+        config.server.user.as_deref(),
+        config.server.group.as_deref(),
+    )?;
     // The reloader sets the per-list metrics whenever it publishes a snapshot.
-    let (reloader, blocklist) = lists::Reloader::start(&config.blocklists).await;
+    let (reloader, blocklist) = lists::Reloader::start(&config.blocklists).await?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
     tokio::spawn(async move {
@@ -102,7 +104,8 @@ pub async fn serve(
     });
     let (events, events_writer) =
         EventLog::start(&config.events).context("starting the blocked-event log")?;
-    let (page_stop, page_tasks) = start_warning_page(&config, Arc::new(blocklist.clone())).await?;
+    let (page_stop, page_tasks) =
+        start_warning_page(&config, page_listeners, Arc::new(blocklist.clone()));
     let resolver = Resolver::build(&config.resolver)
         .await
         .context("building the resolver")?;
@@ -126,25 +129,4 @@ pub async fn serve(
     let _ = events_writer.await;
     info!("stopped");
     Ok(())
-}
-
-/// Completes at SIGINT or SIGTERM; a second signal while draining exits at once.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
-        _ = term.recv() => info!("SIGTERM received"),
-    }
-    tokio::spawn(async {
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(130);
-    });
 }

@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             };
             crate::logging::init(&config.log);
-            crate::app::tune_allocator();
+            crate::process::tune_allocator();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -95,7 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             let serve = async {
                 let listeners = crate::app::bind(&config)?;
-                crate::app::serve(config, listeners, crate::app::shutdown_signal()).await
+                crate::app::serve(config, listeners, crate::process::shutdown_signal()).await
             };
             match runtime.block_on(serve) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -47,14 +47,17 @@ pub mod app;
 pub mod atomic_file;
 pub mod blocklist;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dns;
 pub mod events;
+pub mod failpoint;
 pub mod lists;
 pub mod logging;
 pub mod metrics;
 #[cfg(test)]
 pub(crate) mod probe;
+pub mod process;
 pub mod resolve;
 pub mod section;
 pub mod server;

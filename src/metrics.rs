@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,6 +70,13 @@ pub const EVENTS_WRITTEN_TOTAL: &str = "fraudwall_events_written_total";
 pub const RECURSOR_QUEUE_FULL_TOTAL: &str = "fraudwall_recursor_queue_full_total";
 /// Recursive lookups that timed out.
 pub const RECURSOR_TIMEOUTS_TOTAL: &str = "fraudwall_recursor_timeouts_total";
+
+/// Tasks that panicked and were replaced, by task (`udp`, `reload`).
+pub const TASK_RESTARTS_TOTAL: &str = "fraudwall_task_restarts_total";
+/// TCP connections closed at accept, by reason (`acl`, `limit`, `client_limit`).
+pub const TCP_REFUSED_TOTAL: &str = "fraudwall_tcp_refused_total";
+/// 1 when a compiled blocklist is being served, 0 when none could be loaded.
+pub const LISTS_LOADED: &str = "fraudwall_lists_loaded";
 
 /// Default latency buckets: 50 µs (a cache hit on loopback) to 5 s (a slow recursion that is
 /// about to time out).
@@ -274,9 +282,28 @@ fn describe() {
         "Recursive lookups refused: queue full"
     );
     describe_counter!(RECURSOR_TIMEOUTS_TOTAL, "Recursive lookups that timed out");
+    describe_counter!(
+        TASK_RESTARTS_TOTAL,
+        "Tasks that panicked and were replaced, by task"
+    );
+    describe_counter!(
+        TCP_REFUSED_TOTAL,
+        "TCP connections closed at accept, by reason"
+    );
+    describe_gauge!(
+        LISTS_LOADED,
+        "1 when a compiled blocklist is served, 0 when none could be loaded"
+    );
 }
 
+/// Connections the endpoint serves at once; beyond it new ones are closed at once. Scrapers
+/// and probes need a handful; a flood must not exhaust the process's descriptors.
+const MAX_CONNECTIONS: usize = 64;
+/// The longest a connection may live, however slowly it is used.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
 async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -287,30 +314,53 @@ async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle) {
                 continue;
             }
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
         let handle = handle.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let handle = handle.clone();
                 async move { Ok::<_, Infallible>(respond(&req, &handle)) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            drop(permit);
         });
     }
 }
 
 fn respond<B>(req: &Request<B>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = if req.uri().path() != "/metrics" {
+    let path = req.uri().path();
+    let (status, content_type, body) = if !matches!(path, "/metrics" | "/health" | "/ready") {
         (
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /metrics\n".to_string(),
+            "not found: try /metrics, /health or /ready\n".to_string(),
         )
     } else if req.method() != Method::GET && req.method() != Method::HEAD {
         (StatusCode::METHOD_NOT_ALLOWED, "text/plain", String::new())
+    } else if path == "/health" {
+        // Liveness: the process runs and answers HTTP.
+        (StatusCode::OK, "text/plain", "alive\n".to_string())
+    } else if path == "/ready" {
+        // Readiness: a blocklist is loaded, so DNS answers are filtered.
+        if LOADED.load(Ordering::Relaxed) {
+            (
+                StatusCode::OK,
+                "text/plain",
+                "ready: lists loaded\n".to_string(),
+            )
+        } else {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "not ready: no lists loaded\n".to_string(),
+            )
+        }
     } else {
         (
             StatusCode::OK,
@@ -433,6 +483,27 @@ pub fn reload_succeeded(at: SystemTime) {
         .unwrap_or_default()
         .as_secs_f64();
     metrics::gauge!(LAST_RELOAD_TIMESTAMP_SECONDS).set(secs);
+}
+
+/// Counts a task that panicked and was replaced (`task`: `udp` for a UDP worker, `reload` for
+/// a list reload pass).
+pub fn worker_restarted(task: &'static str) {
+    metrics::counter!(TASK_RESTARTS_TOTAL, "task" => task).increment(1);
+}
+
+/// Whether a blocklist is loaded, for `/ready` (which must answer without a recorder too).
+static LOADED: AtomicBool = AtomicBool::new(false);
+
+/// Counts a TCP connection closed as soon as it was accepted (`reason`: `acl`, `limit`,
+/// `client_limit`).
+pub fn tcp_refused(reason: &'static str) {
+    metrics::counter!(TCP_REFUSED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Sets whether lists are loaded (1) or fraudwall serves without any (0).
+pub fn set_lists_loaded(loaded: bool) {
+    LOADED.store(loaded, Ordering::Relaxed);
+    metrics::gauge!(LISTS_LOADED).set(if loaded { 1.0 } else { 0.0 });
 }
 
 /// Counts a failed reload.

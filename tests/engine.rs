@@ -136,8 +136,7 @@ fn server_config() -> ServerConfig {
     ServerConfig {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         udp_workers: 1,
-        edns_udp_payload: 1232,
-        tcp_timeout: Duration::from_secs(5),
+        ..ServerConfig::default()
     }
 }
 

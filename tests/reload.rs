@@ -247,8 +247,9 @@ fn sighup_reloads_when_watching_is_off() {
 
 #[test]
 fn a_missing_directory_is_a_warning_and_is_watched_once_created() {
-    // The state directory elsewhere, so that nothing creates the list directory for us.
-    let fw = start("  state_dir: state\n", &[]);
+    // The state directory elsewhere, so that nothing creates the list directory for us; and
+    // serving without a list said to be intended (without it fraudwall refuses to start).
+    let fw = start("  state_dir: state\n  allow_empty: true\n", &[]);
     assert!(fw.log().contains("nothing is blocked"), "{}", fw.log());
     assert!(!lists(&fw).exists());
     let dir = lists(&fw);
@@ -341,7 +342,7 @@ fn remote_lists_are_fetched_conditionally_and_survive_a_failing_server() {
     let addr = serve_lists(state.clone());
     let fw = start(
         &format!(
-            "  lists:\n    - file: remote.txt\n      url: http://{addr}/remote.txt\n      interval: 1s\n"
+            "  lists:\n    - file: remote.txt\n      url: http://{addr}/remote.txt\n      allow_http: true\n      interval: 1s\n"
         ),
         &[],
     );

@@ -134,7 +134,7 @@ fn blocklist_reload_defaults() {
 
 #[test]
 fn remote_lists() {
-    let text = "blocklists:\n  watch: poll\n  lists:\n    - file: afc.txt\n      url: https://lists.example/afc.txt\n      interval: 15m\n    - file: b.txt\n      url: http://127.0.0.1:8080/b\n      interval: 30\n    - file: c.txt\n      url: http://127.0.0.1:8080/c\n";
+    let text = "blocklists:\n  watch: poll\n  lists:\n    - file: afc.txt\n      url: https://lists.example/afc.txt\n      interval: 15m\n    - file: b.txt\n      url: http://127.0.0.1:8080/b\n      allow_http: true\n      interval: 30\n    - file: c.txt\n      url: https://127.0.0.1:8080/c\n      sha256: BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\n";
     let b = parse(text).unwrap().blocklists;
     assert_eq!(b.watch, WatchMode::Poll);
     let r: Vec<(&str, u64)> = b
@@ -172,4 +172,83 @@ fn bad_reload_settings_are_all_reported() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn remote_list_pins_and_plain_http() {
+    let b = parse(
+        "blocklists:\n  lists:\n    - file: c.txt\n      url: https://l.example/c\n      sha256: BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\n",
+    )
+    .unwrap()
+    .blocklists;
+    assert_eq!(
+        b.remotes[0].sha256.as_deref(),
+        Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    );
+    let e = parse(
+        "blocklists:\n  lists:\n    - file: a.txt\n      url: http://l.example/a\n    - file: b.txt\n      url: https://l.example/b\n      sha256: abc\n    - file: c.txt\n      allow_http: true\n",
+    )
+    .unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &e else {
+        panic!("{e}")
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "blocklists.lists[0].url",
+            "blocklists.lists[1].sha256",
+            "blocklists.lists[2].allow_http"
+        ]
+    );
+}
+
+/// Values that parse but cannot work are refused with their key.
+#[test]
+fn values_that_cannot_work_are_refused() {
+    for (text, key) in [
+        (
+            "server:\n  tcp_timeout_secs: 0\n",
+            "server.tcp_timeout_secs",
+        ),
+        (
+            "server:\n  tcp_max_connections: 0\n",
+            "server.tcp_max_connections",
+        ),
+        (
+            "server:\n  tcp_max_per_client: 0\n",
+            "server.tcp_max_per_client",
+        ),
+        ("server:\n  group: nogroup\n", "server.group"),
+        ("resolver:\n  max_inflight: 0\n", "resolver.max_inflight"),
+        (
+            "resolver:\n  cache:\n    max_mib: 18446744073709551615\n",
+            "resolver.cache.max_mib",
+        ),
+        (
+            "resolver:\n  cache:\n    max_mib: 0\n",
+            "resolver.cache.max_mib",
+        ),
+        ("access:\n  allow: [0.0.0.0/0]\n", "access.allow"),
+        ("access:\n  allow: [\"::/0\"]\n", "access.allow"),
+        (
+            "warning_page:\n  max_connections: 0\n",
+            "warning_page.max_connections",
+        ),
+        (
+            "warning_page:\n  reports_max_bytes: 100\n",
+            "warning_page.reports_max_bytes",
+        ),
+    ] {
+        let e = parse(text).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &e else {
+            panic!("{text}: {e}")
+        };
+        assert_eq!(problems.len(), 1, "{text}: {e}");
+        assert_eq!(problems[0].key, key, "{text}: {e}");
+        assert!(problems[0].line.is_some(), "{text}: {e}");
+    }
+    // An open resolver when it is meant.
+    let c = parse("access:\n  allow: [0.0.0.0/0]\n  open_resolver: true\n").unwrap();
+    assert!(c.access.allows("8.8.8.8".parse().unwrap()));
 }

@@ -90,6 +90,8 @@ pub struct CacheConfig {
 impl RawCache {
     /// Validates the section.
     pub fn validate(self, check: &mut Check) -> CacheConfig {
+        // 1 TiB: far beyond any machine this runs on, and far from overflowing the byte count.
+        check.range("max_mib", self.max_mib, 1, 1 << 20);
         if self.min_ttl > self.max_ttl {
             check.problem(
                 "min_ttl",
@@ -106,6 +108,13 @@ impl RawCache {
             stale_answer_ttl: self.stale_answer_ttl,
             prefetch: self.prefetch,
         }
+    }
+}
+
+impl Default for CacheConfig {
+    /// The defaults of `resolver.cache:`.
+    fn default() -> Self {
+        RawCache::default().validate(&mut Check::new(std::path::Path::new(".")))
     }
 }
 

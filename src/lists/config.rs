@@ -30,6 +30,8 @@ pub struct RawBlocklists {
     pub poll_interval_ms: u64,
     /// Largest fraction of a list's entries one update may drop before it is refused.
     pub max_shrink: f64,
+    /// Serve even when no list could be loaded at start (otherwise `serve` fails).
+    pub allow_empty: bool,
 }
 
 impl Default for RawBlocklists {
@@ -45,6 +47,7 @@ impl Default for RawBlocklists {
             debounce_ms: 300,
             poll_interval_ms: 30_000,
             max_shrink: 0.5,
+            allow_empty: false,
         }
     }
 }
@@ -122,6 +125,12 @@ pub struct RawList {
     /// How often `url` is checked (conditional requests); default 1h.
     #[serde(default)]
     pub interval: Option<RawDuration>,
+    /// Accept a plain `http://` url (a list can be altered in transit over plain HTTP).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// The download must have this SHA-256 (64 hex digits), or it is refused.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// `kind:` of a list.
@@ -163,6 +172,8 @@ pub struct BlocklistsConfig {
     pub poll_interval: Duration,
     /// Largest fraction (0..=1) of a list's entries one update may drop; 1 disables the guard.
     pub max_shrink: f64,
+    /// Serve even when no list could be loaded at start.
+    pub allow_empty: bool,
     /// Lists downloaded from a URL into their file in `dir`.
     pub remotes: Vec<RemoteList>,
 }
@@ -177,6 +188,8 @@ pub struct RemoteList {
     pub path: PathBuf,
     /// Time between checks.
     pub interval: Duration,
+    /// The SHA-256 a download must have (lowercase hex), if pinned.
+    pub sha256: Option<String>,
 }
 
 const EDE_CODES_MSG: &str = "must be 15 (Blocked), 16 (Censored) or 17 (Filtered)";
@@ -228,6 +241,7 @@ impl RawBlocklists {
             debounce: Duration::from_millis(self.debounce_ms),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_shrink: self.max_shrink,
+            allow_empty: self.allow_empty,
             remotes,
         }
     }
@@ -277,12 +291,36 @@ impl RawList {
                     "interval needs url (it says how often the url is fetched)",
                 );
             }
+            for (key, set) in [
+                ("allow_http", self.allow_http),
+                ("sha256", self.sha256.is_some()),
+            ] {
+                if set {
+                    check.problem(key, format!("{key} needs url (it is about the download)"));
+                }
+            }
             return (spec, None);
         };
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if url.starts_with("http://") {
+            if !self.allow_http {
+                check.problem(
+                    "url",
+                    format!(
+                        "{url:?}: plain http can be altered on the way; use https://, or set \
+                         allow_http: true for this list"
+                    ),
+                );
+            }
+        } else if !url.starts_with("https://") {
+            check.problem("url", format!("{url:?}: only https:// URLs are fetched"));
+        }
+        let sha256 = self.sha256.map(|h| h.trim().to_ascii_lowercase());
+        if let Some(h) = &sha256
+            && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             check.problem(
-                "url",
-                format!("{url:?}: only http:// and https:// URLs are fetched"),
+                "sha256",
+                "must be 64 hex digits (a SHA-256, e.g. from sha256sum)",
             );
         }
         let interval = match self.interval.as_ref().map(RawDuration::to_duration) {
@@ -302,6 +340,7 @@ impl RawList {
             url,
             path: spec.path.clone(),
             interval,
+            sha256,
         };
         (spec, Some(remote))
     }

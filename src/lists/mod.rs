@@ -144,6 +144,17 @@ impl Trigger {
 
 pub use config::{BlocklistsConfig, RemoteList, WatchMode};
 
+/// No list could be loaded at start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no blocklist could be loaded ({why}); fraudwall will not serve DNS without its blocklist: \
+     fix the lists or the state directory, or set blocklists.allow_empty: true to serve without one"
+)]
+pub struct StartError {
+    /// The last problem the reloader reported.
+    pub why: String,
+}
+
 /// A handle on the running reloader: ask it for a reload from anywhere.
 #[derive(Clone, Debug)]
 pub struct Reloader {
@@ -152,26 +163,44 @@ pub struct Reloader {
 
 impl Reloader {
     /// Makes the live blocklist current and keeps it so: serves the last compiled state at once
-    /// when it verifies (and checks the sources in the background), else compiles the lists
-    /// before returning; then starts the watcher, the poll and the remote fetchers.
+    /// when it verifies (and checks the sources in the background), else fetches the remote
+    /// lists that have no copy yet and compiles the lists before returning; then starts the
+    /// watcher, the poll and the remote fetchers.
     ///
-    /// Returns the handle and the live blocklist, which only the reloader can replace.
-    pub async fn start(cfg: &BlocklistsConfig) -> (Reloader, SharedBlocklist) {
+    /// Returns the handle and the live blocklist, which only the reloader can replace. Fails
+    /// when no list at all could be loaded, unless `blocklists.allow_empty` says that serving
+    /// unfiltered DNS is intended: fraudwall never fails open silently.
+    pub async fn start(cfg: &BlocklistsConfig) -> Result<(Reloader, SharedBlocklist), StartError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
         let mut p = pipeline::Pipeline::new(cfg.clone(), publisher);
         let first = if p.serve_last() {
             Some(Trigger::Startup)
         } else {
+            remote::fetch_missing(cfg).await;
             p = tokio::task::spawn_blocking(move || {
-                p.reload(Trigger::Startup);
-                release_heap();
+                run_pass(&mut p, Trigger::Startup);
                 p
             })
             .await
-            .expect("initial list load panicked");
+            .expect("run_pass catches panics");
             None
         };
+        let lists = live.load().lists().len();
+        crate::metrics::set_lists_loaded(lists > 0);
+        if lists == 0 {
+            let why = p
+                .last_problem()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("no list files in {}", cfg.dir.display()));
+            if !cfg.allow_empty {
+                return Err(StartError { why });
+            }
+            tracing::warn!(
+                "serving without any list ({why}): nothing is blocked until one loads \
+                 (blocklists.allow_empty is set)"
+            );
+        }
         let poll = match cfg.watch {
             WatchMode::Off => None,
             WatchMode::Notify | WatchMode::Poll => Some(cfg.poll_interval),
@@ -189,7 +218,7 @@ impl Reloader {
             remote::spawn(r.clone(), cfg.state_dir.clone(), tx.clone());
         }
         tokio::spawn(run(p, rx, first, poll));
-        (Reloader { tx }, live)
+        Ok((Reloader { tx }, live))
     }
 
     /// Asks for a reload; returns at once (passes are coalesced).
@@ -207,6 +236,105 @@ fn release_heap() {
     }
 }
 
+/// One reload pass, on whatever thread calls it. A pass that panics is logged and counted, the
+/// pipeline is reset to what is on disk (as after a restart), and the lists being served stay;
+/// the next trigger runs a pass again.
+fn run_pass(p: &mut pipeline::Pipeline, trigger: Trigger) -> pipeline::Outcome {
+    let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if trigger != Trigger::Startup && crate::failpoint::fire("reload-panic") {
+            panic!("failpoint reload-panic");
+        }
+        p.reload(trigger)
+    }));
+    let outcome = match pass {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            tracing::error!(
+                "list reload pass panicked ({}); the current lists keep serving and the reloader \
+                 starts afresh: the next change or SIGHUP reloads",
+                crate::process::panic_message(&*panic)
+            );
+            crate::metrics::worker_restarted("reload");
+            crate::metrics::reload_failed();
+            p.reset();
+            pipeline::Outcome::default()
+        }
+    };
+    release_heap();
+    outcome
+}
+
+type Job = (
+    pipeline::Pipeline,
+    Trigger,
+    tokio::sync::oneshot::Sender<(pipeline::Pipeline, pipeline::Outcome)>,
+);
+
+/// The thread reload passes run on: one thread, so one malloc arena (the memory of a pass is
+/// reused by the next instead of piling up across the blocking pool). Started again if it is
+/// ever gone; if no thread can be started, a pass runs on the blocking pool instead.
+#[derive(Default)]
+struct PassThread {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+}
+
+impl PassThread {
+    fn start() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+        let (tx, jobs) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("fraudwall-reload".into())
+            .spawn(move || {
+                for (mut p, trigger, reply) in jobs {
+                    let outcome = run_pass(&mut p, trigger);
+                    let _ = reply.send((p, outcome));
+                }
+            })?;
+        Ok(tx)
+    }
+
+    async fn run(
+        &mut self,
+        p: pipeline::Pipeline,
+        trigger: Trigger,
+    ) -> (pipeline::Pipeline, pipeline::Outcome) {
+        let mut job = (p, trigger);
+        for _ in 0..2 {
+            let jobs = match self.jobs.take() {
+                Some(jobs) => jobs,
+                None => match PassThread::start() {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot start the list reload thread: {e}; reloading on the blocking pool"
+                        );
+                        break;
+                    }
+                },
+            };
+            let (reply, done) = tokio::sync::oneshot::channel();
+            match jobs.send((job.0, job.1, reply)) {
+                Ok(()) => {
+                    self.jobs = Some(jobs);
+                    // run_pass catches panics, so the thread always answers.
+                    return done.await.expect("the reload thread answers every job");
+                }
+                Err(std::sync::mpsc::SendError((p, trigger, _))) => {
+                    tracing::error!("the list reload thread is gone; starting a new one");
+                    crate::metrics::worker_restarted("reload");
+                    job = (p, trigger);
+                }
+            }
+        }
+        let (mut p, trigger) = job;
+        tokio::task::spawn_blocking(move || {
+            let outcome = run_pass(&mut p, trigger);
+            (p, outcome)
+        })
+        .await
+        .expect("run_pass catches panics")
+    }
+}
+
 /// The reloader task: one pass at a time, requests that arrive meanwhile coalesced into one.
 async fn run(
     mut p: pipeline::Pipeline,
@@ -220,25 +348,7 @@ async fn run(
     let mut ticks = interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut retry_at: Option<Instant> = None;
-    type Job = (
-        pipeline::Pipeline,
-        Trigger,
-        tokio::sync::oneshot::Sender<(pipeline::Pipeline, pipeline::Outcome)>,
-    );
-    let (worker, jobs) = std::sync::mpsc::channel::<Job>();
-    let spawned = std::thread::Builder::new()
-        .name("fraudwall-reload".into())
-        .spawn(move || {
-            for (mut p, trigger, reply) in jobs {
-                let outcome = p.reload(trigger);
-                let _ = reply.send((p, outcome));
-                release_heap();
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the list reload thread: {e}; lists are not updated");
-        return;
-    }
+    let mut passes = PassThread::default();
     loop {
         let mut trigger = match next.take() {
             Some(t) => t,
@@ -265,21 +375,8 @@ async fn run(
         while let Ok(t) = rx.try_recv() {
             trigger = trigger.merge(t);
         }
-        let (reply, done) = tokio::sync::oneshot::channel();
-        if worker.send((p, trigger, reply)).is_err() {
-            tracing::error!("the list reload thread is gone; lists are no longer updated");
-            return;
-        }
         let outcome;
-        (p, outcome) = match done.await {
-            Ok(x) => x,
-            Err(_) => {
-                tracing::error!(
-                    "list reload crashed; the current lists keep serving but are no longer updated"
-                );
-                return;
-            }
-        };
+        (p, outcome) = passes.run(p, trigger).await;
         retry_at = outcome.retry_after.map(|d| Instant::now() + d);
     }
 }

@@ -74,15 +74,14 @@ pub struct Pipeline {
     /// Compiled versions refused by the shrink guard, kept in the cache (not compiled again at
     /// every pass) until their file changes.
     refused: HashMap<PathBuf, String>,
+    /// The last problem reported, for the start-up error when nothing could be loaded.
+    last_problem: Option<String>,
 }
 
 impl Pipeline {
     /// The state for `cfg`, with the manifest of the last run if there is one.
     pub fn new(cfg: BlocklistsConfig, live: Publisher) -> Pipeline {
-        let manifest = fs::read(cfg.state_dir.join("manifest.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let manifest = read_manifest(&cfg);
         Pipeline {
             cfg,
             live,
@@ -92,7 +91,23 @@ impl Pipeline {
             fingerprint: Fingerprint::default(),
             metric_lists: HashSet::new(),
             refused: HashMap::new(),
+            last_problem: None,
         }
+    }
+
+    /// Forgets everything but what is on disk, as a restart would: after a pass that panicked,
+    /// whatever it left half-done in memory is not trusted.
+    pub fn reset(&mut self) {
+        self.manifest = read_manifest(&self.cfg);
+        self.reported.clear();
+        self.seen.clear();
+        self.refused.clear();
+        self.fingerprint = Fingerprint::default();
+    }
+
+    /// The last problem this pipeline reported.
+    pub fn last_problem(&self) -> Option<&str> {
+        self.last_problem.as_deref()
     }
 
     /// The config this pipeline runs.
@@ -382,6 +397,7 @@ impl Pipeline {
     }
 
     fn report_once(&mut self, key: String, msg: String) {
+        self.last_problem = Some(msg.clone());
         if self.reported.insert(key) {
             error!("{msg}");
             metrics::reload_failed();
@@ -432,6 +448,7 @@ impl Pipeline {
             metrics::set_list_entries(gone, 0);
         }
         self.metric_lists = names;
+        metrics::set_lists_loaded(!bl.lists().is_empty());
         self.live.publish(bl);
     }
 
@@ -462,6 +479,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The manifest of the last run, if there is a readable one.
+fn read_manifest(cfg: &BlocklistsConfig) -> Manifest {
+    fs::read(cfg.state_dir.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// The decision for one source in one pass.

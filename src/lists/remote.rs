@@ -42,6 +42,12 @@ pub enum FetchError {
     /// The copy could not be written into the list directory.
     #[error(transparent)]
     Write(#[from] atomic_file::Error),
+    /// A 200 answer with an HTML page (a captive portal, a login or error page), not a list.
+    #[error("the server sent an HTML page, not a list (a login or error page?)")]
+    Html,
+    /// The body does not have the pinned SHA-256.
+    #[error("SHA-256 is {found}, the list's sha256 pin says {expected}")]
+    Pin { expected: String, found: String },
     /// The fetch task itself failed.
     #[error("fetch task failed: {0}")]
     Task(String),
@@ -56,39 +62,63 @@ pub enum Fetched {
     NotModified,
 }
 
-/// Fetches `list` now and then every `list.interval` until the reloader goes away.
-pub fn spawn(list: RemoteList, state_dir: PathBuf, tx: UnboundedSender<Trigger>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// The HTTP client for `list`: HTTPS only, redirects included (no downgrade to plain HTTP),
+/// unless the list's own URL is `http://` (which config allows only with `allow_http`).
+fn agent(list: &RemoteList) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_global(Some(FETCH_TIMEOUT))
         .http_status_as_error(false)
+        .https_only(!list.url.starts_with("http://"))
         .user_agent(concat!("fraudwall/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into();
+        .into()
+}
+
+/// One fetch on the blocking pool, logged; true when a new copy was written.
+async fn fetch_logged(agent: &ureq::Agent, list: &RemoteList, state_dir: &Path) -> bool {
+    let (a, l, s) = (agent.clone(), list.clone(), state_dir.to_path_buf());
+    let result = tokio::task::spawn_blocking(move || fetch(&a, &l, &s))
+        .await
+        .unwrap_or_else(|e| Err(FetchError::Task(e.to_string())));
+    match result {
+        Ok(Fetched::Updated(n)) => {
+            info!(
+                "remote list fetched: {} → {}: {n} bytes",
+                list.url,
+                list.path.display()
+            );
+            true
+        }
+        Ok(Fetched::NotModified) => {
+            debug!("remote list not modified: {}", list.url);
+            false
+        }
+        Err(e) => {
+            warn!(
+                "remote list fetch failed: {}: {e}; keeping the last copy",
+                list.url
+            );
+            metrics::reload_failed();
+            false
+        }
+    }
+}
+
+/// Fetches, all at once, the remote lists that have no copy on disk yet (a first start), so
+/// that the first compile has them.
+pub async fn fetch_missing(cfg: &super::BlocklistsConfig) {
+    let missing = cfg.remotes.iter().filter(|r| !r.path.is_file());
+    let fetches = missing.map(|r| async { fetch_logged(&agent(r), r, &cfg.state_dir).await });
+    futures_util::future::join_all(fetches).await;
+}
+
+/// Fetches `list` now and then every `list.interval` until the reloader goes away.
+pub fn spawn(list: RemoteList, state_dir: PathBuf, tx: UnboundedSender<Trigger>) {
+    let agent = agent(&list);
     tokio::spawn(async move {
         loop {
-            let (a, l, s) = (agent.clone(), list.clone(), state_dir.clone());
-            let result = tokio::task::spawn_blocking(move || fetch(&a, &l, &s))
-                .await
-                .unwrap_or_else(|e| Err(FetchError::Task(e.to_string())));
-            match result {
-                Ok(Fetched::Updated(n)) => {
-                    info!(
-                        "remote list fetched: {} → {}: {n} bytes",
-                        list.url,
-                        list.path.display()
-                    );
-                    if tx.send(Trigger::Fetched).is_err() {
-                        return;
-                    }
-                }
-                Ok(Fetched::NotModified) => debug!("remote list not modified: {}", list.url),
-                Err(e) => {
-                    warn!(
-                        "remote list fetch failed: {}: {e}; keeping the last copy",
-                        list.url
-                    );
-                    metrics::reload_failed();
-                }
+            if fetch_logged(&agent, &list, &state_dir).await && tx.send(Trigger::Fetched).is_err() {
+                return;
             }
             tokio::time::sleep(list.interval).await;
             if tx.is_closed() {
@@ -139,13 +169,32 @@ pub fn fetch(
         etag: header("etag"),
         last_modified: header("last-modified"),
     };
+    let html =
+        header("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
     let body = resp
         .body_mut()
         .with_config()
         .limit(MAX_DOWNLOAD)
         .read_to_vec()
         .map_err(FetchError::Body)?;
+    // A portal or error page served with 200 must not replace a list: its words would be
+    // parsed as names (and the shrink guard would stop only some of it).
+    if html || looks_like_html(&body) {
+        return Err(FetchError::Html);
+    }
+    if let Some(expected) = &list.sha256 {
+        let found = sha256_hex(&body);
+        if !found.eq_ignore_ascii_case(expected) {
+            return Err(FetchError::Pin {
+                expected: expected.clone(),
+                found,
+            });
+        }
+    }
     // The download is the only copy until the next fetch: make it durable.
+    if let Some(dir) = list.path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     atomic_file::write(&list.path, &body, Durability::Sync)?;
     let _ = std::fs::create_dir_all(state_dir.join("remote"));
     let json = serde_json::to_vec(&new).unwrap_or_default();
@@ -153,4 +202,64 @@ pub fn fetch(
         warn!("{e}");
     }
     Ok(Fetched::Updated(body.len()))
+}
+
+/// Whether a body starts like an HTML document (after a BOM and white space).
+fn looks_like_html(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    let head: Vec<u8> = body[start..]
+        .iter()
+        .take(14)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    head.starts_with(b"<!doctype html") || head.starts_with(b"<html")
+}
+
+fn sha256_hex(body: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_recognised() {
+        assert!(looks_like_html(b"\xef\xbb\xbf  \n<!DOCTYPE html><html>"));
+        assert!(looks_like_html(b"<HTML><body>login</body>"));
+        assert!(!looks_like_html(b"fraud.test\n<html>.test\n"));
+        assert!(!looks_like_html(b""));
+    }
+
+    #[test]
+    fn sha256_of_a_known_input() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    /// With https only (every list URL that is https://), a plain-HTTP address is refused
+    /// before any connection: the same rule holds for a redirect to one.
+    #[test]
+    fn https_lists_never_fetch_plain_http() {
+        let list = RemoteList {
+            name: "l".into(),
+            url: "https://lists.example/l.txt".into(),
+            path: "/nonexistent/l.txt".into(),
+            interval: std::time::Duration::from_secs(60),
+            sha256: None,
+        };
+        let agent = agent(&list);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/l.txt", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        assert!(agent.get(&url).call().is_err());
+        assert!(listener.accept().is_err(), "no connection was made");
+    }
 }

@@ -147,6 +147,7 @@ impl RawResolver {
         {
             check.problem("trust_anchor", e.to_string());
         }
+        check.range("max_inflight", self.max_inflight, 1, 10_000_000);
         if self.timeout_ms < 100 {
             check.problem("timeout_ms", "must be at least 100");
         }

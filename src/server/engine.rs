@@ -152,6 +152,11 @@ impl Engine {
         &self.cache
     }
 
+    /// Who may query.
+    pub fn access(&self) -> &AccessConfig {
+        &self.access
+    }
+
     /// The live blocklist.
     pub fn blocklist(&self) -> &SharedBlocklist {
         &self.blocklist
@@ -512,12 +517,7 @@ mod tests {
         .unwrap();
         let bl = Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap();
         Engine::new(Parts {
-            server: ServerConfig {
-                listen: Vec::new(),
-                udp_workers: 1,
-                edns_udp_payload: 1232,
-                tcp_timeout: std::time::Duration::from_secs(10),
-            },
+            server: ServerConfig::default(),
             access: AccessConfig {
                 allow: vec!["127.0.0.0/8".parse().unwrap()],
             },

@@ -134,12 +134,14 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let mut workers = udp::Workers::default();
     let runtime = tokio::runtime::Handle::current();
+    let admission = tcp::Admission::new(config);
     for b in bound {
         workers.spawn(b.udp, config.udp_threads(), &engine, &runtime, &tracker)?;
         info!("listening on udp {}", b.addr);
         tracker.spawn(tcp::serve(
             b.tcp,
             engine.clone(),
+            admission.clone(),
             config.tcp_timeout,
             stop.clone(),
             tracker.clone(),

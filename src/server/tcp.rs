@@ -4,11 +4,17 @@
 //! and answers what the fast path can at once; a miss is resolved in a task of its own, so
 //! pipelined queries are answered concurrently and may be answered out of order (RFC 7766
 //! §6.2.1.1). Every answer goes to the writer as the engine wrote it, with its length in front;
-//! the writer gathers what is ready into one write. A connection is closed when no query has
+//! the writer gathers what is ready into one write. Connections from clients outside the access
+//! list, and beyond the caps (in total, and per client prefix), are closed as soon as they are
+//! accepted. A connection is closed when no query has
 //! arrived for `server.tcp_timeout_secs`, when the client sends a zero-length frame, when the
 //! client closes its side (after the answers still owed are written), or at shutdown.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration, time::Instant};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -16,15 +22,16 @@ use tokio::{
         TcpListener, TcpStream,
         tcp::{OwnedReadHalf, OwnedWriteHalf},
     },
-    sync::{Semaphore, mpsc},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, warn};
 
 use super::{
-    count,
+    ServerConfig, count,
     engine::{Engine, Fast, Scratch},
 };
+use crate::client::{Caps, Place};
 use crate::dns::Transport;
 
 /// Queries of one connection being resolved at once; the reader waits beyond it.
@@ -32,11 +39,52 @@ const MAX_PIPELINED: usize = 64;
 /// Answers waiting for the writer before the reader waits.
 const WRITE_QUEUE: usize = 64;
 
+/// Who may keep a connection open: the access list, a cap over all clients and a cap per
+/// client prefix ([`crate::client::prefix`]), applied when a connection is accepted, before
+/// anything is read from it.
+pub(super) struct Admission {
+    total: Arc<Semaphore>,
+    per_client: Caps,
+}
+
+/// A connection's places under the caps; given back when the connection ends.
+struct Admitted {
+    _total: OwnedSemaphorePermit,
+    _client: Place,
+}
+
+impl Admission {
+    pub(super) fn new(config: &ServerConfig) -> Arc<Admission> {
+        Arc::new(Admission {
+            total: Arc::new(Semaphore::new(config.tcp_max_connections)),
+            per_client: Caps::new(config.tcp_max_per_client),
+        })
+    }
+
+    /// Places for a connection from `ip`, or why there are none.
+    fn admit(&self, ip: IpAddr, engine: &Engine) -> Result<Admitted, &'static str> {
+        if !engine.access().allows(ip) {
+            return Err("acl");
+        }
+        let total = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "limit")?;
+        let client = self.per_client.admit(ip).ok_or("client_limit")?;
+        Ok(Admitted {
+            _total: total,
+            _client: client,
+        })
+    }
+}
+
 /// Accepts connections on `listener` until `stop` is cancelled; every connection runs on
 /// `tracker` so that shutdown can wait for the answers still owed.
 pub(super) async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
+    admission: Arc<Admission>,
     idle: Duration,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -48,6 +96,15 @@ pub(super) async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                // Refused connections are closed at once: no handshake, no buffer, no task.
+                let admitted = match admission.admit(peer.ip(), &engine) {
+                    Ok(a) => a,
+                    Err(reason) => {
+                        debug!(client = %peer, reason, "tcp connection refused");
+                        crate::metrics::tcp_refused(reason);
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let conn = Connection {
                     engine: engine.clone(),
@@ -56,7 +113,10 @@ pub(super) async fn serve(
                     stop: stop.clone(),
                     tracker: tracker.clone(),
                 };
-                tracker.spawn(conn.run(stream));
+                tracker.spawn(async move {
+                    conn.run(stream).await;
+                    drop(admitted);
+                });
             }
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning.

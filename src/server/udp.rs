@@ -70,17 +70,39 @@ impl Workers {
         sock.set_read_timeout(None)?;
         let sock = Arc::new(sock);
         for _ in 0..threads.max(1) {
-            let worker = Worker::new(
-                sock.clone(),
-                engine.clone(),
-                runtime.clone(),
-                tracker.clone(),
-            );
+            let (sock, engine) = (sock.clone(), engine.clone());
+            let (runtime, tracker) = (runtime.clone(), tracker.clone());
             let stop = self.stop.clone();
+            let name = format!("udp-{}", self.threads.len());
             self.threads.push(
                 std::thread::Builder::new()
-                    .name(format!("udp-{}", self.threads.len()))
-                    .spawn(move || worker.run(&stop))?,
+                    .name(name.clone())
+                    .spawn(move || {
+                        // A worker that panics is replaced by a fresh one on the same thread: the
+                        // batch it held is lost (its clients retry), the socket keeps being served.
+                        loop {
+                            let worker = Worker::new(
+                                sock.clone(),
+                                engine.clone(),
+                                runtime.clone(),
+                                tracker.clone(),
+                            );
+                            let run =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    worker.run(&stop)
+                                }));
+                            match run {
+                                Ok(()) => return,
+                                Err(panic) => {
+                                    tracing::error!(
+                                        "UDP worker {name} panicked ({}); replaced by a new one",
+                                        crate::process::panic_message(&panic)
+                                    );
+                                    crate::metrics::worker_restarted("udp");
+                                }
+                            }
+                        }
+                    })?,
             );
         }
         self.sockets.push(sock);
@@ -220,6 +242,9 @@ impl Worker {
             }
             let started = Instant::now();
             let packet = &self.bufs[i][..len];
+            if crate::failpoint::fire("udp-worker-panic") {
+                panic!("failpoint udp-worker-panic");
+            }
             let out = &mut self.outs[ready];
             match self
                 .engine

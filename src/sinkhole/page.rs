@@ -40,6 +40,10 @@
 //!   template: null
 //!   # Where reports are appended, one JSON line each (parent folders are created).
 //!   reports_file: "reports.jsonl"
+//!   # The reports file is rotated when it would grow past this (reports_file.1, .2, ...),
+//!   # keeping this many rotated files; a flood of reports cannot fill the disk.
+//!   reports_max_bytes: 10485760
+//!   reports_keep: 3
 //!   # Largest report body accepted; larger gets 413.
 //!   report_max_bytes: 4096
 //!   # Reports accepted per client (IPv4 address or IPv6 /64) per minute; more gets 429.
@@ -49,8 +53,13 @@
 //!   status: 403
 //!   # Offset of the times shown on the page, "+08:00" for China.
 //!   utc_offset: "+00:00"
-//!   # Concurrent connections; more are closed at once.
-//!   max_connections: 1024
+//!   # Concurrent connections; more are closed at once. Room for a flood of slow clients
+//!   # beside real visitors (an idle connection costs a few KiB).
+//!   max_connections: 4096
+//!   # Concurrent connections from one client (an IPv4 address or an IPv6 /64).
+//!   max_connections_per_client: 32
+//!   # Seconds a request body (a report) may take to arrive; slower gets 408.
+//!   body_timeout_secs: 5
 //!   # Also serve the page over HTTPS for a portal name you hold a certificate for (see HTTPS
 //!   # above: this cannot make blocked names show the page over HTTPS). null: off.
 //!   tls: null
@@ -62,7 +71,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -109,6 +118,10 @@ pub struct WarningPageConfig {
     pub template: Option<PathBuf>,
     /// Reports file (JSON lines). Default `reports.jsonl`.
     pub reports_file: PathBuf,
+    /// Rotate the reports file before it grows past this many bytes. Default 10 MiB.
+    pub reports_max_bytes: u64,
+    /// Rotated reports files kept. Default 3.
+    pub reports_keep: usize,
     /// Largest accepted report body in bytes. Default 4096.
     pub report_max_bytes: usize,
     /// Reports per client per minute, 0 for no limit. Default 5.
@@ -117,8 +130,12 @@ pub struct WarningPageConfig {
     pub status: u16,
     /// UTC offset of displayed times, `+HH:MM`. Default `+00:00`.
     pub utc_offset: String,
-    /// Concurrent connection limit. Default 1024.
+    /// Concurrent connection limit. Default 4096.
     pub max_connections: usize,
+    /// Concurrent connections per client (IPv4 address, IPv6 /64). Default 32.
+    pub max_connections_per_client: usize,
+    /// Seconds a request body may take to arrive. Default 5.
+    pub body_timeout_secs: u64,
     /// Serve the page over TLS too, for an operator portal name. Default none.
     pub tls: Option<TlsConfig>,
 }
@@ -149,6 +166,8 @@ impl Default for WarningPageConfig {
             report: true,
             template: None,
             reports_file: PathBuf::from("reports.jsonl"),
+            reports_max_bytes: 10 * 1024 * 1024,
+            reports_keep: 3,
             report_max_bytes: 4096,
             report_rate_per_minute: 5,
             // 403 rather than 451: a 451 is cacheable by default (RFC 7725) and claims a legal
@@ -156,7 +175,9 @@ impl Default for WarningPageConfig {
             // heuristically cached. Operators blocking under a legal order may choose 451.
             status: 403,
             utc_offset: "+00:00".to_string(),
-            max_connections: 1024,
+            max_connections: 4096,
+            max_connections_per_client: 32,
+            body_timeout_secs: 5,
             tls: None,
         }
     }
@@ -180,6 +201,27 @@ impl WarningPageConfig {
         }
         if parse_offset(&self.utc_offset).is_none() {
             check.problem("utc_offset", "must look like +08:00 or -05:30");
+        }
+        check.range("max_connections", self.max_connections, 1, 1_000_000);
+        // Not above the total (when the total itself makes sense).
+        let most = if self.max_connections == 0 {
+            usize::MAX
+        } else {
+            self.max_connections
+        };
+        check.range(
+            "max_connections_per_client",
+            self.max_connections_per_client,
+            1,
+            most,
+        );
+        check.range("body_timeout_secs", self.body_timeout_secs, 1, 600);
+        check.range("report_max_bytes", self.report_max_bytes, 64, 1 << 20);
+        if self.reports_max_bytes < self.report_max_bytes as u64 * 2 {
+            check.problem(
+                "reports_max_bytes",
+                "must hold at least two reports (twice report_max_bytes)",
+            );
         }
         if let Some(tls) = &mut self.tls {
             tls.cert = check.path(&tls.cert);
@@ -359,6 +401,7 @@ async fn run(
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(state.cfg.max_connections.max(1)));
+    let per_client = crate::client::Caps::new(state.cfg.max_connections_per_client.max(1));
     let scheme = if tls.is_some() { "https" } else { "http" };
     for listener in listeners {
         let addr = listener.local_addr().map_err(|source| Error::Bind {
@@ -373,6 +416,7 @@ async fn run(
                 token: token.clone(),
                 tracker: tracker.clone(),
                 permits: permits.clone(),
+                per_client: per_client.clone(),
                 tls: tls.clone(),
             },
         ));
@@ -396,6 +440,7 @@ struct Conns {
     token: CancellationToken,
     tracker: TaskTracker,
     permits: Arc<Semaphore>,
+    per_client: crate::client::Caps,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -419,10 +464,14 @@ async fn accept_loop(listener: TcpListener, conns: Conns) {
             tracing::debug!("warning page: connection limit reached, closing {peer}");
             continue;
         };
+        let Some(place) = conns.per_client.admit(peer.ip()) else {
+            tracing::debug!("warning page: per-client connection limit reached, closing {peer}");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conns2 = conns.clone();
         conns.tracker.spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, place);
             match &conns2.tls {
                 None => serve_conn(TokioIo::new(stream), peer.ip(), &conns2).await,
                 Some(acceptor) => {
@@ -913,10 +962,14 @@ where
         return report_outcome("rate_limited", StatusCode::TOO_MANY_REQUESTS, lang, None);
     }
     let request_host = request_host(&req).unwrap_or_default();
-    // A body without Content-Length (chunked) is held to the same cap while it is read.
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) => {
+    // A body without Content-Length (chunked) is held to the same cap while it is read, and a
+    // body that trickles in is cut off: a report is a few hundred bytes a browser sends at once.
+    let timeout = Duration::from_secs(state.cfg.body_timeout_secs);
+    let read = tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect());
+    let body = match read.await {
+        Err(_) => return report_outcome("timeout", StatusCode::REQUEST_TIMEOUT, lang, None),
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) => {
             return if err.is::<http_body_util::LengthLimitError>() {
                 report_outcome("too_large", StatusCode::PAYLOAD_TOO_LARGE, lang, None)
             } else {
@@ -963,7 +1016,7 @@ where
     json.push(b'\n');
     let written = {
         let _guard = state.reports_lock.lock().await;
-        append(&state.cfg.reports_file, &json).await
+        append(&state.cfg, &json).await
     };
     match written {
         Ok(()) => {
@@ -980,12 +1033,20 @@ where
     }
 }
 
-async fn append(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {
+/// Appends a report line, rotating the file first when the line would take it past
+/// `reports_max_bytes` (`reports.jsonl` → `.1` → `.2` …, the oldest beyond `reports_keep`
+/// deleted).
+async fn append(cfg: &WarningPageConfig, line: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
+    let path = &cfg.reports_file;
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
         tokio::fs::create_dir_all(parent).await?;
+    }
+    let size = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
+    if size > 0 && size + line.len() as u64 > cfg.reports_max_bytes {
+        rotate(path, cfg.reports_keep).await?;
     }
     // Opened per report (reports are rare) so an external logrotate needs no signal.
     let mut file = tokio::fs::OpenOptions::new()
@@ -995,6 +1056,22 @@ async fn append(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {
         .await?;
     file.write_all(line).await?;
     file.flush().await
+}
+
+async fn rotate(path: &std::path::Path, keep: usize) -> std::io::Result<()> {
+    let numbered = |i: usize| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{i}"));
+        PathBuf::from(p)
+    };
+    if keep == 0 {
+        return tokio::fs::remove_file(path).await;
+    }
+    let _ = tokio::fs::remove_file(numbered(keep)).await;
+    for i in (1..keep).rev() {
+        let _ = tokio::fs::rename(numbered(i), numbered(i + 1)).await;
+    }
+    tokio::fs::rename(path, numbered(1)).await
 }
 
 /// The small bilingual page answering a report. Every outcome is always shown in both
@@ -1068,10 +1145,7 @@ impl RateLimiter {
         if self.per_minute == 0 {
             return true;
         }
-        let key = match ip.to_canonical() {
-            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-            v4 => v4,
-        };
+        let key = crate::client::prefix(ip);
         const WINDOW: Duration = Duration::from_secs(60);
         // A poisoned lock only means another request panicked mid-update; the counts are
         // still usable.
