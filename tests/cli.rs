@@ -156,3 +156,33 @@ fn config_check_fails_where_serve_would() {
         assert_eq!(code, 2, "serve refuses it the same way: {key}: {err}");
     }
 }
+
+/// Values that parse but cannot work are refused by `config check`, with key and line.
+#[test]
+fn config_check_refuses_values_that_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (section, key)) in [
+        (
+            "server:\n  tcp_timeout_secs: 0\n",
+            "server.tcp_timeout_secs",
+        ),
+        ("resolver:\n  max_inflight: 0\n", "resolver.max_inflight"),
+        ("access:\n  allow: [0.0.0.0/0]\n", "access.allow"),
+        (
+            "resolver:\n  cache:\n    max_mib: 18446744073709551615\n",
+            "resolver.cache.max_mib",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cfg = dir.path().join(format!("v{i}.yaml"));
+        std::fs::write(&cfg, format!("listen: [\"127.0.0.1:0\"]\n{section}")).unwrap();
+        let (code, _, err) = run(&["config", "check", cfg.to_str().unwrap()]);
+        assert_eq!(code, 2, "{key}: {err}");
+        assert!(
+            err.contains(&format!(": {key}: ")) && err.contains("line "),
+            "{key}: {err}"
+        );
+    }
+}

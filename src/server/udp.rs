@@ -96,7 +96,7 @@ impl Workers {
                                 Err(panic) => {
                                     tracing::error!(
                                         "UDP worker {name} panicked ({}); replaced by a new one",
-                                        crate::process::panic_message(&panic)
+                                        crate::process::panic_message(&*panic)
                                     );
                                     crate::metrics::worker_restarted("udp");
                                 }

@@ -55,15 +55,23 @@ pub fn spawn_owned(cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("spawner thread gone"))?
 }
 
-/// Path of the binary under test.
+/// Path of the binary under test: this build's, or `FRAUDWALL_TEST_BIN` (to check that a test
+/// fails against an older build).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_fraudwall"))
+    std::env::var_os("FRAUDWALL_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fraudwall")))
 }
 
 impl Fraudwall {
     /// Starts `fraudwall serve` with `config` (YAML) written into a fresh temp dir; relative
     /// paths in it resolve against that dir. `files` are written there first.
     pub fn start(config: &str, files: &[(&str, &str)]) -> Fraudwall {
+        Self::start_env(config, files, &[])
+    }
+
+    /// Like [`Fraudwall::start`] with extra environment variables for the process.
+    pub fn start_env(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Fraudwall {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, body) in files {
             let p = dir.path().join(name);
@@ -86,13 +94,14 @@ impl Fraudwall {
         }
         let cfg = dir.path().join("fraudwall.yaml");
         std::fs::write(&cfg, config).unwrap();
-        Self::start_with(&cfg, dir)
+        Self::start_with(&cfg, dir, env)
     }
 
-    fn start_with(cfg: &Path, dir: tempfile::TempDir) -> Fraudwall {
+    fn start_with(cfg: &Path, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Fraudwall {
         let mut cmd = Command::new(bin());
         cmd.args(["serve", "--config"])
             .arg(cfg)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,fraudwall=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -153,6 +162,20 @@ impl Fraudwall {
     /// The log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The process id (for signals and /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The address a log line `… {prefix} ADDR` names, once it has been logged.
+    pub fn logged_addr(&self, prefix: &str) -> Option<SocketAddr> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| l.split(prefix).nth(1)?.trim().parse().ok())
     }
 
     /// Whether the process is still running.
