@@ -132,6 +132,8 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             let mut stdout = std::io::stdout().lock();
             match crate::blocklist::cli::compile_cmd(&out, &specs, &mut stdout) {
+                // The others were compiled, but a list that could not be used is a failure.
+                Ok(r) if !r.failed.is_empty() => ExitCode::FAILURE,
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("fraudwall: {e}");

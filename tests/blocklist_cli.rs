@@ -1,7 +1,14 @@
-//! The `compile` and `check` helpers, through their printed output.
+//! The `compile` and `check` helpers, through their printed output; then the list-hardening
+//! scenarios of issue #14 on the real binary (`fraudwall compile`, `check`, `serve`).
+
+mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
+use common::fraudwall::bin;
+use common::{Fraudwall, dig};
 use fraudwall::blocklist::cli::{check_cmd, compile_cmd};
 use fraudwall::blocklist::{Blocklist, ListSpec};
 
@@ -106,4 +113,168 @@ fn check_explains_each_verdict_with_file_and_line() {
             "bad..name: invalid name: empty label in \"bad..name\"".to_string(),
         ]
     );
+}
+
+// --- The real binary ---------------------------------------------------------------------
+
+/// Runs `fraudwall ARGS`; (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run fraudwall");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `fraudwall check --fst FST NAMES`'s output.
+fn check_fst(fst: &Path, names: &[&str]) -> String {
+    let mut args = vec!["check", "--fst", s(fst)];
+    args.extend_from_slice(names);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    out
+}
+
+/// Issue #14: an RPZ file with an unclosed `(` parsed in quadratic time, then compiled to 0
+/// names with exit status 0. Now the record is reported at its line and the rest is read.
+#[test]
+fn rpz_with_an_unclosed_paren_reports_its_line_and_keeps_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("policy.rpz");
+    let mut text =
+        String::from("$ORIGIN rpz.example.\n@ SOA localhost. root.localhost. ( 1 3600\n");
+    for i in 0..5000 {
+        text.push_str(&format!("n{i}.fraud.test CNAME .\n"));
+    }
+    std::fs::write(&zone, text).unwrap();
+    let fst = dir.path().join("out.fst");
+    let (code, out, err) = run(&["compile", "-o", s(&fst), s(&zone)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("{}:2: unclosed `(`", zone.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(": 5000 entries, 0 skipped, 1 rejected"),
+        "{out}"
+    );
+    let out = check_fst(&fst, &["n0.fraud.test", "n4999.fraud.test"]);
+    assert_eq!(out.matches("BLOCKED").count(), 2, "{out}");
+}
+
+/// Issue #14: a list of which every line is rejected compiled to an empty list, exit status 0.
+#[test]
+fn compile_fails_for_a_list_with_lines_but_no_usable_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("feed.txt");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html>\n<html><body>\n<p>Service unavailable</p>\n</body></html>\n",
+    )
+    .unwrap();
+    let good = dir.path().join("good.txt");
+    std::fs::write(&good, "good-list.test\n").unwrap();
+    let fst = dir.path().join("out.fst");
+    let (code, out, err) = run(&["compile", "-o", s(&fst), s(&page), s(&good)]);
+    assert_eq!(code, 1, "{out}{err}");
+    let want = format!(
+        "feed: FAILED, not compiled: {}: no usable entry: read as plain, 4 lines gave no entry (4 rejected, 0 skipped); first: line 1: ",
+        page.display()
+    );
+    assert!(out.contains(&want), "{out}");
+    assert!(out.contains("; line 2: invalid character '<'"), "{out}");
+    // The other list was compiled all the same.
+    assert!(check_fst(&fst, &["good-list.test"]).contains("BLOCKED"));
+
+    // An empty list, or one of comments only, is a valid empty list.
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# filled by the nightly job\n").unwrap();
+    let (code, out, err) = run(&["compile", "-o", s(&fst), s(&empty), s(&good)]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// A fraudwall that needs no upstream (names not blocked fail quickly), the shrink guard off;
+/// `files` are written into its directory.
+fn serve(files: &[(&str, &str)]) -> Fraudwall {
+    const HINTS: &str = ". 3600000 NS a.root.test.\na.root.test. 3600000 A 127.53.255.254\n";
+    let mut all = vec![("root.hints", HINTS)];
+    all.extend_from_slice(files);
+    Fraudwall::start(
+        "listen: [\"127.0.0.1:0\"]\n\
+         resolver:\n  root_hints: root.hints\n  allow_private_servers: true\n  dnssec: off\n  \
+         timeout_ms: 800\n  server_timeout_ms: 200\n\
+         blocklists:\n  dir: lists\n  debounce_ms: 200\n  max_shrink: 1\n",
+        &all,
+    )
+}
+
+/// Blocked answers carry EDE 15 (Blocked).
+fn blocked(fw: &Fraudwall, name: &str) -> bool {
+    dig(fw.addr, &[name, "A", "+time=3"])
+        .ede_codes()
+        .contains(&15)
+}
+
+fn wait(fw: &Fraudwall, what: &str, cond: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}\n--- log\n{}", fw.log());
+}
+
+/// Replaces a list through a hidden temporary file and a rename, as deploy tools do.
+fn replace_list(fw: &Fraudwall, name: &str, body: &str) {
+    let dir = fw.dir.path().join("lists");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// Issue #14: in `serve`, a list replaced by a version of which nothing is usable keeps its
+/// previous version. The shrink guard, which used to be the only thing in the way, is off.
+#[test]
+fn serve_keeps_a_list_whose_new_version_has_no_usable_entry() {
+    let fw = serve(&[("lists/fraud.txt", "kept-one.test\nkept-two.test\n")]);
+    wait(&fw, "kept-one.test blocked", || {
+        blocked(&fw, "kept-one.test")
+    });
+
+    // An error page saved under the list's name.
+    replace_list(
+        &fw,
+        "fraud.txt",
+        "<html>\n<body>Service unavailable</body>\n</html>\n",
+    );
+    wait(&fw, "the new version to be read", || {
+        fw.log().contains("no usable entry") || !blocked(&fw, "kept-one.test")
+    });
+    let log = fw.log();
+    assert!(
+        blocked(&fw, "kept-one.test") && blocked(&fw, "www.kept-two.test"),
+        "the previous version must keep serving\n{log}"
+    );
+    assert!(log.contains("list not loaded: "), "{log}");
+    assert!(
+        log.contains("first: line 1: invalid character '<'"),
+        "{log}"
+    );
+
+    // A good version again is taken.
+    replace_list(&fw, "fraud.txt", "kept-one.test\nnew-three.test\n");
+    wait(&fw, "new-three.test blocked", || {
+        blocked(&fw, "new-three.test")
+    });
+    assert!(!blocked(&fw, "kept-two.test"));
 }

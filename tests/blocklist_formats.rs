@@ -310,3 +310,33 @@ fn sample_blocklists_directory() {
     );
     assert_eq!(bl.lookup("example.com"), None);
 }
+
+#[test]
+fn a_list_of_nothing_usable_fails_and_the_others_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("feed.txt");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html>\n<html><body>\n<p>Service unavailable</p>\n</body></html>\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# filled in later\n").unwrap();
+    let (_d, r, bl) = build(&[
+        ListSpec::from_path(&page),
+        ListSpec::from_path(&empty),
+        ListSpec::from_path(&fixture("wildcard.txt")),
+    ]);
+    let failed: Vec<&str> = r.failed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(failed, ["feed"]);
+    let msg = r.failed[0].error.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}: no usable entry: read as plain, 4 lines gave no entry (4 rejected, 0 skipped); first: line 1: ",
+            page.display()
+        )),
+        "{msg}"
+    );
+    assert_eq!(bl.lists().len(), 2, "the empty list and wildcard.txt");
+    assert_eq!(v(&bl, "wild-one.test"), BLOCK);
+}

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::normalize::normalize_into;
-use super::source::{self, RawEntry};
+use super::source::{self, RawEntry, Taken};
 use super::{
     Action, Blocklist, CompileReport, Error, ListInfo, ListKind, ListSpec, MatchMode, Verdict,
     compile,
@@ -96,12 +96,9 @@ pub fn compile_cmd(
         for d in l.diagnostics.iter().take(MAX_PRINTED_DIAGNOSTICS) {
             writeln!(w, "  {d}")?;
         }
-        if l.diagnostics.len() > MAX_PRINTED_DIAGNOSTICS {
-            writeln!(
-                w,
-                "  … and {} more",
-                l.diagnostics.len() - MAX_PRINTED_DIAGNOSTICS
-            )?;
+        let total = l.diagnostics_total();
+        if total > MAX_PRINTED_DIAGNOSTICS as u64 {
+            writeln!(w, "  … and {} more", total - MAX_PRINTED_DIAGNOSTICS as u64)?;
         }
     }
     for f in &report.failed {
@@ -196,7 +193,7 @@ impl SourceIndex {
             '_,
         >| {
             let Ok(n) = normalize_into(e.name, &mut canon) else {
-                return;
+                return Taken::Accepted;
             };
             let kind = match info.kind {
                 ListKind::Allow => ListKind::Allow,
@@ -208,6 +205,7 @@ impl SourceIndex {
                 e.match_mode.unwrap_or(info.match_mode)
             };
             lines.entry((canon.clone(), kind, mode)).or_insert(e.line);
+            Taken::Accepted
         })
         .ok()?;
         Some(SourceIndex { lines })

@@ -493,15 +493,15 @@ fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, Error>
         Source::Text(spec) => {
             let mut c = Compiler::new();
             let report = c.add_source(spec, data)?;
-            let d = &report.diagnostics;
-            for diag in d.iter().take(MAX_LOGGED_DIAGNOSTICS) {
+            for diag in report.diagnostics.iter().take(MAX_LOGGED_DIAGNOSTICS) {
                 warn!("{diag}");
             }
-            if d.len() > MAX_LOGGED_DIAGNOSTICS {
+            let total = report.diagnostics_total();
+            if total > MAX_LOGGED_DIAGNOSTICS as u64 {
                 warn!(
                     "{}: … and {} more problems",
                     spec.path.display(),
-                    d.len() - MAX_LOGGED_DIAGNOSTICS
+                    total - MAX_LOGGED_DIAGNOSTICS as u64
                 );
             }
             c.write(cache)?;
