@@ -201,6 +201,28 @@ fn compile_fails_for_a_list_with_lines_but_no_usable_entry() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+/// Issue #14: BIND `zone "name" { type master; file "…"; };` lists were all rejected.
+#[test]
+fn compile_reads_bind_null_zone_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("blackhole.txt");
+    std::fs::write(
+        &list,
+        "// null zones\nzone \"bind-a.test\" { type master; file \"null.zone.file\"; };\n\
+         zone \"bind-b.test\" { type primary; file \"/etc/bind/db.empty\"; }; zone \"bind-c.test\" {\n\
+           type master; /* any file */ file \"x\";\n};\n",
+    )
+    .unwrap();
+    let fst = dir.path().join("out.fst");
+    let (code, out, err) = run(&["compile", "-o", s(&fst), s(&list)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("blackhole (bind, "), "{out}");
+    assert!(out.contains(": 3 entries, 0 skipped, 0 rejected"), "{out}");
+    let out = check_fst(&fst, &["bind-a.test", "www.bind-b.test", "a.b.bind-c.test"]);
+    assert_eq!(out.matches("BLOCKED").count(), 3, "{out}");
+    assert_eq!(out.matches("(subtree)").count(), 3, "{out}");
+}
+
 /// A fraudwall that needs no upstream (names not blocked fail quickly), the shrink guard off;
 /// `files` are written into its directory.
 fn serve(files: &[(&str, &str)]) -> Fraudwall {

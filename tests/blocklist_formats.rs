@@ -269,6 +269,7 @@ fn discover_fixture_directory() {
             "allowlist",
             "dnsmasq",
             "hosts",
+            "null-zones",
             "plain",
             "policy",
             "unbound",
@@ -289,7 +290,7 @@ fn discover_fixture_directory() {
     );
     let (_d, r, bl) = build(&specs);
     assert!(r.failed.is_empty());
-    assert_eq!(bl.lists().len(), 8);
+    assert_eq!(bl.lists().len(), 9);
 }
 
 #[test]
@@ -309,6 +310,40 @@ fn sample_blocklists_directory() {
         ListKind::Allow
     );
     assert_eq!(bl.lookup("example.com"), None);
+}
+
+#[test]
+fn bind_null_zones() {
+    let (_d, r, bl) = one("null-zones.conf");
+    let l = &r.lists[0];
+    assert_eq!(l.format, Format::Bind);
+    for q in [
+        "bind-one.test",
+        "www.bind-one.test",
+        "bind-two.test",
+        "bind-three.test",
+        "bind-four.test",
+        "a.b.bind-five.test",
+        "bind-six.test",
+    ] {
+        assert_eq!(v(&bl, q), BLOCK, "{q}");
+    }
+    for q in [
+        "bind-commented.test",
+        "bind-forward.test",
+        "bind-notype.test",
+    ] {
+        assert_eq!(bl.lookup(q), None, "{q}");
+    }
+    let p = fixture("null-zones.conf").display().to_string();
+    assert_eq!(
+        diags(&r),
+        [
+            format!("{p}:16: skipped: zone \"bind-forward.test\" of type `forward` does not block"),
+            format!("{p}:17: zone \"bind-notype.test\" without a `type`"),
+        ]
+    );
+    assert_eq!((l.accepted, l.stats.skipped, l.stats.rejected), (6, 1, 1));
 }
 
 #[test]

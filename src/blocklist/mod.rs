@@ -157,17 +157,20 @@ pub enum Format {
     Unbound,
     /// A DNS Response Policy Zone file.
     Rpz,
+    /// BIND `zone "name" { type master; file "…"; };` statements (null-zone lists).
+    Bind,
 }
 
 impl Format {
-    /// All formats, in their on-disk code order (the index is the code).
-    pub const ALL: [Format; 6] = [
+    /// All formats, in their on-disk code order (the index is the code: append, never reorder).
+    pub const ALL: [Format; 7] = [
         Format::Plain,
         Format::Hosts,
         Format::Adblock,
         Format::Dnsmasq,
         Format::Unbound,
         Format::Rpz,
+        Format::Bind,
     ];
 
     /// Lowercase name for logs and CLI output.
@@ -179,6 +182,7 @@ impl Format {
             Format::Dnsmasq => "dnsmasq",
             Format::Unbound => "unbound",
             Format::Rpz => "rpz",
+            Format::Bind => "bind",
         }
     }
 }

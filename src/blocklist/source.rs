@@ -26,9 +26,12 @@ use std::path::{Path, PathBuf};
 
 use super::{Action, Error, Format, ListKind, MatchMode};
 
+mod bind;
+
 /// Longest line accepted; longer lines are rejected (no list needs them, and they bound work).
 pub const MAX_LINE: usize = 4096;
-/// Most lines one record may span (an RPZ record in parentheses); a SOA record takes about 7.
+/// Most lines one record may span (an RPZ record in parentheses, a BIND zone statement); a SOA
+/// record takes about 7. Also the most tokens a BIND zone statement may have.
 pub const MAX_RECORD_LINES: usize = 64;
 /// Diagnostics kept per file; the rest are counted ([`Visited::omitted_diagnostics`]), so a
 /// million bad lines cost a counter, not a million messages.
@@ -251,6 +254,7 @@ pub fn visit(
         Format::Dnsmasq => Box::new(Dnsmasq),
         Format::Unbound => Box::new(Unbound),
         Format::Rpz => Box::new(Rpz::default()),
+        Format::Bind => Box::new(bind::Bind::default()),
     };
     for (idx, raw) in lines(data).enumerate() {
         let no = idx as u64 + 1;
@@ -344,7 +348,8 @@ pub fn detect_format(path: &Path, data: &[u8]) -> Format {
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
     match ext.as_deref() {
-        Some("rpz" | "zone") => return Format::Rpz,
+        // BIND lists of null zones are sometimes saved as `.zone` too.
+        Some("rpz" | "zone") if sniff(data) != Format::Bind => return Format::Rpz,
         Some("hosts") => return Format::Hosts,
         Some("conf") if memfind(data, b"local-zone") => return Format::Unbound,
         _ => {}
@@ -364,12 +369,15 @@ pub fn sniff(data: &[u8]) -> Format {
             continue;
         };
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
             continue;
         }
         seen += 1;
         if seen > SNIFF_LINES {
             break;
+        }
+        if bind::starts_zone_statement(line) {
+            return Format::Bind;
         }
         if line.starts_with('!')
             || line.starts_with("[Adblock")
@@ -1241,6 +1249,10 @@ mod tests {
             );
         }
         assert_eq!(detect_format(Path::new("x.rpz"), b"a.test\n"), Format::Rpz);
+        let bind = b"zone \"a.test\" { type master; file \"null.zone.file\"; };\n";
+        for name in ["x.txt", "x.zone", "named.conf"] {
+            assert_eq!(detect_format(Path::new(name), bind), Format::Bind, "{name}");
+        }
     }
 
     #[test]
