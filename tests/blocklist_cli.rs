@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ fn compile_prints_counts_diagnostics_and_failures() {
     let p = fixture("plain.txt").display().to_string();
     assert!(
         text.starts_with(&format!(
-            "plain (plain, {p}): 6 entries, 0 skipped, 4 rejected, 1 warnings\n  {p}:8: "
+            "plain (plain, {p}): 6 entries, 0 skipped, 4 rejected, 0 refused, 1 warnings\n  {p}:8: "
         )),
         "{text}"
     );
@@ -88,7 +90,7 @@ fn check_explains_each_verdict_with_file_and_line() {
     .map(String::from)
     .to_vec();
     let mut buf = Vec::new();
-    check_cmd(&bl, &names, &mut buf).unwrap();
+    check_cmd(&bl, &specs, &names, &mut buf).unwrap();
     let text = String::from_utf8(buf).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let hosts = fixture("hosts.txt").display().to_string();
@@ -186,7 +188,7 @@ fn compile_fails_for_a_list_with_lines_but_no_usable_entry() {
     let (code, out, err) = run(&["compile", "-o", s(&fst), s(&page), s(&good)]);
     assert_eq!(code, 1, "{out}{err}");
     let want = format!(
-        "feed: FAILED, not compiled: {}: no usable entry: read as plain, 4 lines gave no entry (4 rejected, 0 skipped); first: line 1: ",
+        "feed: FAILED, not compiled: {}: no usable entry: read as plain, 4 lines gave no entry (4 rejected, 0 skipped, 0 refused); first: line 1: ",
         page.display()
     );
     assert!(out.contains(&want), "{out}");
@@ -199,6 +201,128 @@ fn compile_fails_for_a_list_with_lines_but_no_usable_entry() {
     std::fs::write(&empty, "# filled by the nightly job\n").unwrap();
     let (code, out, err) = run(&["compile", "-o", s(&fst), s(&empty), s(&good)]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Issue #14: a list line `com` blocked every .com name, with only a warning.
+#[test]
+fn compile_refuses_public_suffixes_and_protected_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("feed.txt");
+    std::fs::write(
+        &list,
+        "evil.test\ncom\npaypal.com\nlogin.paypal.com.evil.test\n",
+    )
+    .unwrap();
+    let fst = dir.path().join("out.fst");
+    let (code, out, err) = run(&["compile", "-o", s(&fst), s(&list)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let p = list.display();
+    assert!(out.contains("feed (plain, "), "{out}");
+    assert!(
+        out.contains(": 2 entries, 0 skipped, 0 rejected, 2 refused"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  {p}:2: refused: \"com\" is a public suffix (ICANN section of the Public Suffix List)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  {p}:3: refused: \"paypal.com\" is a protected name (built-in protected names:"
+        )),
+        "{out}"
+    );
+    let out = check_fst(
+        &fst,
+        &[
+            "www.example.com",
+            "www.paypal.com",
+            "www.evil.test",
+            "login.paypal.com.evil.test",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "www.example.com: not listed", "{out}");
+    assert_eq!(lines[1], "www.paypal.com: not listed", "{out}");
+    assert!(lines[2].starts_with("www.evil.test: BLOCKED"), "{out}");
+    assert!(
+        lines[3].starts_with("login.paypal.com.evil.test: BLOCKED"),
+        "{out}"
+    );
+}
+
+/// `trusted: true`, `protected_names:` and `format: bind` in the config, and `check --config`
+/// explaining a refusal: which list, line and why.
+#[test]
+fn config_trusted_lists_own_protected_names_and_check_explains_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("lists")).unwrap();
+    std::fs::write(
+        d.join("lists/feed.txt"),
+        "evil.test\ncom\nlogin.bank.test\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("lists/tlds.txt"), "org\n").unwrap();
+    // Not sniffed as BIND (the keyword alone on its line): only `format: bind` reads it.
+    std::fs::write(
+        d.join("lists/zones.list"),
+        "zone\n\"cfg-zone.test\"\n{ type master; file \"null.zone.file\"; };\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("protected.txt"), "*.bank.test\n").unwrap();
+    let cfg = d.join("fraudwall.yaml");
+    std::fs::write(
+        &cfg,
+        "blocklists:\n  dir: lists\n  protected_names: protected.txt\n  lists:\n    \
+         - file: tlds.txt\n      trusted: true\n    - file: zones.list\n      format: bind\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["config", "check", s(&cfg)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&[
+        "check",
+        "--config",
+        s(&cfg),
+        "www.example.com",
+        "login.bank.test",
+        "x.org",
+        "www.cfg-zone.test",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let feed = d.join("lists/feed.txt");
+    let lines: Vec<&str> = out.lines().collect();
+    let want = [
+        format!(
+            "www.example.com: would be BLOCKED by com (subtree) in list \"feed\" at {}:2, but that entry was refused: \"com\" is a public suffix",
+            feed.display()
+        ),
+        "www.example.com: not listed".to_string(),
+        format!(
+            "login.bank.test: would be BLOCKED by login.bank.test (subtree) in list \"feed\" at {}:3, but that entry was refused: \"login.bank.test\" is inside the protected \"*.bank.test\" ({}:1)",
+            feed.display(),
+            d.join("protected.txt").display()
+        ),
+        "login.bank.test: not listed".to_string(),
+        "x.org: BLOCKED by org (subtree) in list \"tlds\"".to_string(),
+        "www.cfg-zone.test: BLOCKED by cfg-zone.test (subtree) in list \"zones\"".to_string(),
+    ];
+    assert_eq!(lines.len(), want.len(), "{out}");
+    for (got, want) in lines.iter().zip(&want) {
+        assert!(
+            got.starts_with(want.as_str()),
+            "{got}\n  does not start with\n{want}"
+        );
+    }
+
+    // A protected-names file that cannot be used fails `config check`, naming the key and line.
+    std::fs::write(d.join("protected.txt"), "ok.test\nnot a name\n").unwrap();
+    let (code, _, err) = run(&["config", "check", s(&cfg)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("blocklists.protected_names"), "{err}");
+    assert!(err.contains("protected.txt:2: more than one name"), "{err}");
 }
 
 /// Issue #14: BIND `zone "name" { type master; file "…"; };` lists were all rejected.
@@ -223,8 +347,8 @@ fn compile_reads_bind_null_zone_lists() {
     assert_eq!(out.matches("(subtree)").count(), 3, "{out}");
 }
 
-/// A fraudwall that needs no upstream (names not blocked fail quickly), the shrink guard off;
-/// `files` are written into its directory.
+/// A fraudwall that needs no upstream (names not blocked fail quickly), the shrink guard off,
+/// metrics on a free port; `files` are written into its directory.
 fn serve(files: &[(&str, &str)]) -> Fraudwall {
     const HINTS: &str = ". 3600000 NS a.root.test.\na.root.test. 3600000 A 127.53.255.254\n";
     let mut all = vec![("root.hints", HINTS)];
@@ -233,7 +357,8 @@ fn serve(files: &[(&str, &str)]) -> Fraudwall {
         "listen: [\"127.0.0.1:0\"]\n\
          resolver:\n  root_hints: root.hints\n  allow_private_servers: true\n  dnssec: off\n  \
          timeout_ms: 800\n  server_timeout_ms: 200\n\
-         blocklists:\n  dir: lists\n  debounce_ms: 200\n  max_shrink: 1\n",
+         blocklists:\n  dir: lists\n  debounce_ms: 200\n  max_shrink: 1\n\
+         metrics:\n  listen: \"127.0.0.1:0\"\n",
         &all,
     )
 }
@@ -299,4 +424,48 @@ fn serve_keeps_a_list_whose_new_version_has_no_usable_entry() {
         blocked(&fw, "new-three.test")
     });
     assert!(!blocked(&fw, "kept-two.test"));
+}
+
+/// Issue #14 in `serve`: the `com` line is refused, logged with its line, counted in
+/// `fraudwall_list_entries_refused_total`, and the rest of the list is enforced.
+#[test]
+fn serve_refuses_a_public_suffix_logs_and_counts_it() {
+    let fw = serve(&[("lists/fraud.txt", "kept-one.test\ncom\n")]);
+    wait(&fw, "kept-one.test blocked", || {
+        blocked(&fw, "kept-one.test")
+    });
+    assert!(
+        !blocked(&fw, "www.example.com"),
+        "`com` must have been refused"
+    );
+    let log = fw.log();
+    assert!(
+        log.contains("fraud.txt:2: refused: \"com\" is a public suffix"),
+        "{log}"
+    );
+    let metrics = metrics_text(&fw);
+    assert!(
+        metrics.contains("fraudwall_list_entries_refused_total{list=\"fraud\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The `/metrics` text of `fw` (its address from the `metrics listening on http` log line).
+fn metrics_text(fw: &Fraudwall) -> String {
+    let log = fw.log();
+    let addr = log
+        .split("metrics listening on http ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics address in the log\n{log}"));
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    body
 }

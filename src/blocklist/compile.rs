@@ -15,6 +15,7 @@ use std::io::{Cursor, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{MAX_LISTS, encode_table, merge_slot, pack_slot, write_file};
+use super::guard::{is_icann_suffix, is_private_suffix};
 use super::normalize::{NameError, NameInfo, normalize_into, push_reversed_key};
 use super::shard::{MAX_SHARDS, shards_for};
 use super::source::{self, Diagnostic, ParseStats, RawEntry, Taken};
@@ -30,7 +31,8 @@ pub struct ListReport {
     pub path: PathBuf,
     /// The format it was parsed as.
     pub format: Format,
-    /// Line counts; `rejected` includes names that failed normalisation.
+    /// Line counts; `rejected` includes names that failed normalisation, `refused` the entries
+    /// the guard rails refused.
     pub stats: ParseStats,
     /// Entries that made it into the compiled file (before cross-list de-duplication).
     pub accepted: u64,
@@ -165,7 +167,9 @@ impl Compiler {
         Ok((self.lists.len() - 1) as u16)
     }
 
-    /// Normalises `name` and adds it for list `list`. A leading `*.` forces `Subtree`.
+    /// Normalises `name` and adds it for list `list`. A leading `*.` forces `Subtree`. No guard
+    /// rails apply here (tests and benches add names directly); list files go through
+    /// [`Compiler::add_source`].
     ///
     /// # Panics
     /// If `list` was not returned by [`Compiler::add_list`].
@@ -208,7 +212,10 @@ impl Compiler {
 
     /// Like [`Compiler::add_spec`] with the file content already in memory.
     ///
-    /// A list with lines but no usable entry is [`Error::NoEntries`].
+    /// Block entries the list's [`Guard`](super::Guard) refuses are not added (unless the list
+    /// is trusted): they are counted in `stats.refused` and reported with
+    /// [`Severity::Refused`](super::Severity::Refused). A list with lines but no usable entry is
+    /// [`Error::NoEntries`].
     pub fn add_source(&mut self, spec: &ListSpec, data: &[u8]) -> Result<ListReport, Error> {
         let list = self.add_list(ListInfo {
             name: spec.name.clone(),
@@ -238,11 +245,29 @@ impl Compiler {
             } else {
                 e.match_mode.unwrap_or(spec.match_mode)
             };
-            self.push(list, kind, mode, action);
-            if info.labels == 1 && kind == ListKind::Block {
-                return Taken::Warning(format!("{:?} blocks a whole TLD", self.buf));
+            let name = self.buf.as_str();
+            let mut remark = None;
+            if kind == ListKind::Block {
+                if let Some(why) = spec.guard.refuses(name, mode) {
+                    if !spec.trusted {
+                        return Taken::Refused(format!(
+                            "{why}; to load it anyway, mark the list `trusted: true` in blocklists.lists"
+                        ));
+                    }
+                    remark = Some(format!("{why}; loaded because the list is trusted"));
+                } else if mode == MatchMode::Subtree && is_private_suffix(name) {
+                    remark = Some(format!(
+                        "{name:?} is a public suffix (private section of the Public Suffix List): it blocks the sites of every owner below it"
+                    ));
+                } else if info.labels == 1 && !is_icann_suffix(name) {
+                    remark = Some(format!("{name:?} blocks a whole TLD"));
+                }
             }
-            Taken::Accepted
+            self.push(list, kind, mode, action);
+            match remark {
+                Some(r) => Taken::Warning(r),
+                None => Taken::Accepted,
+            }
         });
         let visited = match visited {
             Ok(v) => v,

@@ -5,7 +5,8 @@
 //! 1. [`source`] parses one file in any supported [`Format`] into raw entries, reporting every
 //!    bad line as `path:line: reason` while keeping the good ones.
 //! 2. [`normalize`] folds case, strips the trailing dot and a leading `*.`, converts Unicode to
-//!    punycode and validates each name.
+//!    punycode and validates each name; [`guard`] refuses block entries at a public suffix or
+//!    over a protected name, unless the list is trusted.
 //! 3. [`compile`] sorts all names of all lists as reversed-label keys (`com.example.www`), merges
 //!    duplicates and writes one self-describing file (header + list table + FST) atomically.
 //!    Large lists are split into FST shards built in parallel ([`shard`]); a query still walks
@@ -206,6 +207,11 @@ pub struct ListSpec {
     pub category: String,
     /// RFC 8914 INFO-CODE for blocked answers (15 Blocked, 16 Censored, 17 Filtered).
     pub ede: u16,
+    /// A trusted list may block public suffixes and protected names ([`guard`]).
+    pub trusted: bool,
+    /// What an untrusted list may not block. Its `Debug` names its content, so a compiled
+    /// version cached under the spec's `Debug` text is compiled again when the guard changes.
+    pub guard: Guard,
 }
 
 /// The decision for one name.

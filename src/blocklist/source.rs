@@ -52,6 +52,8 @@ pub enum Severity {
     Warning,
     /// A well-formed rule this engine does not support (e.g. adblock `$modifiers`); not loaded.
     Skipped,
+    /// A valid entry the guard rails refuse (a public suffix, a protected name); not loaded.
+    Refused,
 }
 
 /// A problem with one line (or, when `line` is `None`, with the file as a whole).
@@ -77,6 +79,7 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "",
             Severity::Warning => "warning: ",
             Severity::Skipped => "skipped: ",
+            Severity::Refused => "refused: ",
         };
         write!(f, ": {tag}{}", self.reason)
     }
@@ -97,6 +100,8 @@ pub struct ParseStats {
     pub rejected: u64,
     /// Warnings (the entry was still used, or a whole-file remark).
     pub warnings: u64,
+    /// Entries refused by the guard rails (reported with [`Severity::Refused`]).
+    pub refused: u64,
 }
 
 /// What the consumer of [`visit`] made of one entry: how it is counted and reported.
@@ -108,6 +113,8 @@ pub enum Taken {
     Warning(String),
     /// Not used: the name is invalid.
     Rejected(String),
+    /// Not used: the guard rails refuse it (a public suffix, a protected name).
+    Refused(String),
 }
 
 /// One raw entry as written in the source.
@@ -223,7 +230,7 @@ pub fn read_list(path: &Path) -> Result<Vec<u8>, Error> {
 /// Streams the entries of `data` into `sink` and returns the format, diagnostics and counts.
 ///
 /// `sink` says what it made of each entry. A file with lines but no entry taken, and at least
-/// one line rejected or skipped, is [`Error::NoEntries`] (after every entry went to
+/// one line rejected, skipped or refused, is [`Error::NoEntries`] (after every entry went to
 /// `sink`); an empty file, or one of comments and directives only, is a valid empty list.
 pub fn visit(
     data: &[u8],
@@ -277,7 +284,7 @@ pub fn visit(
     parser.finish(&mut out);
     let s = out.stats;
     if s.entries == 0 {
-        if s.rejected + s.skipped > 0 {
+        if s.rejected + s.skipped + s.refused > 0 {
             return Err(no_entries(path, format, &out));
         }
         let why = if s.lines == 0 || data.iter().all(u8::is_ascii_whitespace) {
@@ -299,11 +306,12 @@ pub fn visit(
 fn no_entries(path: &Path, format: Format, out: &Out<'_>) -> Error {
     let s = out.stats;
     let mut reason = format!(
-        "read as {}, {} lines gave no entry ({} rejected, {} skipped)",
+        "read as {}, {} lines gave no entry ({} rejected, {} skipped, {} refused)",
         format.as_str(),
         s.lines,
         s.rejected,
-        s.skipped
+        s.skipped,
+        s.refused
     );
     let first: Vec<String> = out
         .diagnostics
@@ -313,6 +321,7 @@ fn no_entries(path: &Path, format: Format, out: &Out<'_>) -> Error {
         .map(|d| {
             let tag = match d.severity {
                 Severity::Skipped => "skipped: ",
+                Severity::Refused => "refused: ",
                 Severity::Error | Severity::Warning => "",
             };
             format!("line {}: {tag}{}", d.line.unwrap_or(0), d.reason)
@@ -447,6 +456,10 @@ impl Out<'_> {
                 self.warn(line, reason);
             }
             Taken::Rejected(reason) => self.reject(line, reason),
+            Taken::Refused(reason) => {
+                self.stats.refused += 1;
+                self.diag(Some(line), Severity::Refused, reason);
+            }
         }
     }
 
@@ -1209,7 +1222,7 @@ mod tests {
         let msg = err.to_string();
         assert!(
             msg.starts_with(
-                "feed.txt: no usable entry: read as plain, 3 lines gave no entry (2 rejected, 0 skipped); \
+                "feed.txt: no usable entry: read as plain, 3 lines gave no entry (2 rejected, 0 skipped, 0 refused); \
                  first: line 1: unexpected text \"unavailable\" after name \"Service\"; line 3: "
             ),
             "{msg}"

@@ -8,7 +8,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::blocklist::{Action, Format, ListKind, ListSpec, MatchMode};
+use crate::blocklist::{Action, Format, Guard, ListKind, ListSpec, MatchMode};
 use crate::dns::ede;
 use crate::section::Check;
 
@@ -30,6 +30,8 @@ pub struct RawBlocklists {
     pub poll_interval_ms: u64,
     /// Largest fraction of a list's entries one update may drop before it is refused.
     pub max_shrink: f64,
+    /// Names untrusted lists may not block; absent: the built-in `config/protected-names.txt`.
+    pub protected_names: Option<PathBuf>,
 }
 
 impl Default for RawBlocklists {
@@ -45,6 +47,7 @@ impl Default for RawBlocklists {
             debounce_ms: 300,
             poll_interval_ms: 30_000,
             max_shrink: 0.5,
+            protected_names: None,
         }
     }
 }
@@ -122,6 +125,9 @@ pub struct RawList {
     /// How often `url` is checked (conditional requests); default 1h.
     #[serde(default)]
     pub interval: Option<RawDuration>,
+    /// May block public suffixes and protected names.
+    #[serde(default)]
+    pub trusted: bool,
 }
 
 /// `kind:` of a list.
@@ -165,6 +171,8 @@ pub struct BlocklistsConfig {
     pub max_shrink: f64,
     /// Lists downloaded from a URL into their file in `dir`.
     pub remotes: Vec<RemoteList>,
+    /// What untrusted lists may not block (every spec carries it; discovered lists too).
+    pub guard: Guard,
 }
 
 /// A list fetched over HTTP(S) into its file in `blocklists.dir`.
@@ -205,11 +213,19 @@ impl RawBlocklists {
         if !ede::LIST_CODES.contains(&self.ede) {
             check.problem("ede", EDE_CODES_MSG);
         }
+        let guard = match &self.protected_names {
+            None => Guard::builtin(),
+            Some(p) => Guard::load(&check.path(p)).unwrap_or_else(|e| {
+                check.problem("protected_names", e.to_string());
+                Guard::builtin()
+            }),
+        };
         let mut lists: Vec<ListSpec> = Vec::new();
         let mut remotes = Vec::new();
         for (i, l) in self.lists.into_iter().enumerate() {
             check.section(&format!("lists[{i}]"), |check| {
-                let (spec, remote) = l.validate(i, &dir, self.action, self.ede, check);
+                let (mut spec, remote) = l.validate(i, &dir, self.action, self.ede, check);
+                spec.guard = guard.clone();
                 if lists.iter().any(|s| s.name == spec.name) {
                     check.problem("", format!("list name {:?} is used twice", spec.name));
                 }
@@ -229,6 +245,7 @@ impl RawBlocklists {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_shrink: self.max_shrink,
             remotes,
+            guard,
         }
     }
 }
@@ -269,6 +286,8 @@ impl RawList {
             },
             category: self.category.unwrap_or_else(|| "fraud".into()),
             ede,
+            trusted: self.trusted,
+            guard: Guard::builtin(),
         };
         let Some(url) = self.url else {
             if self.interval.is_some() {
