@@ -112,26 +112,31 @@ pub fn run(cli: Cli) -> ExitCode {
             sources,
         } => {
             let mut specs = Vec::new();
+            let mut guard = crate::blocklist::Guard::builtin();
             if let Some(p) = &config {
                 match Config::load(p) {
-                    Ok(c) => specs.extend(crate::lists::specs(&c.blocklists)),
+                    Ok(c) => {
+                        specs.extend(crate::lists::specs(&c.blocklists));
+                        guard = c.blocklists.guard;
+                    }
                     Err(e) => {
                         eprintln!("fraudwall: {e}");
                         return ExitCode::from(2);
                     }
                 }
             }
-            specs.extend(
-                sources
-                    .iter()
-                    .map(|p| crate::blocklist::ListSpec::from_path(p)),
-            );
+            specs.extend(sources.iter().map(|p| crate::blocklist::ListSpec {
+                guard: guard.clone(),
+                ..crate::blocklist::ListSpec::from_path(p)
+            }));
             if specs.is_empty() {
                 eprintln!("fraudwall: nothing to compile: give SOURCE files or --config");
                 return ExitCode::from(2);
             }
             let mut stdout = std::io::stdout().lock();
             match crate::blocklist::cli::compile_cmd(&out, &specs, &mut stdout) {
+                // The others were compiled, but a list that could not be used is a failure.
+                Ok(r) if !r.failed.is_empty() => ExitCode::FAILURE,
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("fraudwall: {e}");
@@ -140,11 +145,16 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Check { fst, config, names } => {
+            // With a config, its lists are compiled here and their refused entries explained.
+            let mut specs = Vec::new();
             let bl = match fst {
                 Some(p) => crate::blocklist::Blocklist::open(&p).map_err(|e| e.to_string()),
                 None => load_config(config.as_ref())
                     .map_err(|e| e.to_string())
-                    .and_then(|c| crate::lists::load(&c.blocklists).map_err(|e| format!("{e:#}"))),
+                    .and_then(|c| {
+                        specs = crate::lists::specs(&c.blocklists);
+                        crate::lists::load(&c.blocklists).map_err(|e| format!("{e:#}"))
+                    }),
             };
             let bl = match bl {
                 Ok(b) => b,
@@ -154,7 +164,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             };
             let mut stdout = std::io::stdout().lock();
-            match crate::blocklist::cli::check_cmd(&bl, &names, &mut stdout) {
+            match crate::blocklist::cli::check_cmd(&bl, &specs, &names, &mut stdout) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("fraudwall: {e}");

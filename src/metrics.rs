@@ -56,6 +56,9 @@ pub const LIST_ENTRIES: &str = "fraudwall_list_entries";
 pub const LAST_RELOAD_TIMESTAMP_SECONDS: &str = "fraudwall_last_reload_timestamp_seconds";
 /// Blocklist reloads that failed (the previous lists stay in service).
 pub const RELOAD_FAILURES_TOTAL: &str = "fraudwall_reload_failures_total";
+/// List entries refused by the guard rails (a public suffix, a protected name), label `list`;
+/// counted when a new version of the list is compiled.
+pub const LIST_ENTRIES_REFUSED_TOTAL: &str = "fraudwall_list_entries_refused_total";
 /// Warning page responses, label `kind`: `page` (HTML for a blocked host), `generic` (HTML for
 /// a host that is not blocked), `plain` (small response to a non-HTML request).
 pub const PAGE_VIEWS_TOTAL: &str = "fraudwall_warning_page_views_total";
@@ -273,6 +276,10 @@ fn describe() {
         "Unix time of the last successful blocklist reload"
     );
     describe_counter!(RELOAD_FAILURES_TOTAL, "Blocklist reloads that failed");
+    describe_counter!(
+        LIST_ENTRIES_REFUSED_TOTAL,
+        "List entries refused as public suffixes or protected names"
+    );
     describe_counter!(PAGE_VIEWS_TOTAL, "Warning page responses");
     describe_counter!(REPORTS_TOTAL, "Report-a-mistake submissions");
     describe_counter!(EVENTS_DROPPED_TOTAL, "Blocked events dropped (queue full)");
@@ -511,6 +518,11 @@ pub fn reload_failed() {
     metrics::counter!(RELOAD_FAILURES_TOTAL).increment(1);
 }
 
+/// Counts the entries of one list refused by the guard rails (once per compiled version).
+pub fn list_entries_refused(list: &str, refused: u64) {
+    metrics::counter!(LIST_ENTRIES_REFUSED_TOTAL, "list" => list.to_string()).increment(refused);
+}
+
 /// The label value of a blocklist action.
 pub fn action_label(action: Action) -> &'static str {
     action.as_str()
@@ -592,6 +604,7 @@ mod tests {
             LIST_ENTRIES,
             LAST_RELOAD_TIMESTAMP_SECONDS,
             RELOAD_FAILURES_TOTAL,
+            LIST_ENTRIES_REFUSED_TOTAL,
             PAGE_VIEWS_TOTAL,
             REPORTS_TOTAL,
             EVENTS_DROPPED_TOTAL,

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use fraudwall::blocklist::cli::discover;
 use fraudwall::blocklist::{
-    Action, Blocklist, CompileReport, Format, ListKind, ListSpec, MatchMode, Severity, compile,
+    Action, Blocklist, CompileReport, Error, Format, Guard, ListKind, ListSpec, MatchMode,
+    Severity, compile,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -269,6 +270,7 @@ fn discover_fixture_directory() {
             "allowlist",
             "dnsmasq",
             "hosts",
+            "null-zones",
             "plain",
             "policy",
             "unbound",
@@ -289,7 +291,7 @@ fn discover_fixture_directory() {
     );
     let (_d, r, bl) = build(&specs);
     assert!(r.failed.is_empty());
-    assert_eq!(bl.lists().len(), 8);
+    assert_eq!(bl.lists().len(), 9);
 }
 
 #[test]
@@ -309,4 +311,174 @@ fn sample_blocklists_directory() {
         ListKind::Allow
     );
     assert_eq!(bl.lookup("example.com"), None);
+}
+
+#[test]
+fn bind_null_zones() {
+    let (_d, r, bl) = one("null-zones.conf");
+    let l = &r.lists[0];
+    assert_eq!(l.format, Format::Bind);
+    for q in [
+        "bind-one.test",
+        "www.bind-one.test",
+        "bind-two.test",
+        "bind-three.test",
+        "bind-four.test",
+        "a.b.bind-five.test",
+        "bind-six.test",
+    ] {
+        assert_eq!(v(&bl, q), BLOCK, "{q}");
+    }
+    for q in [
+        "bind-commented.test",
+        "bind-forward.test",
+        "bind-notype.test",
+    ] {
+        assert_eq!(bl.lookup(q), None, "{q}");
+    }
+    let p = fixture("null-zones.conf").display().to_string();
+    assert_eq!(
+        diags(&r),
+        [
+            format!("{p}:16: skipped: zone \"bind-forward.test\" of type `forward` does not block"),
+            format!("{p}:17: zone \"bind-notype.test\" without a `type`"),
+        ]
+    );
+    assert_eq!((l.accepted, l.stats.skipped, l.stats.rejected), (6, 1, 1));
+}
+
+/// A list with guard-rail violations (public suffixes, a protected name) and entries that are
+/// fine (a fraud name, a name below a protected one).
+const RISKY: &str = "evil.test\ncom\nco.uk\npaypal.com\nevil.paypal.com\n";
+
+fn risky_list(dir: &Path, name: &str) -> ListSpec {
+    let path = dir.join(name);
+    std::fs::write(&path, RISKY).unwrap();
+    ListSpec::from_path(&path)
+}
+
+#[test]
+fn public_suffixes_and_protected_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = risky_list(dir.path(), "risky.txt");
+    let (_d, r, bl) = build(&[spec]);
+    let l = &r.lists[0];
+    assert_eq!(
+        (l.accepted, l.stats.refused),
+        (2, 3),
+        "{:#?}",
+        l.diagnostics
+    );
+    let p = dir.path().join("risky.txt").display().to_string();
+    let d = diags(&r);
+    assert!(
+        d[0].starts_with(&format!(
+            "{p}:2: refused: \"com\" is a public suffix (ICANN section of the Public Suffix List)"
+        )),
+        "{d:#?}"
+    );
+    assert!(d[0].ends_with("mark the list `trusted: true` in blocklists.lists"));
+    assert!(d[1].starts_with(&format!("{p}:3: refused: \"co.uk\" is a public suffix")));
+    assert!(
+        d[2].starts_with(&format!(
+            "{p}:4: refused: \"paypal.com\" is a protected name (built-in protected names:"
+        )),
+        "{}",
+        d[2]
+    );
+    assert!(
+        l.diagnostics
+            .iter()
+            .all(|d| d.severity == Severity::Refused)
+    );
+    for q in [
+        "www.example.com",
+        "example.co.uk",
+        "paypal.com",
+        "www.paypal.com",
+    ] {
+        assert_eq!(bl.lookup(q), None, "{q}");
+    }
+    assert_eq!(v(&bl, "evil.test"), BLOCK);
+    assert_eq!(v(&bl, "x.evil.paypal.com"), BLOCK);
+}
+
+#[test]
+fn trusted_lists_and_allow_entries_are_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = risky_list(dir.path(), "trusted.txt");
+    spec.trusted = true;
+    let (_d, r, bl) = build(&[spec]);
+    let l = &r.lists[0];
+    assert_eq!((l.accepted, l.stats.refused, l.stats.warnings), (5, 0, 3));
+    assert!(diags(&r)[0].contains("loaded because the list is trusted"));
+    assert_eq!(v(&bl, "www.example.com"), BLOCK);
+
+    // Allow entries are never refused: from an allow list, or an allow rule in a block list.
+    let allow = dir.path().join("allowlist.txt");
+    std::fs::write(&allow, "com\npaypal.com\n").unwrap();
+    let rules = dir.path().join("rules.txt");
+    std::fs::write(&rules, "||evil.test^\n@@||paypal.com^\n").unwrap();
+    let (_d, r, bl) = build(&[ListSpec::from_path(&allow), ListSpec::from_path(&rules)]);
+    assert!(r.lists.iter().all(|l| l.stats.refused == 0));
+    assert_eq!(bl.lookup("x.com").unwrap().kind, ListKind::Allow);
+    assert_eq!(bl.lookup("paypal.com").unwrap().kind, ListKind::Allow);
+}
+
+#[test]
+fn an_operators_protected_names_replace_the_built_in_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = risky_list(dir.path(), "risky.txt");
+    let own = dir.path().join("protected.txt");
+    std::fs::write(&own, "# ours\n*.evil.test\n").unwrap();
+    spec.guard = Guard::load(&own).unwrap();
+    let (_d, r, bl) = build(&[spec]);
+    let d = diags(&r);
+    let o = own.display().to_string();
+    assert!(
+        d[0].contains(&format!(
+            ":1: refused: \"evil.test\" is a protected name ({o}:2)"
+        )),
+        "{d:#?}"
+    );
+    // paypal.com is not protected by this file; public suffixes still are refused.
+    assert_eq!(v(&bl, "www.paypal.com"), BLOCK);
+    assert_eq!(bl.lookup("example.com"), None);
+}
+
+#[test]
+fn a_list_of_nothing_usable_fails_and_the_others_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("feed.txt");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html>\n<html><body>\n<p>Service unavailable</p>\n</body></html>\n",
+    )
+    .unwrap();
+    let only_refused = dir.path().join("tlds.txt");
+    std::fs::write(&only_refused, "com\nnet\n").unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# filled in later\n").unwrap();
+    let (_d, r, bl) = build(&[
+        ListSpec::from_path(&page),
+        ListSpec::from_path(&only_refused),
+        ListSpec::from_path(&empty),
+        ListSpec::from_path(&fixture("wildcard.txt")),
+    ]);
+    let failed: Vec<&str> = r.failed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(failed, ["feed", "tlds"]);
+    let msg = r.failed[0].error.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}: no usable entry: read as plain, 4 lines gave no entry (4 rejected, 0 skipped, 0 refused); first: line 1: ",
+            page.display()
+        )),
+        "{msg}"
+    );
+    assert!(matches!(
+        &r.failed[1].error,
+        Error::NoEntries { stats, .. } if stats.refused == 2
+    ));
+    assert_eq!(bl.lists().len(), 2, "the empty list and wildcard.txt");
+    assert_eq!(v(&bl, "wild-one.test"), BLOCK);
 }

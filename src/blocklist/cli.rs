@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::normalize::normalize_into;
-use super::source::{self, RawEntry};
+use super::source::{self, RawEntry, Taken};
 use super::{
-    Action, Blocklist, CompileReport, Error, ListInfo, ListKind, ListSpec, MatchMode, Verdict,
-    compile,
+    Action, Blocklist, CompileReport, Error, Guard, ListInfo, ListKind, ListSpec, MatchMode,
+    Verdict, compile,
 };
 
 /// Diagnostics printed per list by [`compile_cmd`]; the rest are summarised.
@@ -20,7 +20,7 @@ impl ListSpec {
     /// The defaults for a list file found on disk: name = file stem, format auto-detected,
     /// `Allow` when the file name starts with `allow` or contains `.allow.` (e.g. `allowlist.txt`,
     /// `local.allow.txt`), else `Block`; action sinkhole, subtree matching, category "fraud",
-    /// EDE 15 (Blocked).
+    /// EDE 15 (Blocked); not trusted, the built-in protected names.
     pub fn from_path(path: &Path) -> ListSpec {
         let file_name = path
             .file_name()
@@ -43,6 +43,8 @@ impl ListSpec {
             match_mode: MatchMode::Subtree,
             category: "fraud".to_string(),
             ede: 15,
+            trusted: false,
+            guard: Guard::builtin(),
         }
     }
 }
@@ -84,24 +86,22 @@ pub fn compile_cmd(
         let s = &l.stats;
         writeln!(
             w,
-            "{} ({}, {}): {} entries, {} skipped, {} rejected, {} warnings",
+            "{} ({}, {}): {} entries, {} skipped, {} rejected, {} refused, {} warnings",
             l.name,
             l.format.as_str(),
             l.path.display(),
             l.accepted,
             s.skipped,
             s.rejected,
+            s.refused,
             s.warnings
         )?;
         for d in l.diagnostics.iter().take(MAX_PRINTED_DIAGNOSTICS) {
             writeln!(w, "  {d}")?;
         }
-        if l.diagnostics.len() > MAX_PRINTED_DIAGNOSTICS {
-            writeln!(
-                w,
-                "  … and {} more",
-                l.diagnostics.len() - MAX_PRINTED_DIAGNOSTICS
-            )?;
+        let total = l.diagnostics_total();
+        if total > MAX_PRINTED_DIAGNOSTICS as u64 {
+            writeln!(w, "  … and {} more", total - MAX_PRINTED_DIAGNOSTICS as u64)?;
         }
     }
     for f in &report.failed {
@@ -130,14 +130,26 @@ pub fn compile_cmd(
 
 /// Prints, for each name, its verdict and why: the matched entry, its list, kind, action,
 /// category and `file:line` (found by re-reading the source list, so the hot path stores none).
-pub fn check_cmd(bl: &Blocklist, names: &[String], w: &mut impl Write) -> Result<(), Error> {
+///
+/// With the `specs` the lists were compiled from, it also says when a refused entry would have
+/// blocked the name: which list, line and why it was refused (the guard rails of
+/// [`super::guard`]). Without them (a compiled file alone) refusals cannot be known.
+pub fn check_cmd(
+    bl: &Blocklist,
+    specs: &[ListSpec],
+    names: &[String],
+    w: &mut impl Write,
+) -> Result<(), Error> {
     let mut sources: HashMap<u16, Option<SourceIndex>> = HashMap::new();
+    let mut refusals: Vec<Option<RefusalIndex>> = Vec::new();
+    refusals.resize_with(specs.len(), || None);
     let mut canon = String::new();
     for name in names {
         if let Err(e) = normalize_into(name, &mut canon) {
             writeln!(w, "{name}: invalid name: {e}")?;
             continue;
         }
+        explain_refusals(specs, &mut refusals, name, &canon, w)?;
         let Some(v) = bl.lookup(&canon) else {
             writeln!(w, "{name}: not listed")?;
             continue;
@@ -181,6 +193,88 @@ pub fn check_cmd(bl: &Blocklist, names: &[String], w: &mut impl Write) -> Result
     Ok(())
 }
 
+/// Prints a line for each refused entry of `specs` that would block `canon` (the canonical
+/// form of `name`); `cache` holds each spec's [`RefusalIndex`] once built.
+fn explain_refusals(
+    specs: &[ListSpec],
+    cache: &mut [Option<RefusalIndex>],
+    name: &str,
+    canon: &str,
+    w: &mut impl Write,
+) -> Result<(), Error> {
+    for (spec, slot) in specs.iter().zip(cache.iter_mut()) {
+        if spec.kind == ListKind::Allow || spec.trusted {
+            continue;
+        }
+        let index = slot.get_or_insert_with(|| RefusalIndex::load(spec));
+        // The name itself (exact or subtree entries), then each ancestor (subtree entries).
+        let mut at = canon;
+        loop {
+            let modes: &[MatchMode] = if at == canon {
+                &[MatchMode::Exact, MatchMode::Subtree]
+            } else {
+                &[MatchMode::Subtree]
+            };
+            for &mode in modes {
+                if let Some((line, reason)) = index.refused.get(&(at.to_string(), mode)) {
+                    writeln!(
+                        w,
+                        "{name}: would be BLOCKED by {at} ({}) in list {:?} at {}:{line}, but that entry was refused: {reason}",
+                        mode.as_str(),
+                        spec.name,
+                        spec.path.display()
+                    )?;
+                }
+            }
+            match at.split_once('.') {
+                Some((_, parent)) => at = parent,
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The entries of one block list that its guard refused, by (canonical name, mode): the first
+/// line of each and why. Rebuilt on demand by `check` by parsing the source again, as the
+/// compiler did; a list that cannot be read has none.
+struct RefusalIndex {
+    refused: HashMap<(String, MatchMode), (u64, String)>,
+}
+
+impl RefusalIndex {
+    fn load(spec: &ListSpec) -> RefusalIndex {
+        let mut refused = HashMap::new();
+        let Ok(data) = source::read_list(&spec.path) else {
+            return RefusalIndex { refused };
+        };
+        let mut canon = String::new();
+        // A list of which every entry was refused is an error, but its refusals are still
+        // collected: the visit reports the error only at the end.
+        let _ = source::visit(&data, &spec.path, spec.format, &mut |e: RawEntry<'_>| {
+            let Ok(n) = normalize_into(e.name, &mut canon) else {
+                return Taken::Accepted;
+            };
+            if e.kind == Some(ListKind::Allow) {
+                return Taken::Accepted;
+            }
+            let mode = if n.wildcard {
+                MatchMode::Subtree
+            } else {
+                e.match_mode.unwrap_or(spec.match_mode)
+            };
+            if let Some(why) = spec.guard.refuses(&canon, mode) {
+                refused
+                    .entry((canon.clone(), mode))
+                    .or_insert_with(|| (e.line, why.to_string()));
+                return Taken::Refused(String::new());
+            }
+            Taken::Accepted
+        });
+        RefusalIndex { refused }
+    }
+}
+
 /// The first line of each (name, kind, mode) in one source list, rebuilt on demand by `check`.
 struct SourceIndex {
     lines: HashMap<(String, ListKind, MatchMode), u64>,
@@ -196,7 +290,7 @@ impl SourceIndex {
             '_,
         >| {
             let Ok(n) = normalize_into(e.name, &mut canon) else {
-                return;
+                return Taken::Accepted;
             };
             let kind = match info.kind {
                 ListKind::Allow => ListKind::Allow,
@@ -208,6 +302,7 @@ impl SourceIndex {
                 e.match_mode.unwrap_or(info.match_mode)
             };
             lines.entry((canon.clone(), kind, mode)).or_insert(e.line);
+            Taken::Accepted
         })
         .ok()?;
         Some(SourceIndex { lines })

@@ -15,9 +15,10 @@ use std::io::{Cursor, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{MAX_LISTS, encode_table, merge_slot, pack_slot, write_file};
+use super::guard::{is_icann_suffix, is_private_suffix};
 use super::normalize::{NameError, NameInfo, normalize_into, push_reversed_key};
 use super::shard::{MAX_SHARDS, shards_for};
-use super::source::{self, Diagnostic, ParseStats, RawEntry, Severity};
+use super::source::{self, Diagnostic, ParseStats, RawEntry, Taken};
 use super::{Action, Error, Format, ListInfo, ListKind, ListSpec, MatchMode};
 use crate::atomic_file::{self, Durability};
 
@@ -30,12 +31,23 @@ pub struct ListReport {
     pub path: PathBuf,
     /// The format it was parsed as.
     pub format: Format,
-    /// Line counts; `rejected` includes names that failed normalisation.
+    /// Line counts; `rejected` includes names that failed normalisation, `refused` the entries
+    /// the guard rails refused.
     pub stats: ParseStats,
     /// Entries that made it into the compiled file (before cross-list de-duplication).
     pub accepted: u64,
-    /// Every diagnostic, in file order.
+    /// The first [`source::MAX_DIAGNOSTICS`] diagnostics, in file order (whole-file remarks
+    /// first).
     pub diagnostics: Vec<Diagnostic>,
+    /// Diagnostics beyond those, counted but not kept.
+    pub omitted_diagnostics: u64,
+}
+
+impl ListReport {
+    /// All diagnostics, kept or not: what "… and N more" counts from.
+    pub fn diagnostics_total(&self) -> u64 {
+        self.diagnostics.len() as u64 + self.omitted_diagnostics
+    }
 }
 
 /// A list that could not be used at all; the others were still compiled.
@@ -74,8 +86,9 @@ pub struct WriteStats {
 }
 
 /// Parses every list in `specs`, normalises the names and writes one compiled file to `out`
-/// atomically. A list that cannot be read is reported in [`CompileReport::failed`] and the others
-/// are compiled anyway; only failing to write `out` is an error.
+/// atomically. A list that cannot be used (unreadable, binary, no usable entry) is reported in
+/// [`CompileReport::failed`] and the others are compiled anyway; only failing to write `out` is
+/// an error.
 pub fn compile(out: &Path, specs: &[ListSpec]) -> Result<CompileReport, Error> {
     if specs.len() > MAX_LISTS {
         return Err(Error::TooManyLists {
@@ -154,7 +167,9 @@ impl Compiler {
         Ok((self.lists.len() - 1) as u16)
     }
 
-    /// Normalises `name` and adds it for list `list`. A leading `*.` forces `Subtree`.
+    /// Normalises `name` and adds it for list `list`. A leading `*.` forces `Subtree`. No guard
+    /// rails apply here (tests and benches add names directly); list files go through
+    /// [`Compiler::add_source`].
     ///
     /// # Panics
     /// If `list` was not returned by [`Compiler::add_list`].
@@ -172,6 +187,12 @@ impl Compiler {
         } else {
             mode
         };
+        self.push(list, kind, mode, action);
+        Ok(info)
+    }
+
+    /// Adds the canonical name in `self.buf` for list `list`.
+    fn push(&mut self, list: u16, kind: ListKind, mode: MatchMode, action: Action) {
         let off = self.arena.len() as u64;
         push_reversed_key(&self.buf, &mut self.arena);
         self.recs.push(Rec {
@@ -181,7 +202,6 @@ impl Compiler {
             slot: pack_slot(kind, action, list),
         });
         self.lists[list as usize].entries += 1;
-        Ok(info)
     }
 
     /// Reads, parses and adds one source list. On error nothing of the list is kept.
@@ -191,6 +211,11 @@ impl Compiler {
     }
 
     /// Like [`Compiler::add_spec`] with the file content already in memory.
+    ///
+    /// Block entries the list's [`Guard`](super::Guard) refuses are not added (unless the list
+    /// is trusted): they are counted in `stats.refused` and reported with
+    /// [`Severity::Refused`](super::Severity::Refused). A list with lines but no usable entry is
+    /// [`Error::NoEntries`].
     pub fn add_source(&mut self, spec: &ListSpec, data: &[u8]) -> Result<ListReport, Error> {
         let list = self.add_list(ListInfo {
             name: spec.name.clone(),
@@ -204,37 +229,45 @@ impl Compiler {
             match_mode: spec.match_mode,
         })?;
         let mark = (self.recs.len(), self.arena.len());
-        let mut name_diags = Vec::new();
-        let mut rejected = 0;
-        let mut warnings = 0;
         let visited = source::visit(data, &spec.path, spec.format, &mut |e: RawEntry<'_>| {
             // An allow list only ever allows, whatever its lines say.
             let kind = match spec.kind {
                 ListKind::Allow => ListKind::Allow,
                 ListKind::Block => e.kind.unwrap_or(ListKind::Block),
             };
-            let mode = e.match_mode.unwrap_or(spec.match_mode);
             let action = e.action.unwrap_or(spec.action);
-            let (severity, reason) = match self.insert(list, e.name, kind, mode, action) {
-                Ok(info) if info.labels == 1 && kind == ListKind::Block => {
-                    warnings += 1;
-                    (
-                        Severity::Warning,
-                        format!("{:?} blocks a whole TLD", self.buf),
-                    )
-                }
-                Ok(_) => return,
-                Err(err) => {
-                    rejected += 1;
-                    (Severity::Error, err.to_string())
-                }
+            let info = match normalize_into(e.name, &mut self.buf) {
+                Ok(info) => info,
+                Err(err) => return Taken::Rejected(err.to_string()),
             };
-            name_diags.push(Diagnostic {
-                path: spec.path.clone(),
-                line: Some(e.line),
-                severity,
-                reason,
-            });
+            let mode = if info.wildcard {
+                MatchMode::Subtree
+            } else {
+                e.match_mode.unwrap_or(spec.match_mode)
+            };
+            let name = self.buf.as_str();
+            let mut remark = None;
+            if kind == ListKind::Block {
+                if let Some(why) = spec.guard.refuses(name, mode) {
+                    if !spec.trusted {
+                        return Taken::Refused(format!(
+                            "{why}; to load it anyway, mark the list `trusted: true` in blocklists.lists"
+                        ));
+                    }
+                    remark = Some(format!("{why}; loaded because the list is trusted"));
+                } else if mode == MatchMode::Subtree && is_private_suffix(name) {
+                    remark = Some(format!(
+                        "{name:?} is a public suffix (private section of the Public Suffix List): it blocks the sites of every owner below it"
+                    ));
+                } else if info.labels == 1 && !is_icann_suffix(name) {
+                    remark = Some(format!("{name:?} blocks a whole TLD"));
+                }
+            }
+            self.push(list, kind, mode, action);
+            match remark {
+                Some(r) => Taken::Warning(r),
+                None => Taken::Accepted,
+            }
         });
         let visited = match visited {
             Ok(v) => v,
@@ -247,20 +280,14 @@ impl Compiler {
         };
         let info = &mut self.lists[list as usize];
         info.format = visited.format;
-        let mut stats = visited.stats;
-        stats.rejected += rejected;
-        stats.warnings += warnings;
-        let mut diagnostics = visited.diagnostics;
-        diagnostics.extend(name_diags);
-        // Whole-file remarks (line None) first, then by line.
-        diagnostics.sort_by_key(|d| d.line);
         Ok(ListReport {
             name: spec.name.clone(),
             path: spec.path.clone(),
             format: visited.format,
-            stats,
+            stats: visited.stats,
             accepted: info.entries,
-            diagnostics,
+            diagnostics: visited.diagnostics,
+            omitted_diagnostics: visited.omitted_diagnostics,
         })
     }
 

@@ -40,6 +40,19 @@ pub enum Error {
         offset: u64,
     },
 
+    /// A source list with lines but no usable entry (every entry rejected, skipped or refused):
+    /// a list in the wrong format, an error page saved as a list, a feed gone wrong. An empty
+    /// file, or one of comments only, is a valid empty list instead.
+    #[error("{}: no usable entry: {reason}", path.display())]
+    NoEntries {
+        /// The list file.
+        path: PathBuf,
+        /// What the lines gave, with the first problems.
+        reason: String,
+        /// The line counts.
+        stats: super::ParseStats,
+    },
+
     /// More lists than the 16-bit list id can address.
     #[error("too many lists ({count}); at most {max} lists fit in one compiled file")]
     TooManyLists {

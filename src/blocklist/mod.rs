@@ -5,7 +5,8 @@
 //! 1. [`source`] parses one file in any supported [`Format`] into raw entries, reporting every
 //!    bad line as `path:line: reason` while keeping the good ones.
 //! 2. [`normalize`] folds case, strips the trailing dot and a leading `*.`, converts Unicode to
-//!    punycode and validates each name.
+//!    punycode and validates each name; [`guard`] refuses block entries at a public suffix or
+//!    over a protected name, unless the list is trusted.
 //! 3. [`compile`] sorts all names of all lists as reversed-label keys (`com.example.www`), merges
 //!    duplicates and writes one self-describing file (header + list table + FST) atomically.
 //!    Large lists are split into FST shards built in parallel ([`shard`]); a query still walks
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod compile;
 mod error;
 pub mod format;
+pub mod guard;
 mod keyhash;
 pub mod matcher;
 pub mod merge;
@@ -42,6 +44,7 @@ pub mod source;
 pub use compile::{CompileReport, Compiler, ListFailure, ListReport, compile};
 pub use error::Error;
 pub use format::MAX_LISTS;
+pub use guard::Guard;
 pub use matcher::Blocklist;
 pub use shared::{Publisher, SharedBlocklist};
 pub use source::{Diagnostic, ParseStats, Severity};
@@ -155,17 +158,20 @@ pub enum Format {
     Unbound,
     /// A DNS Response Policy Zone file.
     Rpz,
+    /// BIND `zone "name" { type master; file "…"; };` statements (null-zone lists).
+    Bind,
 }
 
 impl Format {
-    /// All formats, in their on-disk code order (the index is the code).
-    pub const ALL: [Format; 6] = [
+    /// All formats, in their on-disk code order (the index is the code: append, never reorder).
+    pub const ALL: [Format; 7] = [
         Format::Plain,
         Format::Hosts,
         Format::Adblock,
         Format::Dnsmasq,
         Format::Unbound,
         Format::Rpz,
+        Format::Bind,
     ];
 
     /// Lowercase name for logs and CLI output.
@@ -177,6 +183,7 @@ impl Format {
             Format::Dnsmasq => "dnsmasq",
             Format::Unbound => "unbound",
             Format::Rpz => "rpz",
+            Format::Bind => "bind",
         }
     }
 }
@@ -200,6 +207,11 @@ pub struct ListSpec {
     pub category: String,
     /// RFC 8914 INFO-CODE for blocked answers (15 Blocked, 16 Censored, 17 Filtered).
     pub ede: u16,
+    /// A trusted list may block public suffixes and protected names ([`guard`]).
+    pub trusted: bool,
+    /// What an untrusted list may not block. Its `Debug` names its content, so a compiled
+    /// version cached under the spec's `Debug` text is compiled again when the guard changes.
+    pub guard: Guard,
 }
 
 /// The decision for one name.

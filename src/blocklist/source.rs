@@ -8,8 +8,17 @@
 //! Parsers return *raw* names (case, trailing dots, `*.` and Unicode as written); normalisation
 //! happens at compile time in [`super::normalize`], so the same rules apply to every format.
 //! Each entry carries the kind/action/match mode its format implies; `None` means "the list's
-//! [`ListSpec`](super::ListSpec) default".
+//! [`ListSpec`](super::ListSpec) default". The consumer of the entries says what it made of each
+//! one ([`Taken`]), so that its rejections are reported in file order with the parser's own.
+//!
+//! # Bounds
+//! Every parser does work linear in its input and keeps only bounded state between lines: a
+//! line is at most [`MAX_LINE`] bytes, a record or statement spanning lines is at most
+//! [`MAX_RECORD_LINES`] lines and [`MAX_LINE`] bytes, and at most [`MAX_DIAGNOSTICS`]
+//! diagnostics are kept per file (the rest are only counted). A file that is not empty but of
+//! which no entry can be used is an error ([`Error::NoEntries`]), not an empty list.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::Read;
 use std::net::IpAddr;
@@ -17,8 +26,18 @@ use std::path::{Path, PathBuf};
 
 use super::{Action, Error, Format, ListKind, MatchMode};
 
+mod bind;
+
 /// Longest line accepted; longer lines are rejected (no list needs them, and they bound work).
 pub const MAX_LINE: usize = 4096;
+/// Most lines one record may span (an RPZ record in parentheses, a BIND zone statement); a SOA
+/// record takes about 7. Also the most tokens a BIND zone statement may have.
+pub const MAX_RECORD_LINES: usize = 64;
+/// Diagnostics kept per file; the rest are counted ([`Visited::omitted_diagnostics`]), so a
+/// million bad lines cost a counter, not a million messages.
+pub const MAX_DIAGNOSTICS: usize = 100;
+/// Problems quoted in an [`Error::NoEntries`] message.
+const NO_ENTRY_EXAMPLES: usize = 3;
 /// How many leading bytes are checked for NUL to recognise binary files (as git and ripgrep do).
 const BINARY_PROBE: usize = 8192;
 /// How many meaningful lines the format sniffer looks at.
@@ -33,6 +52,8 @@ pub enum Severity {
     Warning,
     /// A well-formed rule this engine does not support (e.g. adblock `$modifiers`); not loaded.
     Skipped,
+    /// A valid entry the guard rails refuse (a public suffix, a protected name); not loaded.
+    Refused,
 }
 
 /// A problem with one line (or, when `line` is `None`, with the file as a whole).
@@ -58,6 +79,7 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "",
             Severity::Warning => "warning: ",
             Severity::Skipped => "skipped: ",
+            Severity::Refused => "refused: ",
         };
         write!(f, ": {tag}{}", self.reason)
     }
@@ -68,7 +90,7 @@ impl fmt::Display for Diagnostic {
 pub struct ParseStats {
     /// Lines read.
     pub lines: u64,
-    /// Entries produced (a hosts line may produce several).
+    /// Entries taken by the consumer (a hosts line may produce several).
     pub entries: u64,
     /// Comments, blank lines, directives (`server:`, `$TTL`, SOA, NS…) and localhost entries.
     pub ignored: u64,
@@ -78,6 +100,21 @@ pub struct ParseStats {
     pub rejected: u64,
     /// Warnings (the entry was still used, or a whole-file remark).
     pub warnings: u64,
+    /// Entries refused by the guard rails (reported with [`Severity::Refused`]).
+    pub refused: u64,
+}
+
+/// What the consumer of [`visit`] made of one entry: how it is counted and reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// Used.
+    Accepted,
+    /// Used, with a remark (e.g. it blocks a whole TLD).
+    Warning(String),
+    /// Not used: the name is invalid.
+    Rejected(String),
+    /// Not used: the guard rails refuse it (a public suffix, a protected name).
+    Refused(String),
 }
 
 /// One raw entry as written in the source.
@@ -118,8 +155,10 @@ pub struct Parsed {
     pub format: Format,
     /// The entries, in file order.
     pub entries: Vec<Entry>,
-    /// Every problem, in file order.
+    /// The first [`MAX_DIAGNOSTICS`] problems, in file order (whole-file remarks first).
     pub diagnostics: Vec<Diagnostic>,
+    /// Problems beyond [`MAX_DIAGNOSTICS`], counted but not kept.
+    pub omitted_diagnostics: u64,
     /// Line counts.
     pub stats: ParseStats,
 }
@@ -129,8 +168,10 @@ pub struct Parsed {
 pub struct Visited {
     /// The format used.
     pub format: Format,
-    /// Every problem, in file order.
+    /// The first [`MAX_DIAGNOSTICS`] problems, in file order (whole-file remarks first).
     pub diagnostics: Vec<Diagnostic>,
+    /// Problems beyond [`MAX_DIAGNOSTICS`], counted but not kept.
+    pub omitted_diagnostics: u64,
     /// Line counts.
     pub stats: ParseStats,
 }
@@ -166,12 +207,14 @@ pub fn parse_bytes(data: &[u8], path: &Path, format: Option<Format>) -> Result<P
             kind: e.kind,
             action: e.action,
             match_mode: e.match_mode,
-        })
+        });
+        Taken::Accepted
     })?;
     Ok(Parsed {
         format: v.format,
         entries,
         diagnostics: v.diagnostics,
+        omitted_diagnostics: v.omitted_diagnostics,
         stats: v.stats,
     })
 }
@@ -185,11 +228,15 @@ pub fn read_list(path: &Path) -> Result<Vec<u8>, Error> {
 }
 
 /// Streams the entries of `data` into `sink` and returns the format, diagnostics and counts.
+///
+/// `sink` says what it made of each entry. A file with lines but no entry taken, and at least
+/// one line rejected, skipped or refused, is [`Error::NoEntries`] (after every entry went to
+/// `sink`); an empty file, or one of comments and directives only, is a valid empty list.
 pub fn visit(
     data: &[u8],
     path: &Path,
     format: Option<Format>,
-    sink: &mut dyn FnMut(RawEntry<'_>),
+    sink: &mut dyn FnMut(RawEntry<'_>) -> Taken,
 ) -> Result<Visited, Error> {
     let probe = &data[..data.len().min(BINARY_PROBE)];
     if let Some(offset) = probe.iter().position(|&b| b == 0) {
@@ -203,6 +250,7 @@ pub fn visit(
     let mut out = Out {
         path,
         diagnostics: Vec::new(),
+        omitted: 0,
         stats: ParseStats::default(),
         sink,
     };
@@ -213,6 +261,7 @@ pub fn visit(
         Format::Dnsmasq => Box::new(Dnsmasq),
         Format::Unbound => Box::new(Unbound),
         Format::Rpz => Box::new(Rpz::default()),
+        Format::Bind => Box::new(bind::Bind::default()),
     };
     for (idx, raw) in lines(data).enumerate() {
         let no = idx as u64 + 1;
@@ -233,21 +282,63 @@ pub fn visit(
         }
     }
     parser.finish(&mut out);
-    if out.stats.entries == 0 {
-        let why = if out.stats.lines == 0 || data.iter().all(u8::is_ascii_whitespace) {
+    let s = out.stats;
+    if s.entries == 0 {
+        if s.rejected + s.skipped + s.refused > 0 {
+            return Err(no_entries(path, format, &out));
+        }
+        let why = if s.lines == 0 || data.iter().all(u8::is_ascii_whitespace) {
             "file is empty; no entries loaded"
-        } else if out.stats.rejected + out.stats.skipped == 0 {
-            "no entries (only comments, blank lines and directives)"
         } else {
-            "no usable entries"
+            "no entries (only comments, blank lines and directives)"
         };
         out.file_warning(why);
     }
     Ok(Visited {
         format,
         diagnostics: out.diagnostics,
+        omitted_diagnostics: out.omitted,
         stats: out.stats,
     })
+}
+
+/// The error for a file of which nothing could be used, quoting its first problems.
+fn no_entries(path: &Path, format: Format, out: &Out<'_>) -> Error {
+    let s = out.stats;
+    let mut reason = format!(
+        "read as {}, {} lines gave no entry ({} rejected, {} skipped, {} refused)",
+        format.as_str(),
+        s.lines,
+        s.rejected,
+        s.skipped,
+        s.refused
+    );
+    let first: Vec<String> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity != Severity::Warning)
+        .take(NO_ENTRY_EXAMPLES)
+        .map(|d| {
+            let tag = match d.severity {
+                Severity::Skipped => "skipped: ",
+                Severity::Refused => "refused: ",
+                Severity::Error | Severity::Warning => "",
+            };
+            format!("line {}: {tag}{}", d.line.unwrap_or(0), d.reason)
+        })
+        .collect();
+    if !first.is_empty() {
+        reason.push_str("; first: ");
+        reason.push_str(&first.join("; "));
+    }
+    reason.push_str(
+        "; check that the file is a list and its format is right (`format:` in blocklists.lists)",
+    );
+    Error::NoEntries {
+        path: path.to_path_buf(),
+        reason,
+        stats: s,
+    }
 }
 
 /// Splits on `\n` and strips a trailing `\r`, so CRLF files parse like LF files.
@@ -266,7 +357,8 @@ pub fn detect_format(path: &Path, data: &[u8]) -> Format {
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
     match ext.as_deref() {
-        Some("rpz" | "zone") => return Format::Rpz,
+        // BIND lists of null zones are sometimes saved as `.zone` too.
+        Some("rpz" | "zone") if sniff(data) != Format::Bind => return Format::Rpz,
         Some("hosts") => return Format::Hosts,
         Some("conf") if memfind(data, b"local-zone") => return Format::Unbound,
         _ => {}
@@ -286,12 +378,15 @@ pub fn sniff(data: &[u8]) -> Format {
             continue;
         };
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
             continue;
         }
         seen += 1;
         if seen > SNIFF_LINES {
             break;
+        }
+        if bind::starts_zone_statement(line) {
+            return Format::Bind;
         }
         if line.starts_with('!')
             || line.starts_with("[Adblock")
@@ -330,9 +425,12 @@ pub fn sniff(data: &[u8]) -> Format {
 /// Collects what the line parsers find.
 struct Out<'a> {
     path: &'a Path,
+    /// At most [`MAX_DIAGNOSTICS`], plus whole-file remarks.
     diagnostics: Vec<Diagnostic>,
+    /// Diagnostics counted but not kept.
+    omitted: u64,
     stats: ParseStats,
-    sink: &'a mut dyn FnMut(RawEntry<'_>),
+    sink: &'a mut dyn FnMut(RawEntry<'_>) -> Taken,
 }
 
 impl Out<'_> {
@@ -344,17 +442,32 @@ impl Out<'_> {
         action: Option<Action>,
         mode: Option<MatchMode>,
     ) {
-        self.stats.entries += 1;
-        (self.sink)(RawEntry {
+        let taken = (self.sink)(RawEntry {
             name,
             line,
             kind,
             action,
             match_mode: mode,
         });
+        match taken {
+            Taken::Accepted => self.stats.entries += 1,
+            Taken::Warning(reason) => {
+                self.stats.entries += 1;
+                self.warn(line, reason);
+            }
+            Taken::Rejected(reason) => self.reject(line, reason),
+            Taken::Refused(reason) => {
+                self.stats.refused += 1;
+                self.diag(Some(line), Severity::Refused, reason);
+            }
+        }
     }
 
     fn diag(&mut self, line: Option<u64>, severity: Severity, reason: String) {
+        if self.diagnostics.len() >= MAX_DIAGNOSTICS {
+            self.omitted += 1;
+            return;
+        }
         self.diagnostics.push(Diagnostic {
             path: self.path.to_path_buf(),
             line,
@@ -378,9 +491,18 @@ impl Out<'_> {
         self.diag(Some(line), Severity::Warning, reason);
     }
 
+    /// A remark about the whole file: always kept, before the per-line diagnostics.
     fn file_warning(&mut self, reason: &str) {
         self.stats.warnings += 1;
-        self.diag(None, Severity::Warning, reason.to_string());
+        self.diagnostics.insert(
+            0,
+            Diagnostic {
+                path: self.path.to_path_buf(),
+                line: None,
+                severity: Severity::Warning,
+                reason: reason.to_string(),
+            },
+        );
     }
 
     fn ignore(&mut self) {
@@ -675,8 +797,22 @@ impl LineParser for Unbound {
 struct Rpz {
     origin: Option<String>,
     last_owner: Option<String>,
-    /// A record opened with `(` that has not been closed yet: (first line, text so far).
-    pending: Option<(u64, String)>,
+    /// A record opened with `(` that has not been closed yet.
+    pending: Option<Pending>,
+}
+
+/// The lines of an RPZ record in parentheses, kept until its `)`: at most
+/// [`MAX_RECORD_LINES`] lines and [`MAX_LINE`] bytes, so an unclosed `(` costs bounded memory
+/// and each line is looked at a bounded number of times.
+struct Pending {
+    /// Line of the `(`.
+    first: u64,
+    /// Open parentheses so far (outside quotes).
+    depth: i32,
+    /// The record's lines without comments, with their numbers.
+    lines: Vec<(u64, String)>,
+    /// Their total length.
+    bytes: usize,
 }
 
 /// Strips a `;` comment that is outside double quotes.
@@ -692,10 +828,16 @@ fn strip_semicolon_comment(line: &str) -> &str {
     line
 }
 
-fn paren_depth(s: &str) -> i32 {
+/// Parentheses opened minus closed in `s`, outside double quotes.
+fn paren_delta(s: &str) -> i32 {
+    let mut in_quotes = false;
     s.chars().fold(0, |d, c| match c {
-        '(' => d + 1,
-        ')' => d - 1,
+        '"' => {
+            in_quotes = !in_quotes;
+            d
+        }
+        '(' if !in_quotes => d + 1,
+        ')' if !in_quotes => d - 1,
         _ => d,
     })
 }
@@ -715,39 +857,85 @@ fn is_ttl(t: &str) -> bool {
 
 impl LineParser for Rpz {
     fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
-        let text = strip_semicolon_comment(line);
-        if let Some((first, mut acc)) = self.pending.take() {
-            acc.push(' ');
-            acc.push_str(text);
-            if paren_depth(&acc) > 0 {
-                self.pending = Some((first, acc));
-            } else {
-                self.record(first, &acc, out);
-            }
-            // The continuation line itself is part of the record counted on its first line.
-            return out.ignore();
+        if let Some(again) = self.step(no, line, out) {
+            self.reread(again, out);
         }
-        if text.trim().is_empty() {
-            return out.ignore();
-        }
-        if paren_depth(text) > 0 {
-            self.pending = Some((no, text.to_string()));
-            return;
-        }
-        self.record(no, text, out);
     }
 
     fn finish(&mut self, out: &mut Out<'_>) {
-        if let Some((first, _)) = self.pending.take() {
+        // What follows an unclosed `(` is read again as records of its own, as after an
+        // overlong one; that may open another record, hence the loop.
+        while let Some(p) = self.pending.take() {
             out.reject(
-                first,
-                "unclosed `(`: record runs to the end of the file".to_string(),
+                p.first,
+                "unclosed `(`: the record runs to the end of the file; it is dropped and the \
+                 lines after it are read as records"
+                    .to_string(),
             );
+            self.reread(p.lines.into_iter().skip(1).collect(), out);
         }
     }
 }
 
 impl Rpz {
+    /// Reads one line; returns the lines to read again when a record in parentheses grew past
+    /// its bounds (they never include the line that opened it, so each re-read drops a line).
+    fn step(&mut self, no: u64, line: &str, out: &mut Out<'_>) -> Option<Vec<(u64, String)>> {
+        let text = strip_semicolon_comment(line);
+        if let Some(p) = &mut self.pending {
+            p.depth += paren_delta(text);
+            p.bytes += text.len() + 1;
+            p.lines.push((no, text.to_string()));
+            if p.depth <= 0 {
+                let p = self.pending.take()?;
+                let record: Vec<&str> = p.lines.iter().map(|(_, t)| t.as_str()).collect();
+                // Continuation lines are part of the record counted on its first line.
+                for _ in 1..p.lines.len() {
+                    out.ignore();
+                }
+                self.record(p.first, &record.join(" "), out);
+            } else if p.lines.len() > MAX_RECORD_LINES || p.bytes > MAX_LINE {
+                let p = self.pending.take()?;
+                out.reject(
+                    p.first,
+                    format!(
+                        "unclosed `(`: no `)` within {MAX_RECORD_LINES} lines or {MAX_LINE} bytes; \
+                         the record is dropped and the lines after it are read as records"
+                    ),
+                );
+                return Some(p.lines.into_iter().skip(1).collect());
+            }
+            return None;
+        }
+        if text.trim().is_empty() {
+            out.ignore();
+            return None;
+        }
+        let depth = paren_delta(text);
+        if depth > 0 {
+            self.pending = Some(Pending {
+                first: no,
+                depth,
+                lines: vec![(no, text.to_string())],
+                bytes: text.len(),
+            });
+            return None;
+        }
+        self.record(no, text, out);
+        None
+    }
+
+    /// Reads `lines` again, and whatever their own unclosed records give back, in order.
+    fn reread(&mut self, lines: Vec<(u64, String)>, out: &mut Out<'_>) {
+        let mut queue = VecDeque::from(lines);
+        while let Some((no, text)) = queue.pop_front() {
+            if let Some(again) = self.step(no, &text, out) {
+                for l in again.into_iter().rev() {
+                    queue.push_front(l);
+                }
+            }
+        }
+    }
     fn record(&mut self, no: u64, text: &str, out: &mut Out<'_>) {
         let flat = text.replace(['(', ')'], " ");
         let mut toks = flat.split_whitespace().peekable();
@@ -977,6 +1165,85 @@ mod tests {
     }
 
     #[test]
+    fn rpz_unclosed_paren_drops_one_record_and_reads_on() {
+        // The `(` of the SOA is never closed: before, the rest of the file became one record
+        // (and each line re-scanned all of it: quadratic).
+        let mut zone =
+            String::from("$ORIGIN rpz.example.\n@ SOA localhost. root.localhost. ( 1 3600\n");
+        for i in 0..1000 {
+            zone.push_str(&format!("n{i}.test CNAME .\n"));
+        }
+        let r = p(Format::Rpz, &zone);
+        assert_eq!(r.entries.len(), 1000, "{:#?}", r.diagnostics);
+        assert_eq!(r.entries[0].line, 3);
+        assert_eq!(r.stats.rejected, 1);
+        assert!(
+            r.diagnostics[0]
+                .to_string()
+                .starts_with("t.txt:2: unclosed `(`: no `)` within 64 lines"),
+            "{}",
+            r.diagnostics[0]
+        );
+        // Near the end of the file, and inside quotes (which do not count).
+        let r = p(
+            Format::Rpz,
+            "a.test TXT \"(\"\nb.test CNAME .\nc.test A ( 192.0.2.1\nd.test CNAME .\n",
+        );
+        assert_eq!(names(&r), ["b.test", "d.test"]);
+        assert!(r.diagnostics.iter().any(|d| {
+            d.to_string()
+                .starts_with("t.txt:3: unclosed `(`: the record runs to the end of the file")
+        }));
+        // Nested openers inside an overlong record are each dropped once; the rest is read.
+        let mut zone = String::new();
+        for i in 0..200 {
+            zone.push_str(&format!("o{i}.test A ( 192.0.2.1\n"));
+        }
+        zone.push_str("last.test CNAME .\n");
+        let r = p(Format::Rpz, &zone);
+        assert_eq!(names(&r), ["last.test"]);
+        assert_eq!(r.stats.rejected, 200);
+    }
+
+    #[test]
+    fn diagnostics_are_capped_and_counted() {
+        let text: String = (0..5000).map(|i| format!("bad name {i}\n")).collect();
+        let r = p(Format::Plain, &format!("ok.test\n{text}"));
+        assert_eq!(r.diagnostics.len(), MAX_DIAGNOSTICS);
+        assert_eq!(r.omitted_diagnostics, 5000 - MAX_DIAGNOSTICS as u64);
+        assert_eq!(r.stats.rejected, 5000);
+        assert_eq!(r.diagnostics[0].line, Some(2));
+    }
+
+    #[test]
+    fn a_list_of_nothing_usable_is_an_error() {
+        let page = "Service unavailable\n\nError 503, try later\n";
+        let err = parse_bytes(page.as_bytes(), Path::new("feed.txt"), None).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(
+                "feed.txt: no usable entry: read as plain, 3 lines gave no entry (2 rejected, 0 skipped, 0 refused); \
+                 first: line 1: unexpected text \"unavailable\" after name \"Service\"; line 3: "
+            ),
+            "{msg}"
+        );
+        assert!(matches!(err, Error::NoEntries { stats, .. } if stats.rejected == 2));
+        // Only skipped rules: nothing usable either.
+        let err = parse_bytes(b"||a.test^$third-party\n", Path::new("a.txt"), None).unwrap_err();
+        assert!(err.to_string().contains("1 skipped"), "{err}");
+        // Empty, comments and directives only: a valid empty list.
+        for text in [
+            "",
+            "\n\n",
+            "# nothing yet\n",
+            "$TTL 300\n@ SOA a. b. 1 2 3 4 5\n",
+        ] {
+            let r = parse_bytes(text.as_bytes(), Path::new("e.txt"), None).unwrap();
+            assert!(r.entries.is_empty() && r.stats.warnings == 1, "{text:?}");
+        }
+    }
+
+    #[test]
     fn sniffing() {
         let cases: [(&str, Format); 7] = [
             ("# x\na.test\n", Format::Plain),
@@ -995,6 +1262,10 @@ mod tests {
             );
         }
         assert_eq!(detect_format(Path::new("x.rpz"), b"a.test\n"), Format::Rpz);
+        let bind = b"zone \"a.test\" { type master; file \"null.zone.file\"; };\n";
+        for name in ["x.txt", "x.zone", "named.conf"] {
+            assert_eq!(detect_format(Path::new(name), bind), Format::Bind, "{name}");
+        }
     }
 
     #[test]

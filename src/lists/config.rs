@@ -8,7 +8,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::blocklist::{Action, Format, ListKind, ListSpec, MatchMode};
+use crate::blocklist::{Action, Format, Guard, ListKind, ListSpec, MatchMode};
 use crate::dns::ede;
 use crate::section::Check;
 
@@ -32,6 +32,8 @@ pub struct RawBlocklists {
     pub max_shrink: f64,
     /// Serve even when no list could be loaded at start (otherwise `serve` fails).
     pub allow_empty: bool,
+    /// Names untrusted lists may not block; absent: the built-in `config/protected-names.txt`.
+    pub protected_names: Option<PathBuf>,
 }
 
 impl Default for RawBlocklists {
@@ -48,6 +50,7 @@ impl Default for RawBlocklists {
             poll_interval_ms: 30_000,
             max_shrink: 0.5,
             allow_empty: false,
+            protected_names: None,
         }
     }
 }
@@ -131,6 +134,9 @@ pub struct RawList {
     /// The download must have this SHA-256 (64 hex digits), or it is refused.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// May block public suffixes and protected names.
+    #[serde(default)]
+    pub trusted: bool,
 }
 
 /// `kind:` of a list.
@@ -176,6 +182,8 @@ pub struct BlocklistsConfig {
     pub allow_empty: bool,
     /// Lists downloaded from a URL into their file in `dir`.
     pub remotes: Vec<RemoteList>,
+    /// What untrusted lists may not block (every spec carries it; discovered lists too).
+    pub guard: Guard,
 }
 
 /// A list fetched over HTTP(S) into its file in `blocklists.dir`.
@@ -218,11 +226,19 @@ impl RawBlocklists {
         if !ede::LIST_CODES.contains(&self.ede) {
             check.problem("ede", EDE_CODES_MSG);
         }
+        let guard = match &self.protected_names {
+            None => Guard::builtin(),
+            Some(p) => Guard::load(&check.path(p)).unwrap_or_else(|e| {
+                check.problem("protected_names", e.to_string());
+                Guard::builtin()
+            }),
+        };
         let mut lists: Vec<ListSpec> = Vec::new();
         let mut remotes = Vec::new();
         for (i, l) in self.lists.into_iter().enumerate() {
             check.section(&format!("lists[{i}]"), |check| {
-                let (spec, remote) = l.validate(i, &dir, self.action, self.ede, check);
+                let (mut spec, remote) = l.validate(i, &dir, self.action, self.ede, check);
+                spec.guard = guard.clone();
                 if lists.iter().any(|s| s.name == spec.name) {
                     check.problem("", format!("list name {:?} is used twice", spec.name));
                 }
@@ -243,6 +259,7 @@ impl RawBlocklists {
             max_shrink: self.max_shrink,
             allow_empty: self.allow_empty,
             remotes,
+            guard,
         }
     }
 }
@@ -283,6 +300,8 @@ impl RawList {
             },
             category: self.category.unwrap_or_else(|| "fraud".into()),
             ede,
+            trusted: self.trusted,
+            guard: Guard::builtin(),
         };
         let Some(url) = self.url else {
             if self.interval.is_some() {

@@ -517,16 +517,26 @@ fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, Error>
     match src {
         Source::Text(spec) => {
             let mut c = Compiler::new();
-            let report = c.add_source(spec, data)?;
-            let d = &report.diagnostics;
-            for diag in d.iter().take(MAX_LOGGED_DIAGNOSTICS) {
+            let report = c.add_source(spec, data);
+            // Refusals count whether or not the list was usable.
+            let refused = match &report {
+                Ok(r) => r.stats.refused,
+                Err(blocklist::Error::NoEntries { stats, .. }) => stats.refused,
+                Err(_) => 0,
+            };
+            if refused > 0 {
+                metrics::list_entries_refused(&spec.name, refused);
+            }
+            let report = report?;
+            for diag in report.diagnostics.iter().take(MAX_LOGGED_DIAGNOSTICS) {
                 warn!("{diag}");
             }
-            if d.len() > MAX_LOGGED_DIAGNOSTICS {
+            let total = report.diagnostics_total();
+            if total > MAX_LOGGED_DIAGNOSTICS as u64 {
                 warn!(
                     "{}: … and {} more problems",
                     spec.path.display(),
-                    d.len() - MAX_LOGGED_DIAGNOSTICS
+                    total - MAX_LOGGED_DIAGNOSTICS as u64
                 );
             }
             c.write(cache)?;

@@ -122,6 +122,7 @@ impl Scan {
                 let mut spec = ListSpec::from_path(&path);
                 spec.action = cfg.default_action;
                 spec.ede = cfg.default_ede;
+                spec.guard = cfg.guard.clone();
                 text.push(Scanned {
                     source: Source::Text(spec),
                     stamp: Ok(stamp),
