@@ -172,6 +172,10 @@ fn config_check_refuses_values_that_cannot_work() {
             "resolver:\n  cache:\n    max_mib: 18446744073709551615\n",
             "resolver.cache.max_mib",
         ),
+        (
+            "blocklists:\n  lists:\n    - file: a.txt\n      url: http://lists.example/a.txt\n",
+            "blocklists.lists[0].url",
+        ),
     ]
     .iter()
     .enumerate()
