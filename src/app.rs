@@ -106,7 +106,7 @@ pub async fn serve(
         EventLog::start(&config.events).context("starting the blocked-event log")?;
     let (page_stop, page_tasks) =
         start_warning_page(&config, page_listeners, Arc::new(blocklist.clone()));
-    let resolver = Resolver::build(&config.resolver)
+    let resolver = Resolver::build(&config.resolver, config.cache().recursor_bytes())
         .await
         .context("building the resolver")?;
     let engine = Arc::new(Engine::new(Parts {

@@ -76,6 +76,8 @@ pub const RECURSOR_TIMEOUTS_TOTAL: &str = "fraudwall_recursor_timeouts_total";
 
 /// Tasks that panicked and were replaced, by task (`udp`, `reload`).
 pub const TASK_RESTARTS_TOTAL: &str = "fraudwall_task_restarts_total";
+/// Negative answers synthesised from validated NSEC records (RFC 8198).
+pub const NSEC_SYNTHESISED_TOTAL: &str = "fraudwall_nsec_synthesised_total";
 /// TCP connections closed at accept, by reason (`acl`, `limit`, `client_limit`).
 pub const TCP_REFUSED_TOTAL: &str = "fraudwall_tcp_refused_total";
 /// 1 when a compiled blocklist is being served, 0 when none could be loaded.
@@ -294,6 +296,10 @@ fn describe() {
         "Tasks that panicked and were replaced, by task"
     );
     describe_counter!(
+        NSEC_SYNTHESISED_TOTAL,
+        "Negative answers synthesised from validated NSEC records (RFC 8198)"
+    );
+    describe_counter!(
         TCP_REFUSED_TOTAL,
         "TCP connections closed at accept, by reason"
     );
@@ -500,6 +506,12 @@ pub fn worker_restarted(task: &'static str) {
 
 /// Whether a blocklist is loaded, for `/ready` (which must answer without a recorder too).
 static LOADED: AtomicBool = AtomicBool::new(false);
+
+/// Counts a negative answer synthesised from a validated NSEC chain (RFC 8198) instead of
+/// asked upstream.
+pub fn nsec_synthesised() {
+    metrics::counter!(NSEC_SYNTHESISED_TOTAL).increment(1);
+}
 
 /// Counts a TCP connection closed as soon as it was accepted (`reason`: `acl`, `limit`,
 /// `client_limit`).

@@ -119,6 +119,18 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
+    /// The bytes of `max_bytes` the answer cache (wire-format answers, the fast path) holds: a
+    /// quarter. The recursor's caches (RRsets, negative answers, keys, servers) hold the rest,
+    /// so that `resolver.cache.max_mib` bounds every cache of the process.
+    pub fn answer_bytes(&self) -> usize {
+        self.max_bytes / 4
+    }
+
+    /// The bytes of `max_bytes` the recursor's caches hold.
+    pub fn recursor_bytes(&self) -> usize {
+        self.max_bytes - self.answer_bytes()
+    }
+
     /// How long past its TTL an entry may be answered from (0 without serve-stale).
     pub fn stale_window(&self) -> u32 {
         if self.serve_stale { self.stale_ttl } else { 0 }
@@ -345,7 +357,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// A cache of at most about `config.max_bytes`.
+    /// A cache of at most about [`CacheConfig::answer_bytes`].
     pub fn new(config: CacheConfig) -> Cache {
         Cache {
             shards: (0..SHARDS)
@@ -357,7 +369,7 @@ impl Cache {
                 })
                 .collect(),
             hasher: Default::default(),
-            shard_budget: (config.max_bytes / SHARDS).max(4096),
+            shard_budget: (config.answer_bytes() / SHARDS).max(4096),
             config,
         }
     }

@@ -67,6 +67,7 @@ pub struct RawResolver {
     pub timeout_ms: u64,
     pub server_timeout_ms: u64,
     pub max_inflight: usize,
+    pub max_inflight_per_zone: usize,
     pub qname_minimisation: bool,
     pub cache: RawCache,
 }
@@ -83,6 +84,7 @@ impl Default for RawResolver {
             timeout_ms: 10_000,
             server_timeout_ms: 1_500,
             max_inflight: 10_000,
+            max_inflight_per_zone: 100,
             qname_minimisation: true,
             cache: RawCache::default(),
         }
@@ -108,6 +110,9 @@ pub struct ResolverConfig {
     pub cache: CacheConfig,
     /// Misses being resolved at once; beyond it, queries get SERVFAIL and are counted.
     pub max_inflight: usize,
+    /// Queries outstanding to the servers of one zone; beyond it lookups there fail at once, so
+    /// that a flood against one slow or silent zone cannot take every slot.
+    pub max_inflight_per_zone: usize,
     pub qname_minimisation: bool,
 }
 
@@ -148,6 +153,12 @@ impl RawResolver {
             check.problem("trust_anchor", e.to_string());
         }
         check.range("max_inflight", self.max_inflight, 1, 10_000_000);
+        check.range(
+            "max_inflight_per_zone",
+            self.max_inflight_per_zone,
+            1,
+            1_000_000,
+        );
         if self.timeout_ms < 100 {
             check.problem("timeout_ms", "must be at least 100");
         }
@@ -169,6 +180,7 @@ impl RawResolver {
             server_timeout: Duration::from_millis(self.server_timeout_ms),
             cache,
             max_inflight: self.max_inflight,
+            max_inflight_per_zone: self.max_inflight_per_zone,
             qname_minimisation: self.qname_minimisation,
         }
     }

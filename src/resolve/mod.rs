@@ -1,14 +1,11 @@
-//! Resolution of cache misses: hickory's recursor (iterative from the root hints, DNSSEC
-//! validation) or hickory's stub resolver against forwarders, wrapped in our own layer that
-//! turns every outcome into a response-shaped [`Message`] and mends what hickory 0.26 lacks:
-//! an overall deadline, CD=1 answers for bogus data, CNAME-loop detection, very long names, and
-//! the reason a bogus answer fails (`bogus.rs`).
+//! Resolution of cache misses: our own iterative resolver ([`recursor`]: from the root hints,
+//! with DNSSEC validation, on hickory-proto's messages and signature checks), or hickory's stub
+//! resolver against forwarders. Either way the outcome is a response-shaped [`Resolved`] under
+//! one deadline, with CNAME loops caught.
 
 pub mod anchor;
-mod bogus;
 pub mod config;
-mod repair;
-pub mod upstream;
+pub mod recursor;
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -18,23 +15,19 @@ use std::{
 };
 
 use hickory_proto::{
-    dnssec::{Proof, rdata::DNSSECRData},
+    dnssec::rdata::DNSSECRData,
     op::{Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{Name, RData, Record, RecordSet, RecordType},
+    rr::{Name, RData, RecordSet, RecordType},
     serialize::txt::Parser,
 };
 use hickory_resolver::{
     TokioResolver,
     config::{ConnectionConfig, NameServerConfig, ResolverConfig as HickoryResolverConfig},
     net::{DnsError, NetError, runtime::TokioRuntimeProvider},
-    recursor::{DnssecConfig, DnssecPolicy, Recursor, RecursorError, RecursorOptions},
 };
 use tracing::{debug, info, warn};
-use upstream::Upstreams;
 
 pub use config::{DnssecMode, ForwardProtocol, Forwarder, Mode, ResolverConfig};
-
-use crate::dns::ede;
 
 /// The IANA root servers (named.root), for real deployments only: tests use loopback hints.
 pub const IANA_ROOT_HINTS: [IpAddr; 26] = [
@@ -76,8 +69,6 @@ pub enum ResolveError {
     Hints { path: String, reason: String },
     #[error("{path}: no addresses in root hints")]
     NoHints { path: String },
-    #[error("cannot build the recursor: {0}")]
-    Recursor(String),
     #[error("cannot build the forwarding resolver: {0}")]
     Forwarder(String),
     #[error(transparent)]
@@ -147,11 +138,7 @@ pub struct Resolved {
 // One per process: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Upstream {
-    Recursive {
-        validating: Option<Box<Recursor<Upstreams>>>,
-        /// Security-aware but not validating: answers CD=1 queries whose data is bogus.
-        plain: Recursor<Upstreams>,
-    },
+    Recursive(Arc<recursor::Recursor>),
     Forward(TokioResolver),
 }
 
@@ -162,75 +149,45 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// Builds the resolver from config. May query the root servers once (DS trust anchors).
-    pub async fn build(cfg: &ResolverConfig) -> Result<Resolver, ResolveError> {
+    /// Builds the resolver from config; the recursor's caches get `cache_bytes`.
+    pub async fn build(cfg: &ResolverConfig, cache_bytes: usize) -> Result<Resolver, ResolveError> {
         let upstream = match cfg.mode {
             Mode::Recursive => {
                 let roots = match &cfg.root_hints {
                     Some(p) => read_hints(p)?,
                     None => IANA_ROOT_HINTS.to_vec(),
                 };
-                let mut options = RecursorOptions {
-                    case_randomization: false,
-                    // hickory minimises label by label and counts each step against this
-                    // limit: 24 makes a name with more labels SERVFAIL; Unbound answers it.
-                    ns_recursion_limit: 128,
-                    ..RecursorOptions::default()
-                };
-                if cfg.allow_private_servers {
-                    // hickory refuses loopback/private name servers by default; labs need them.
-                    options.deny_server.retain(|net| {
-                        !(net.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST))
-                            || net.contains(&IpAddr::V6(Ipv6Addr::LOCALHOST))
-                            || net.contains(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
-                            || net.contains(&IpAddr::V4(Ipv4Addr::new(172, 16, 0, 1)))
-                            || net.contains(&IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)))
-                            || net.contains(&IpAddr::V4(Ipv4Addr::new(100, 64, 0, 1)))
-                            || net
-                                .contains(&IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))))
-                    });
-                }
-                if !cfg.qname_minimisation {
-                    options.qname_minimization =
-                        hickory_resolver::recursor::QNameMinimization::Relaxed;
-                }
-                let provider = Upstreams::new(cfg.server_timeout)
-                    .map_err(|e| ResolveError::Recursor(e.to_string()))?;
-                let validating = match cfg.dnssec {
+                let anchors = match cfg.dnssec {
                     DnssecMode::Off => None,
-                    DnssecMode::Validate => {
-                        let anchors = match &cfg.trust_anchor {
-                            Some(p) => Some(Arc::new(anchor::load(p, &roots).await?)),
-                            None => None,
-                        };
-                        let mut dnssec = DnssecConfig::default();
-                        dnssec.trust_anchor = anchors;
-                        Some(Box::new(
-                            Recursor::new(
-                                &roots,
-                                DnssecPolicy::ValidateWithStaticKey(dnssec),
-                                None,
-                                options.clone(),
-                                provider.clone(),
-                            )
-                            .map_err(|e| ResolveError::Recursor(e.to_string()))?,
-                        ))
-                    }
+                    DnssecMode::Validate => Some(match &cfg.trust_anchor {
+                        Some(p) => {
+                            let file = anchor::parse_file(p)?;
+                            recursor::Anchors {
+                                ds: file.ds,
+                                keys: Arc::new(file.keys),
+                            }
+                        }
+                        None => recursor::Anchors {
+                            ds: Vec::new(),
+                            keys: Arc::new(hickory_proto::dnssec::TrustAnchors::default()),
+                        },
+                    }),
                 };
-                let plain = Recursor::new(
-                    &roots,
-                    DnssecPolicy::ValidationDisabled,
-                    None,
-                    options,
-                    provider,
-                )
-                .map_err(|e| ResolveError::Recursor(e.to_string()))?;
                 info!(
                     roots = roots.len(),
-                    validating = validating.is_some(),
+                    validating = anchors.is_some(),
                     "recursive resolver ready"
                 );
-                Upstream::Recursive { validating, plain }
+                Upstream::Recursive(recursor::Recursor::new(recursor::Options {
+                    roots,
+                    allow_private_servers: cfg.allow_private_servers,
+                    qname_minimisation: cfg.qname_minimisation,
+                    server_timeout: cfg.server_timeout,
+                    anchors,
+                    cache_bytes,
+                    deadline: cfg.timeout,
+                    max_per_zone: cfg.max_inflight_per_zone,
+                }))
             }
             Mode::Forward => Upstream::Forward(build_forwarder(cfg)?),
         };
@@ -243,7 +200,7 @@ impl Resolver {
     /// Whether answers can be Secure (AD) at all.
     pub fn is_validating(&self) -> bool {
         match &self.upstream {
-            Upstream::Recursive { validating, .. } => validating.is_some(),
+            Upstream::Recursive(r) => r.is_validating(),
             Upstream::Forward(_) => false,
         }
     }
@@ -266,34 +223,8 @@ impl Resolver {
     }
 
     async fn resolve_inner(&self, q: &Question) -> Resolved {
-        let query = Query::query(q.name.clone(), q.qtype);
         match &self.upstream {
-            Upstream::Recursive { validating, plain } => {
-                let now = Instant::now();
-                let Some(v) = validating else {
-                    let r = plain.resolve(query, now, q.dnssec_ok).await;
-                    return from_recursor(q, r, false);
-                };
-                let r = v.resolve(query.clone(), now, true).await;
-                let mut resolved = from_recursor(q, r, true);
-                if resolved.security != Security::Bogus {
-                    return resolved;
-                }
-                let raw = repair::raw_records(q, plain).await;
-                if let Some(repaired) = repair::repair(q, v.as_ref(), plain, raw.as_ref(), 0).await
-                {
-                    return repaired;
-                }
-                if q.checking_disabled {
-                    // RFC 4035 §3.2.2: with CD the client validates; give it the data.
-                    let r = plain.resolve(query, now, q.dnssec_ok).await;
-                    let mut plain = from_recursor(q, r, false);
-                    plain.security = Security::Insecure;
-                    return plain;
-                }
-                resolved.ede = Some(bogus::reason(plain, raw.as_ref()).await);
-                resolved
-            }
+            Upstream::Recursive(r) => r.resolve(q).await,
             Upstream::Forward(resolver) => {
                 let r = resolver.lookup(q.name.clone(), q.qtype).await;
                 from_forwarder(q, r)
@@ -380,107 +311,6 @@ pub fn servfail(q: &Question) -> Resolved {
     }
 }
 
-fn security_of<'a>(records: impl Iterator<Item = &'a Record>, validating: bool) -> Security {
-    if !validating {
-        return Security::Insecure;
-    }
-    let mut any = false;
-    let mut all_secure = true;
-    for r in records {
-        any = true;
-        match r.proof {
-            Proof::Bogus => return Security::Bogus,
-            Proof::Secure => {}
-            _ => all_secure = false,
-        }
-    }
-    if any && all_secure {
-        Security::Secure
-    } else {
-        Security::Insecure
-    }
-}
-
-/// Turns the recursor's result into a response, following hickory's own catalog logic (SOA and
-/// proofs for negative answers, SERVFAIL for bogus data) so answers match what hickory-server
-/// would give, then fixes the cases where hickory and Unbound disagree.
-fn from_recursor(q: &Question, r: Result<Message, RecursorError>, validating: bool) -> Resolved {
-    let mut m = Message::new(0, MessageType::Response, OpCode::Query);
-    m.add_query(Query::query(q.name.clone(), q.qtype));
-    let security = match r {
-        Ok(resp) => {
-            m.metadata.response_code = resp.metadata.response_code;
-            m.answers = resp.answers;
-            m.authorities = resp.authorities;
-            let sec = if m.answers.is_empty() {
-                security_of(m.authorities.iter(), validating)
-            } else {
-                security_of(m.answers.iter(), validating)
-            };
-            // A NOERROR without answers and SOA from a positive path is still NODATA.
-            sec
-        }
-        Err(e) => negative(q, &mut m, e, validating),
-    };
-    finish(q, m, security)
-}
-
-fn negative(q: &Question, m: &mut Message, e: RecursorError, validating: bool) -> Security {
-    if let RecursorError::Net(NetError::Dns(DnsError::DnssecBogus)) = &e {
-        m.metadata.response_code = ResponseCode::ServFail;
-        return Security::Bogus;
-    }
-    if let RecursorError::Net(NetError::Dns(DnsError::Nsec {
-        response, proof, ..
-    })) = &e
-    {
-        m.metadata.response_code = response.response_code;
-        m.authorities = response.authorities.clone();
-        return match proof {
-            Proof::Secure if validating => Security::Secure,
-            Proof::Bogus => Security::Bogus,
-            _ => Security::Insecure,
-        };
-    }
-    if e.is_no_records_found() || e.is_nx_domain() {
-        m.metadata.response_code = if e.is_nx_domain() {
-            ResponseCode::NXDomain
-        } else {
-            ResponseCode::NoError
-        };
-        let authorities = match &e {
-            RecursorError::Negative(d) => d.authorities.clone(),
-            RecursorError::Net(NetError::Dns(DnsError::NoRecordsFound(n))) => n.authorities.clone(),
-            _ => None,
-        };
-        let others: Vec<Record> = authorities
-            .map(|a| {
-                a.iter()
-                    .filter(|r| r.record_type() != RecordType::SOA)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        // Another record at the query name means the name exists (hickory catalog rule).
-        if others.iter().any(|r| r.name == q.name) {
-            m.metadata.response_code = ResponseCode::NoError;
-        }
-        if let Some(soa) = e.into_soa() {
-            let mut soa = soa.into_record_of_rdata();
-            // RFC 2308 §5: negative TTL = min(SOA TTL, SOA MINIMUM).
-            if let RData::SOA(s) = &soa.data {
-                soa.ttl = soa.ttl.min(s.minimum);
-            }
-            m.authorities.push(soa);
-        }
-        m.authorities.extend(others);
-        return security_of(m.authorities.iter(), validating);
-    }
-    debug!(name = %q.name, qtype = %q.qtype, error = %e, "resolution failed");
-    m.metadata.response_code = ResponseCode::ServFail;
-    Security::Insecure
-}
-
 fn from_forwarder(q: &Question, r: Result<hickory_resolver::lookup::Lookup, NetError>) -> Resolved {
     let mut m = Message::new(0, MessageType::Response, OpCode::Query);
     m.add_query(Query::query(q.name.clone(), q.qtype));
@@ -491,9 +321,24 @@ fn from_forwarder(q: &Question, r: Result<hickory_resolver::lookup::Lookup, NetE
             m.answers = resp.answers.clone();
             m.authorities = resp.authorities.clone();
         }
+        Err(NetError::Dns(DnsError::NoRecordsFound(no))) => {
+            m.metadata.response_code = if no.response_code == ResponseCode::NXDomain {
+                ResponseCode::NXDomain
+            } else {
+                ResponseCode::NoError
+            };
+            if let Some(soa) = no.soa {
+                let mut soa = soa.into_record_of_rdata();
+                // RFC 2308 §5: negative TTL = min(SOA TTL, SOA MINIMUM).
+                if let RData::SOA(s) = &soa.data {
+                    soa.ttl = soa.ttl.min(s.minimum);
+                }
+                m.authorities.push(soa);
+            }
+        }
         Err(e) => {
-            let e = RecursorError::from(e);
-            negative(q, &mut m, e, false);
+            debug!(name = %q.name, qtype = %q.qtype, error = %e, "forwarding failed");
+            m.metadata.response_code = ResponseCode::ServFail;
         }
     }
     finish(q, m, Security::Insecure)
@@ -509,7 +354,7 @@ pub(crate) fn finish(q: &Question, mut m: Message, mut security: Security) -> Re
         m.metadata.response_code = ResponseCode::ServFail;
         m.answers.clear();
         m.authorities.clear();
-        ede = Some(ede::DNSSEC_BOGUS);
+        ede = Some(crate::dns::ede::DNSSEC_BOGUS);
     }
     if m.metadata.response_code == ResponseCode::ServFail && security != Security::Bogus {
         security = Security::Insecure;
@@ -567,7 +412,10 @@ fn check_chain(q: &Question, r: &mut Resolved) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::rdata::{A, CNAME};
+    use hickory_proto::rr::{
+        Record,
+        rdata::{A, CNAME},
+    };
 
     fn q(name: &str) -> Question {
         Question {

@@ -1,0 +1,394 @@
+//! The recursor's caches: RRsets (with their signatures and DNSSEC status), negative answers
+//! (NXDOMAIN by name, NODATA by name and type), and the validated NSEC chains used to answer
+//! names that do not exist without asking (RFC 8198). All of them share one byte budget: an
+//! endless stream of new names evicts old entries instead of growing the process.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    hash::{BuildHasher, Hash},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use hickory_proto::{
+    dnssec::rdata::DNSSECRData,
+    rr::{Name, RData, Record, RecordType},
+};
+
+use super::super::Security;
+
+/// What is known of a cached item's DNSSEC status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Not validated yet (referral data, glue; validation happens when it is needed).
+    Unchecked,
+    /// Validated, with the outcome and, for bogus data, the Extended DNS Error code.
+    Checked(Security, Option<u16>),
+}
+
+impl Status {
+    /// The security, if checked.
+    pub fn security(self) -> Option<Security> {
+        match self {
+            Status::Unchecked => None,
+            Status::Checked(s, _) => Some(s),
+        }
+    }
+}
+
+/// What a record's source makes it worth (RFC 2181 §5.4.1, simplified): data from an
+/// authoritative answer replaces data from a referral, never the other way round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rank {
+    /// Additional-section address records (glue).
+    Glue,
+    /// Authority-section records (referral NS, DS) or a non-authoritative answer.
+    Authority,
+    /// The answer section of an authoritative answer.
+    Answer,
+}
+
+/// One RRset and the signatures that cover it.
+#[derive(Debug)]
+pub struct RrSet {
+    pub name: Name,
+    pub rtype: RecordType,
+    pub records: Vec<Record>,
+    /// The RRSIGs covering this type at this owner.
+    pub sigs: Vec<Record>,
+    /// For an answer expanded from a wildcard: the NSEC/NSEC3 records (with signatures) that
+    /// prove the name itself does not exist, which go into the response's authority section.
+    pub proof: Vec<Record>,
+    pub rank: Rank,
+    pub status: Status,
+    /// When the RRset was stored, and how long it lives (the smallest TTL).
+    pub stored: Instant,
+    pub ttl: u32,
+}
+
+impl RrSet {
+    /// Whether it is still alive at `now`.
+    pub fn alive(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.stored) < Duration::from_secs(u64::from(self.ttl))
+    }
+
+    /// Seconds left to live at `now`.
+    pub fn ttl_left(&self, now: Instant) -> u32 {
+        let age = now.saturating_duration_since(self.stored).as_secs();
+        u32::try_from(u64::from(self.ttl).saturating_sub(age)).unwrap_or(0)
+    }
+
+    /// The records with their TTLs counted down to `now` (signatures too when `with_sigs`).
+    pub fn aged(&self, now: Instant, with_sigs: bool) -> Vec<Record> {
+        let left = self.ttl_left(now);
+        let sigs = if with_sigs { &self.sigs[..] } else { &[] };
+        self.records
+            .iter()
+            .chain(sigs)
+            .map(|r| {
+                let mut r = r.clone();
+                r.ttl = r.ttl.min(left);
+                r
+            })
+            .collect()
+    }
+
+    fn weight(&self) -> usize {
+        // Hickory's records are structs with heap parts; count what they take, roughly.
+        let rec = |r: &Record| 120 + r.name.len() + rdata_len(&r.data);
+        160 + self
+            .records
+            .iter()
+            .chain(&self.sigs)
+            .chain(&self.proof)
+            .map(rec)
+            .sum::<usize>()
+    }
+}
+
+fn rdata_len(d: &RData) -> usize {
+    match d {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::DNSSEC(DNSSECRData::RRSIG(s)) => 40 + s.sig().len(),
+        RData::DNSSEC(DNSSECRData::DNSKEY(k)) => {
+            8 + hickory_proto::dnssec::PublicKey::public_bytes(k.public_key()).len()
+        }
+        _ => 64,
+    }
+}
+
+/// A negative answer: the name does not exist, or has no data of the type.
+#[derive(Debug)]
+pub struct Negative {
+    pub nxdomain: bool,
+    /// The zone's SOA (with its RRSIG) and the NSEC/NSEC3 records (with theirs) that prove it.
+    pub authority: Vec<Record>,
+    pub status: Status,
+    pub stored: Instant,
+    pub ttl: u32,
+}
+
+impl Negative {
+    pub fn alive(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.stored) < Duration::from_secs(u64::from(self.ttl))
+    }
+
+    fn weight(&self) -> usize {
+        96 + self
+            .authority
+            .iter()
+            .map(|r| 120 + r.name.len() + rdata_len(&r.data))
+            .sum::<usize>()
+    }
+}
+
+/// Something with a byte weight and an expiry.
+trait Entry {
+    fn weight(&self) -> usize;
+    fn alive(&self, now: Instant) -> bool;
+}
+
+impl Entry for Arc<RrSet> {
+    fn weight(&self) -> usize {
+        RrSet::weight(self)
+    }
+    fn alive(&self, now: Instant) -> bool {
+        RrSet::alive(self, now)
+    }
+}
+
+impl Entry for Arc<Negative> {
+    fn weight(&self) -> usize {
+        Negative::weight(self)
+    }
+    fn alive(&self, now: Instant) -> bool {
+        Negative::alive(self, now)
+    }
+}
+
+const SHARDS: usize = 16;
+
+struct Shard<K, V> {
+    map: HashMap<K, (V, u64), foldhash::fast::RandomState>,
+    bytes: usize,
+    /// Insertion counter: entries with a smaller stamp are older (for eviction).
+    clock: u64,
+}
+
+/// A sharded map under a byte budget; when a shard outgrows its part, dead entries go first,
+/// then the oldest.
+struct Store<K, V> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
+    hasher: foldhash::fast::RandomState,
+    shard_budget: usize,
+}
+
+impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
+    fn new(budget: usize) -> Self {
+        Store {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::with_hasher(Default::default()),
+                        bytes: 0,
+                        clock: 0,
+                    })
+                })
+                .collect(),
+            hasher: Default::default(),
+            shard_budget: (budget / SHARDS).max(16 * 1024),
+        }
+    }
+
+    fn shard(&self, k: &K) -> MutexGuard<'_, Shard<K, V>> {
+        let i = self.hasher.hash_one(k) as usize % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        let mut s = self.shard(k);
+        s.clock += 1;
+        let stamp = s.clock;
+        let (v, t) = s.map.get_mut(k)?;
+        // Used now: the last to go.
+        *t = stamp;
+        Some(v.clone())
+    }
+
+    fn insert(&self, k: K, v: V) {
+        let mut s = self.shard(&k);
+        s.clock += 1;
+        let stamp = s.clock;
+        s.bytes += v.weight();
+        if let Some((old, _)) = s.map.insert(k, (v, stamp)) {
+            s.bytes -= old.weight();
+        }
+        if s.bytes > self.shard_budget {
+            Self::evict(&mut s, self.shard_budget);
+        }
+    }
+
+    fn remove(&self, k: &K) {
+        let mut s = self.shard(k);
+        if let Some((old, _)) = s.map.remove(k) {
+            s.bytes -= old.weight();
+        }
+    }
+
+    /// Down to 90 % of the budget: dead entries, then the least recently used.
+    fn evict(s: &mut Shard<K, V>, budget: usize) {
+        let now = Instant::now();
+        let target = budget / 10 * 9;
+        s.map.retain(|_, (v, _)| v.alive(now));
+        let mut by_age: Vec<(u64, usize)> = s.map.values().map(|(v, t)| (*t, v.weight())).collect();
+        let mut bytes: usize = by_age.iter().map(|(_, w)| w).sum();
+        if bytes > target {
+            by_age.sort_unstable();
+            let mut cut = 0;
+            for (t, w) in by_age {
+                if bytes <= target {
+                    break;
+                }
+                bytes -= w;
+                cut = t;
+            }
+            s.map.retain(|_, (_, t)| *t > cut);
+        }
+        s.bytes = bytes;
+    }
+
+    fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
+            .sum()
+    }
+}
+
+/// Validated NSEC records of one zone, by owner in canonical order.
+type Chain = BTreeMap<Name, Arc<RrSet>>;
+/// NSEC records kept per zone and in all (a bound against zones with huge chains).
+const MAX_NSEC_PER_ZONE: usize = 10_000;
+const MAX_NSEC_ZONES: usize = 10_000;
+
+/// The recursor's caches.
+pub struct Cache {
+    rrsets: Store<(Name, RecordType), Arc<RrSet>>,
+    nxdomain: Store<Name, Arc<Negative>>,
+    nodata: Store<(Name, RecordType), Arc<Negative>>,
+    nsec: Mutex<HashMap<Name, Chain>>,
+}
+
+impl Cache {
+    /// Caches sharing about `budget` bytes.
+    pub fn new(budget: usize) -> Cache {
+        Cache {
+            rrsets: Store::new(budget / 10 * 7),
+            nxdomain: Store::new(budget / 10),
+            nodata: Store::new(budget / 10),
+            nsec: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live RRset of `name`/`rtype`.
+    pub fn rrset(&self, name: &Name, rtype: RecordType) -> Option<Arc<RrSet>> {
+        let key = (name.clone(), rtype);
+        let set = self.rrsets.get(&key)?;
+        if set.alive(Instant::now()) {
+            Some(set)
+        } else {
+            self.rrsets.remove(&key);
+            None
+        }
+    }
+
+    /// Stores `set` unless a live one of higher rank is there.
+    pub fn store_rrset(&self, set: RrSet) -> Arc<RrSet> {
+        let key = (set.name.clone(), set.rtype);
+        if let Some(old) = self.rrsets.get(&key)
+            && old.alive(Instant::now())
+            && old.rank > set.rank
+        {
+            return old;
+        }
+        let set = Arc::new(set);
+        self.rrsets.insert(key, set.clone());
+        set
+    }
+
+    /// A live NXDOMAIN for `name` or one of its ancestors (RFC 8020: nothing exists below a
+    /// name that does not exist), down to but not including `zone`.
+    pub fn nxdomain(&self, name: &Name, zone: &Name) -> Option<Arc<Negative>> {
+        let now = Instant::now();
+        let mut n = name.clone();
+        while n.num_labels() > zone.num_labels() {
+            if let Some(neg) = self.nxdomain.get(&n) {
+                if neg.alive(now) {
+                    return Some(neg);
+                }
+                self.nxdomain.remove(&n);
+            }
+            n = n.base_name();
+        }
+        None
+    }
+
+    /// A live NODATA for `name`/`rtype`.
+    pub fn nodata(&self, name: &Name, rtype: RecordType) -> Option<Arc<Negative>> {
+        let key = (name.clone(), rtype);
+        let neg = self.nodata.get(&key)?;
+        if neg.alive(Instant::now()) {
+            Some(neg)
+        } else {
+            self.nodata.remove(&key);
+            None
+        }
+    }
+
+    /// Stores a negative answer for `name` (`rtype` for NODATA).
+    pub fn store_negative(&self, name: &Name, rtype: RecordType, neg: Negative) -> Arc<Negative> {
+        let nx = neg.nxdomain;
+        let neg = Arc::new(neg);
+        if nx {
+            self.nxdomain.insert(name.clone(), neg.clone());
+        } else {
+            self.nodata.insert((name.clone(), rtype), neg.clone());
+        }
+        neg
+    }
+
+    /// Keeps validated NSEC records of `zone` for synthesising answers (RFC 8198).
+    pub fn store_nsec(&self, zone: &Name, nsec: Arc<RrSet>) {
+        let mut zones = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
+        if zones.len() >= MAX_NSEC_ZONES && !zones.contains_key(zone) {
+            // Forget a zone; cheap and bounded (no LRU bookkeeping for a rarely hit path).
+            if let Some(k) = zones.keys().next().cloned() {
+                zones.remove(&k);
+            }
+        }
+        let chain = zones.entry(zone.clone()).or_default();
+        if chain.len() >= MAX_NSEC_PER_ZONE {
+            let now = Instant::now();
+            chain.retain(|_, s| s.alive(now));
+            if chain.len() >= MAX_NSEC_PER_ZONE {
+                chain.clear();
+            }
+        }
+        chain.insert(nsec.name.clone(), nsec);
+    }
+
+    /// The live validated NSEC of `zone` whose owner is the greatest at or before `name` in
+    /// canonical order: the one that covers or matches `name`, if the chain has it.
+    pub fn nsec_at_or_before(&self, zone: &Name, name: &Name) -> Option<Arc<RrSet>> {
+        let zones = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
+        let chain = zones.get(zone)?;
+        let (_, set) = chain.range(..=name.clone()).next_back()?;
+        set.alive(Instant::now()).then(|| set.clone())
+    }
+
+    /// Bytes held by the byte-budgeted parts.
+    pub fn bytes(&self) -> usize {
+        self.rrsets.bytes() + self.nxdomain.bytes() + self.nodata.bytes()
+    }
+}
