@@ -253,3 +253,45 @@ fn edns_is_echoed_only_when_asked() {
     );
     assert_eq!(badvers.status, "BADVERS", "{}", badvers.raw);
 }
+
+/// The root has no DS: NOERROR, no answer, the root's SOA (and its NSEC, validated), as Unbound
+/// answers, never SERVFAIL.
+#[test]
+fn ds_of_the_root_is_nodata() {
+    let r = same_as_unbound(&[".", "DS", "+dnssec"]);
+    assert_eq!((r.status.as_str(), r.answer.len()), ("NOERROR", 0));
+    assert!(r.ad());
+    assert!(r.authority_types().contains(&"SOA".to_string()));
+}
+
+/// A DNAME whose target does not exist: NXDOMAIN with the DNAME and the CNAME it implies.
+#[test]
+fn dname_to_a_name_that_does_not_exist() {
+    let r = same_as_unbound(&["nx.old.example.com", "A", "+dnssec"]);
+    assert_eq!(r.status, "NXDOMAIN");
+    assert_eq!(r.answer_rdata("DNAME"), ["new.example.net."]);
+    assert_eq!(r.answer_rdata("CNAME"), ["nx.new.example.net."]);
+}
+
+/// An unknown opcode: NOTIMP with the opcode (and RD) echoed and nothing else: no RA, AD, CD
+/// or Z flag and no section (ISC's EDNS compliance tester checks exactly this). Here fraudwall
+/// is stricter than Unbound 1.17, which echoes AD, CD and the question.
+#[test]
+fn unknown_opcode_is_a_bare_notimp() {
+    let p = pair();
+    {
+        let r = dig(p.fw.addr, &["example.com", "+opcode=15", "+cd", "+noedns"]);
+        assert_eq!(r.status, "NOTIMP", "{}", r.raw);
+        assert!(r.raw.contains("opcode: RESERVED15"), "{}", r.raw);
+        for flag in ["ra", "ad", "cd"] {
+            assert!(!r.has_flag(flag), "{flag}: {}", r.raw);
+        }
+        assert!(r.has_flag("rd"), "{}", r.raw);
+        assert!(
+            r.raw
+                .contains("QUERY: 0, ANSWER: 0, AUTHORITY: 0, ADDITIONAL: 0"),
+            "{}",
+            r.raw
+        );
+    }
+}

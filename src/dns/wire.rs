@@ -357,6 +357,17 @@ pub fn error_response(packet: &[u8], reject: Reject, payload: u16) -> Option<Vec
         Reject::Error {
             id,
             flags,
+            rcode: rcode::NOTIMP,
+            ..
+        } => {
+            // An opcode we do not implement: the opcode and RD echoed, no other flag, no
+            // section (what ISC's EDNS compliance tester expects, and Unbound answers).
+            let fl = flags::QR | (flags & (0x7800 | flags::RD)) | u16::from(rcode::NOTIMP);
+            put_header(&mut out, id, fl, (0, 0, 0, 0));
+        }
+        Reject::Error {
+            id,
+            flags,
             rcode,
             question_end,
         } => {
@@ -544,6 +555,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unknown_opcodes_get_a_bare_notimp() {
+        let mut b = query(WWW, rtype::A, None);
+        // Opcode 15, with RD and CD set.
+        b[2] = (15 << 3) | 0x01;
+        b[3] = 0x10;
+        let r = parse_query(&b).unwrap_err();
+        let out = error_response(&b, r, 1232).unwrap();
+        assert_eq!(out.len(), 12, "no section at all");
+        assert_eq!(out[2], 0x80 | (15 << 3) | 0x01, "QR, the opcode and RD");
+        assert_eq!(out[3], rcode::NOTIMP, "no RA, AD, CD or Z");
     }
 
     #[test]
