@@ -115,6 +115,7 @@ pub async fn serve(
         sinkhole: config.sinkhole.clone(),
         doh_canary: config.blocklists.doh_canary,
         max_inflight: config.resolver.max_inflight,
+        max_inflight_per_client: config.resolver.max_inflight_per_client,
         blocklist,
         cache: Cache::new(config.cache().clone()),
         resolver: Arc::new(resolver),

@@ -76,6 +76,8 @@ pub const RECURSOR_TIMEOUTS_TOTAL: &str = "fraudwall_recursor_timeouts_total";
 
 /// Tasks that panicked and were replaced, by task (`udp`, `reload`).
 pub const TASK_RESTARTS_TOTAL: &str = "fraudwall_task_restarts_total";
+/// Misses refused or upstream queries not sent at a fairness cap, by `limit` (client, zone).
+pub const RECURSOR_LIMITED_TOTAL: &str = "fraudwall_recursor_limited_total";
 /// Negative answers synthesised from validated NSEC records (RFC 8198).
 pub const NSEC_SYNTHESISED_TOTAL: &str = "fraudwall_nsec_synthesised_total";
 /// TCP connections closed at accept, by reason (`acl`, `limit`, `client_limit`).
@@ -296,6 +298,10 @@ fn describe() {
         "Tasks that panicked and were replaced, by task"
     );
     describe_counter!(
+        RECURSOR_LIMITED_TOTAL,
+        "Misses refused or upstream queries not sent at a fairness cap, by limit"
+    );
+    describe_counter!(
         NSEC_SYNTHESISED_TOTAL,
         "Negative answers synthesised from validated NSEC records (RFC 8198)"
     );
@@ -474,6 +480,13 @@ pub fn recursor_queue_full() {
     if let Some(hot) = hot() {
         hot.queue_full.increment(1);
     }
+}
+
+/// Counts a miss refused, or an upstream query not sent, because a fairness cap was reached
+/// (`limit`: `client` for `resolver.max_inflight_per_client`, `zone` for
+/// `resolver.max_inflight_per_zone`).
+pub fn recursor_limited(limit: &'static str) {
+    metrics::counter!(RECURSOR_LIMITED_TOTAL, "limit" => limit).increment(1);
 }
 
 /// Counts a recursive lookup that timed out.

@@ -156,6 +156,7 @@ fn harness(stub: Stub, listed: &[&str]) -> Harness {
         },
         doh_canary: true,
         max_inflight: 100,
+        max_inflight_per_client: 100,
         blocklist,
         cache: Cache::new(CacheConfig {
             max_bytes: 1 << 20,

@@ -67,6 +67,7 @@ pub struct RawResolver {
     pub timeout_ms: u64,
     pub server_timeout_ms: u64,
     pub max_inflight: usize,
+    pub max_inflight_per_client: usize,
     pub max_inflight_per_zone: usize,
     pub qname_minimisation: bool,
     pub cache: RawCache,
@@ -84,6 +85,7 @@ impl Default for RawResolver {
             timeout_ms: 10_000,
             server_timeout_ms: 1_500,
             max_inflight: 10_000,
+            max_inflight_per_client: 200,
             max_inflight_per_zone: 100,
             qname_minimisation: true,
             cache: RawCache::default(),
@@ -110,6 +112,9 @@ pub struct ResolverConfig {
     pub cache: CacheConfig,
     /// Misses being resolved at once; beyond it, queries get SERVFAIL and are counted.
     pub max_inflight: usize,
+    /// Misses of one client (IPv4 address, IPv6 /64) resolved at once; beyond it that client's
+    /// misses get SERVFAIL, so that one infected router cannot take every slot.
+    pub max_inflight_per_client: usize,
     /// Queries outstanding to the servers of one zone; beyond it lookups there fail at once, so
     /// that a flood against one slow or silent zone cannot take every slot.
     pub max_inflight_per_zone: usize,
@@ -180,6 +185,7 @@ impl RawResolver {
             server_timeout: Duration::from_millis(self.server_timeout_ms),
             cache,
             max_inflight: self.max_inflight,
+            max_inflight_per_client: self.max_inflight_per_client,
             max_inflight_per_zone: self.max_inflight_per_zone,
             qname_minimisation: self.qname_minimisation,
         }

@@ -100,6 +100,9 @@ pub struct Parts {
     pub doh_canary: bool,
     /// Misses resolved at once; beyond it, queries get SERVFAIL (`resolver.max_inflight`).
     pub max_inflight: usize,
+    /// Misses of one client (IPv4 address, IPv6 /64) resolved at once
+    /// (`resolver.max_inflight_per_client`): one client cannot take every slot.
+    pub max_inflight_per_client: usize,
     /// The live blocklist; the reloader swaps it.
     pub blocklist: SharedBlocklist,
     pub cache: Cache,
@@ -114,6 +117,7 @@ pub struct Engine {
     sinkhole: SinkholeConfig,
     doh_canary: bool,
     max_inflight: usize,
+    per_client: crate::client::Caps,
     blocklist: SharedBlocklist,
     cache: Cache,
     resolver: Arc<dyn Resolve>,
@@ -139,6 +143,7 @@ impl Engine {
             sinkhole: parts.sinkhole,
             doh_canary: parts.doh_canary,
             max_inflight: parts.max_inflight,
+            per_client: crate::client::Caps::new(parts.max_inflight_per_client),
             blocklist: parts.blocklist,
             cache: parts.cache,
             resolver: parts.resolver,
@@ -378,6 +383,19 @@ impl Engine {
     /// blocklist. `None`: send nothing.
     pub async fn resolve(&self, miss: Miss) -> Option<Vec<u8>> {
         let q = miss.query.as_query();
+        let servfail = || {
+            Some(wire::bare_response(
+                &q,
+                rcode::SERVFAIL,
+                0,
+                self.payload(),
+                None,
+            ))
+        };
+        let Some(_place) = self.per_client.admit(miss.client.ip()) else {
+            metrics::recursor_limited("client");
+            return servfail();
+        };
         if self.inflight.fetch_add(1, Ordering::AcqRel) >= self.max_inflight {
             self.inflight.fetch_sub(1, Ordering::AcqRel);
             metrics::recursor_queue_full();
@@ -528,6 +546,7 @@ mod tests {
             },
             doh_canary: true,
             max_inflight: 10,
+            max_inflight_per_client: 10,
             blocklist: SharedBlocklist::fixed(bl),
             cache: Cache::new(CacheConfig {
                 max_bytes: 1 << 20,

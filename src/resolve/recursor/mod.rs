@@ -486,7 +486,7 @@ impl Recursor {
         let _load = match ZoneLoad::take(self, &del.zone) {
             Some(l) => l,
             None => {
-                crate::metrics::recursor_queue_full();
+                crate::metrics::recursor_limited("zone");
                 return None;
             }
         };
