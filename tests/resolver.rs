@@ -295,3 +295,63 @@ fn unknown_opcode_is_a_bare_notimp() {
         );
     }
 }
+
+/// Names under a signed zone that do not exist are answered from the validated NSEC records
+/// already cached (RFC 8198), without asking the zone's servers: what keeps a random-subdomain
+/// flood from costing an upstream query per name. The answers are what Unbound says.
+#[test]
+fn nonexistent_names_are_answered_from_cached_nsec() {
+    use std::io::{Read, Write};
+    let net = Fakenet::shared();
+    let fw = Fraudwall::start(
+        &config(net, "metrics:\n  listen: \"127.0.0.1:0\"\n"),
+        &[("lists/unrelated.txt", "unrelated-fraud.test\n")],
+    );
+    let synthesised = || {
+        let addr = fw
+            .logged_addr("metrics listening on http ")
+            .expect("metrics address");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("fraudwall_nsec_synthesised_total ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    // The first name after the zone's last name: its NXDOMAIN brings the NSEC that covers
+    // every name after it, and the one that denies the wildcard.
+    let first = dig(fw.addr, &["zz-first.example.com", "A", "+dnssec"]);
+    assert_eq!(
+        (first.status.as_str(), first.ad()),
+        ("NXDOMAIN", true),
+        "{}",
+        first.raw
+    );
+    let before = synthesised();
+    for i in 0..20 {
+        let name = format!("zz-{i}-{}.example.com", std::process::id());
+        let r = dig(fw.addr, &[&name, "A", "+dnssec"]);
+        assert_eq!((r.status.as_str(), r.ad()), ("NXDOMAIN", true), "{}", r.raw);
+        assert!(
+            r.authority_types().contains(&"NSEC".to_string()),
+            "{}",
+            r.raw
+        );
+    }
+    assert_eq!(
+        synthesised() - before,
+        20.0,
+        "every one from the cached NSEC chain"
+    );
+    // Synthesised answers are the ones Unbound gives.
+    let p = pair();
+    let args = ["zz-unbound-check.example.com", "A", "+dnssec"];
+    let (u, f) = (dig(p.ub.addr(), &args), dig(fw.addr, &args));
+    assert_eq!(essence(&f), essence(&u), "{}\n{}", f.raw, u.raw);
+}

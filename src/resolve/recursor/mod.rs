@@ -847,6 +847,14 @@ impl Recursor {
             ttl,
         };
         let status = self.validate_negative(&neg, zone, name, qtype, path).await;
+        if status == Status::Checked(Security::Secure, None) {
+            // The zone's validated SOA, for the negative answers a cached NSEC chain
+            // synthesises later.
+            let auth = Groups::of(&neg.authority);
+            if let Some((owner, g)) = auth.of_type(RecordType::SOA).next() {
+                self.store(owner, RecordType::SOA, g, Rank::Authority, status);
+            }
+        }
         let neg = self
             .cache
             .store_negative(name, qtype, Negative { status, ..neg });
