@@ -22,11 +22,9 @@
 //! [`blocklist::SharedBlocklist`] (one FST walk over its reversed labels), and a blocked name
 //! gets its answer at once ([`dns::blocked`]). Anything else is answered from the wire-format
 //! [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
-//! [`resolve::Resolver`] (hickory's recursor or forwarders), stores the answer, and re-checks
-//! every CNAME target against the blocklist (CNAME cloaking). Answers of a UDP batch leave with
-//! one `sendmmsg`; TCP answers are the engine's bytes, framed. Where hickory's recursor and
-//! Unbound disagree, [`resolve`] mends it (lame servers, timeouts, DNAME, NSEC wildcards, CNAME
-//! loops, deep names, the reason a bogus answer fails).
+//! [`resolve::Resolver`] (our iterative [`resolve::recursor`], or forwarders), stores the
+//! answer, and re-checks every CNAME target against the blocklist (CNAME cloaking). Answers of a
+//! UDP batch leave with one `sendmmsg`; TCP answers are the engine's bytes, framed.
 //!
 //! # How a list flows
 //! Analysts drop files into `blocklists.dir`. The [`lists`] reloader notices (notify, a poll as

@@ -104,7 +104,7 @@ pub struct ResolverConfig {
     pub dnssec: DnssecMode,
     pub allow_private_servers: bool,
     pub forwarders: Vec<Forwarder>,
-    /// Our own deadline for one client query (hickory's recursor has a fixed 5 s per server).
+    /// The deadline for one client query, everything it needs included.
     pub timeout: Duration,
     /// How long one query to one authoritative server may take before the next is tried.
     pub server_timeout: Duration,
