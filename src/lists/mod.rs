@@ -230,10 +230,7 @@ impl Reloader {
 /// A pass parses and sorts whole lists: give the freed heap back to the system instead of
 /// carrying the peak of the last compile for the life of the process.
 fn release_heap() {
-    // SAFETY: malloc_trim only returns free memory of glibc's arenas to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::process::release_memory();
 }
 
 /// One reload pass, on whatever thread calls it. A pass that panics is logged and counted, the

@@ -11,8 +11,8 @@ use std::{
 };
 
 use hickory_proto::{
-    dnssec::rdata::DNSSECRData,
     rr::{Name, RData, Record, RecordType},
+    serialize::binary::{BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict},
 };
 
 use super::super::Security;
@@ -48,14 +48,74 @@ pub enum Rank {
     Answer,
 }
 
+/// Records of one owner and type packed as wire data: per record its TTL, RDLENGTH and RDATA
+/// (names inside RDATA uncompressed). A cached A RRset with its signature takes about a
+/// hundred bytes this way, where hickory's `Record`s take close to a kilobyte; the records are
+/// unpacked when they are used, which is rarely (the answer cache in front serves repeats).
+#[derive(Clone, Debug, Default)]
+pub struct Packed {
+    bytes: Box<[u8]>,
+}
+
+impl Packed {
+    /// Packs `records` (all of one owner and type).
+    pub fn pack(records: &[Record]) -> Packed {
+        let mut bytes = Vec::with_capacity(records.len() * 32);
+        for r in records {
+            let mut rdata = Vec::with_capacity(64);
+            let mut enc = BinEncoder::new(&mut rdata);
+            enc.set_name_encoding(NameEncoding::Uncompressed);
+            if r.data.emit(&mut enc).is_err() || rdata.len() > usize::from(u16::MAX) {
+                continue;
+            }
+            bytes.extend_from_slice(&r.ttl.to_be_bytes());
+            bytes.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(&rdata);
+        }
+        Packed {
+            bytes: bytes.into_boxed_slice(),
+        }
+    }
+
+    /// The records again, owned by `name`, of type `rtype`.
+    pub fn unpack(&self, name: &Name, rtype: RecordType) -> Vec<Record> {
+        let mut out = Vec::new();
+        let b = &self.bytes[..];
+        let mut at = 0;
+        while at + 6 <= b.len() {
+            let ttl = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            let len = usize::from(u16::from_be_bytes([b[at + 4], b[at + 5]]));
+            let Some(rdata) = b.get(at + 6..at + 6 + len) else {
+                break;
+            };
+            let mut dec = BinDecoder::new(rdata);
+            if let Ok(data) = RData::read(&mut dec, rtype, Restrict::new(len as u16)) {
+                out.push(Record::from_rdata(name.clone(), ttl, data));
+            }
+            at += 6 + len;
+        }
+        out
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether nothing is packed.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
 /// One RRset and the signatures that cover it.
 #[derive(Debug)]
 pub struct RrSet {
     pub name: Name,
     pub rtype: RecordType,
-    pub records: Vec<Record>,
+    pub records: Packed,
     /// The RRSIGs covering this type at this owner.
-    pub sigs: Vec<Record>,
+    pub sigs: Packed,
     /// For an answer expanded from a wildcard: the NSEC/NSEC3 records (with signatures) that
     /// prove the name itself does not exist, which go into the response's authority section.
     pub proof: Vec<Record>,
@@ -78,43 +138,33 @@ impl RrSet {
         u32::try_from(u64::from(self.ttl).saturating_sub(age)).unwrap_or(0)
     }
 
+    /// The records.
+    pub fn records(&self) -> Vec<Record> {
+        self.records.unpack(&self.name, self.rtype)
+    }
+
+    /// The signatures covering them.
+    pub fn sigs(&self) -> Vec<Record> {
+        self.sigs.unpack(&self.name, RecordType::RRSIG)
+    }
+
     /// The records with their TTLs counted down to `now` (signatures too when `with_sigs`).
     pub fn aged(&self, now: Instant, with_sigs: bool) -> Vec<Record> {
         let left = self.ttl_left(now);
-        let sigs = if with_sigs { &self.sigs[..] } else { &[] };
-        self.records
-            .iter()
-            .chain(sigs)
-            .map(|r| {
-                let mut r = r.clone();
-                r.ttl = r.ttl.min(left);
-                r
-            })
-            .collect()
+        let mut out = self.records();
+        if with_sigs {
+            out.extend(self.sigs());
+        }
+        for r in &mut out {
+            r.ttl = r.ttl.min(left);
+        }
+        out
     }
 
     fn weight(&self) -> usize {
-        // Hickory's records are structs with heap parts; count what they take, roughly.
-        let rec = |r: &Record| 120 + r.name.len() + rdata_len(&r.data);
-        160 + self
-            .records
-            .iter()
-            .chain(&self.sigs)
-            .chain(&self.proof)
-            .map(rec)
-            .sum::<usize>()
-    }
-}
-
-fn rdata_len(d: &RData) -> usize {
-    match d {
-        RData::A(_) => 4,
-        RData::AAAA(_) => 16,
-        RData::DNSSEC(DNSSECRData::RRSIG(s)) => 40 + s.sig().len(),
-        RData::DNSSEC(DNSSECRData::DNSKEY(k)) => {
-            8 + hickory_proto::dnssec::PublicKey::public_bytes(k.public_key()).len()
-        }
-        _ => 64,
+        // The struct, the packed data, and the rare wildcard proof as hickory records.
+        let proof: usize = self.proof.iter().map(|r| 200 + r.name.len()).sum();
+        std::mem::size_of::<RrSet>() + 64 + self.records.len() + self.sigs.len() + proof
     }
 }
 
@@ -138,7 +188,7 @@ impl Negative {
         96 + self
             .authority
             .iter()
-            .map(|r| 120 + r.name.len() + rdata_len(&r.data))
+            .map(|r| 200 + r.name.len())
             .sum::<usize>()
     }
 }

@@ -245,7 +245,7 @@ impl Recursor {
                     worst(set.status.security(), status_ede(set.status), &mut security);
                     m.answers.extend(set.aged(now, true));
                     m.authorities.extend(set.proof.iter().cloned());
-                    let Some(next) = set.records.iter().find_map(cname_target).cloned() else {
+                    let Some(next) = set.records().iter().find_map(cname_target).cloned() else {
                         return self.fail(q, None);
                     };
                     if seen.contains(&next) {
@@ -595,7 +595,7 @@ impl Recursor {
             .iter()
             .filter_map(|t| self.cache.rrset(name, *t))
             .flat_map(|set| {
-                set.records
+                set.records()
                     .iter()
                     .filter_map(|r| r.data.ip_addr())
                     .collect::<Vec<_>>()
@@ -625,7 +625,7 @@ impl Recursor {
     fn delegation_of(&self, zone: &Name) -> Option<Delegation> {
         let ns = self.cache.rrset(zone, RecordType::NS)?;
         let servers: Vec<(Option<Name>, Vec<IpAddr>)> = ns
-            .records
+            .records()
             .iter()
             .filter_map(|r| match &r.data {
                 RData::NS(n) => Some(n.0.clone()),
@@ -736,8 +736,8 @@ impl Recursor {
         self.cache.store_rrset(RrSet {
             name: name.clone(),
             rtype,
-            records: g.records.clone(),
-            sigs: g.sigs.clone(),
+            records: cache::Packed::pack(&g.records),
+            sigs: cache::Packed::pack(&g.sigs),
             proof: Vec::new(),
             rank,
             status,

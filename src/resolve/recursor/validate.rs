@@ -24,7 +24,7 @@ use hickory_proto::{
 
 use super::{
     Lookup, Path, Recursor,
-    cache::{Negative, Rank, RrSet, Status},
+    cache::{Negative, Packed, Rank, RrSet, Status},
     denial::{self, Proof},
     response::Groups,
 };
@@ -226,7 +226,8 @@ impl Recursor {
         m: Option<&Message>,
         path: &Path,
     ) -> (Status, Vec<Record>) {
-        let Some(signer) = signer_of(&set.sigs) else {
+        let sigs = set.sigs();
+        let Some(signer) = signer_of(&sigs) else {
             // Unsigned: fine below an unsigned delegation, bogus in a signed zone.
             let status = match self.zone_keys(zone, path).await {
                 Keys::Secure(_) => Status::Checked(Security::Bogus, Some(ede::DNSSEC_BOGUS)),
@@ -248,7 +249,7 @@ impl Recursor {
         if set.rtype == RecordType::DNSKEY && set.name == signer {
             return (Status::Checked(Security::Secure, None), Vec::new());
         }
-        match verify(&set.name, &set.records, &set.sigs, &signer, &keys) {
+        match verify(&set.name, &set.records(), &sigs, &signer, &keys) {
             Ok(labels) if usize::from(labels) < label_count(&set.name) => match m {
                 // Expanded from a wildcard: the name itself must be proven not to exist.
                 Some(m) => self.check_wildcard(set, labels, &signer, &keys, m),
@@ -315,8 +316,8 @@ impl Recursor {
                             Arc::new(RrSet {
                                 name: owner.clone(),
                                 rtype: RecordType::NSEC,
-                                records: g.records.clone(),
-                                sigs: g.sigs.clone(),
+                                records: Packed::pack(&g.records),
+                                sigs: Packed::pack(&g.sigs),
                                 proof: Vec::new(),
                                 rank: Rank::Authority,
                                 status: Status::Checked(Security::Secure, None),
@@ -443,7 +444,7 @@ impl Recursor {
         };
         // A key of the set that the DS (or the anchor) vouches for must sign the set.
         let keys: Vec<DNSKEY> = dnskey
-            .records
+            .records()
             .iter()
             .filter_map(|r| match &r.data {
                 RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
@@ -468,7 +469,7 @@ impl Recursor {
             tracing::debug!(%zone, "no DNSKEY matches the DS");
             return (Keys::Bogus(ede::DNSKEY_MISSING), 60);
         }
-        match verify(zone, &dnskey.records, &dnskey.sigs, zone, &vouched) {
+        match verify(zone, &dnskey.records(), &dnskey.sigs(), zone, &vouched) {
             Ok(_) => {
                 let ttl = dnskey.ttl_left(Instant::now());
                 (Keys::Secure(Arc::new(keys)), ttl)
@@ -496,7 +497,7 @@ impl Recursor {
             Ok(set) => {
                 let status = match set.status {
                     Status::Unchecked => {
-                        let parent = signer_of(&set.sigs).unwrap_or_else(|| zone.base_name());
+                        let parent = signer_of(&set.sigs()).unwrap_or_else(|| zone.base_name());
                         let (status, _) = self.check_rrset(&set, &parent, None, path).await;
                         self.cache.store_rrset(RrSet {
                             name: set.name.clone(),
@@ -522,7 +523,7 @@ impl Recursor {
                     Status::Unchecked => return Err(Keys::Bogus(ede::DNSSEC_BOGUS)),
                 }
                 let list: Vec<DS> = set
-                    .records
+                    .records()
                     .iter()
                     .filter_map(|r| match &r.data {
                         RData::DNSSEC(DNSSECRData::DS(d)) => Some(d.clone()),
@@ -603,12 +604,12 @@ impl Recursor {
         let rdata = nsec_rdata(&nsec)?;
         let (nxdomain, mut proof) = if nsec.name == *name {
             // The name exists: NODATA if the type (or a CNAME) is not there.
-            if !denial::nsec_lacks(&nsec.name, rdata, qtype) {
+            if !denial::nsec_lacks(&nsec.name, &rdata, qtype) {
                 return None;
             }
             (false, vec![nsec.clone()])
         } else {
-            if !denial::nsec_covers(&nsec.name, rdata, name, &zone) {
+            if !denial::nsec_covers(&nsec.name, &rdata, name, &zone) {
                 return None;
             }
             // A name between two existing names: which ancestor exists (the closest encloser)
@@ -620,7 +621,7 @@ impl Recursor {
             let wildcard = ce.clone().prepend_label("*").ok()?;
             let wnsec = self.cache.nsec_at_or_before(&zone, &wildcard)?;
             let wdata = nsec_rdata(&wnsec)?;
-            if wnsec.name == wildcard || !denial::nsec_covers(&wnsec.name, wdata, &wildcard, &zone)
+            if wnsec.name == wildcard || !denial::nsec_covers(&wnsec.name, &wdata, &wildcard, &zone)
             {
                 return None;
             }
@@ -648,8 +649,8 @@ impl Recursor {
     }
 }
 
-fn nsec_rdata(set: &RrSet) -> Option<&NSEC> {
-    set.records.iter().find_map(|r| match &r.data {
+fn nsec_rdata(set: &RrSet) -> Option<NSEC> {
+    set.records().into_iter().find_map(|r| match r.data {
         RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n),
         _ => None,
     })
