@@ -55,8 +55,10 @@ FLOOD_QPS=${FLOOD_QPS:-4000}
 SILENT_QPS=${SILENT_QPS:-3000}
 SILENT_COLD_NAMES=${SILENT_COLD_NAMES:-$(q 1000 2000)}
 SILENT_LEAD=${SILENT_LEAD:-3}                    # seconds of flood before the second client starts
+SILENT_SECS=${SILENT_SECS:-$(q 15 30)}           # seconds of flood in all
 STREAM_NAMES=${STREAM_NAMES:-$(q 100000 1000000)}
 STREAM_OUTSTANDING=${STREAM_OUTSTANDING:-200}
+STREAM_RSS_LIMIT_MIB=${STREAM_RSS_LIMIT_MIB:-6144}  # a server past this is stopped (shared machine)
 MEM_MIB=${MEM_MIB:-64}
 SERVER_THREADS=${SERVER_THREADS:-2}
 FW_PORT=${FW_PORT:-5381}
@@ -230,18 +232,19 @@ stop() {
 }
 name_of() { if [ "$1" = fw ]; then echo fraudwall; else echo unbound; fi; }
 
-# dnsperf -v output → "p50_ms p90_ms sent lost noerror nxdomain servfail": lost queries count as
-# the timeout ($2 s) in the percentiles.
+# dnsperf -v output → "p50_ms p90_ms sent lost noerror nxdomain servfail": a lost query and a
+# SERVFAIL count as the timeout ($2 s) in the percentiles (a failure is never a fast answer).
 latencies() {
   local counts
   counts=$(awk '/^> / && $2 != "T" { n++; rc[$2]++ } /Queries sent:/ { sent = $3 }
     END { printf "%d %d %d %d %d\n", sent, sent - n, rc["NOERROR"], rc["NXDOMAIN"], rc["SERVFAIL"] }' "$1")
-  { awk '/^> / && $2 != "T" { print $NF * 1000 }' "$1"
-    awk -v t="$2" '{ for (i = 0; i < $2; i++) print t * 1000 }' <<<"$counts"; } | sort -n |
+  { awk '/^> / && $2 != "T" && $2 != "SERVFAIL" { print $NF * 1000 }' "$1"
+    awk -v t="$2" '{ for (i = 0; i < $2 + $5; i++) print t * 1000 }' <<<"$counts"; } | sort -n |
     awk '{ v[NR] = $1 } END { printf "%.2f %.2f ", v[int(NR * 0.5 + 0.5)], v[int(NR * 0.9 + 0.5)] }'
   echo "$counts"
 }
-# dnsperf summary → "sent completed lost avg_ms qps noerror nxdomain servfail"
+# dnsperf summary → "sent completed lost avg_ms qps noerror nxdomain servfail"; lost = sent - completed
+# (also what was still outstanding when dnsperf was stopped)
 summary() {
   awk '
     /Queries sent:/ { sent = $3 }
@@ -251,7 +254,7 @@ summary() {
     /Average Latency/ { avg = $4 * 1000 }
     /Response codes:/ { sub(/.*Response codes: */, ""); n = split($0, f, /[ ,]+/);
       for (i = 1; i < n; i++) if (f[i] ~ /^[A-Z]+$/) rc[f[i]] = f[i + 1] }
-    END { printf "%d %d %d %.3f %.0f %d %d %d\n", sent, done, lost, avg, qps,
+    END { printf "%d %d %d %.3f %.0f %d %d %d\n", sent, done, sent - done, avg, qps,
       rc["NOERROR"], rc["NXDOMAIN"], rc["SERVFAIL"] }' "$1"
 }
 # median of each column of the lines on stdin
@@ -343,11 +346,12 @@ if [[ " $PHASES " == *" flood "* ]]; then
     for s in ub fw; do
       line=$(flood_run "$s" "$zone")
       printf '   %-9s %s\n' "$(name_of "$s")" "$line"
-      read -r _ _ lost avg _ _ _ nsf up cpu _ <<<"$line"
-      row "$tag flood: answered without upstream %" "$s" "$(calc "($up < 1 ? 1 - $up : 0) * 100")"
+      read -r _ _ lost avg qps _ _ nsf up cpu _ <<<"$line"
+      row "$tag flood: answered without upstream %" "$s" "$(calc "int(($up < 1 ? 1 - $up : 0) * 1000 + 0.5) / 10")"
       row "$tag flood: upstream queries per query" "$s" "$up"
       row "$tag flood: CPU µs per query" "$s" "$cpu"
       row "$tag flood: avg latency ms" "$s" "$avg"
+      row "$tag flood: QPS achieved" "$s" "$qps"
       row "$tag flood: lost / SERVFAIL" "$s" "$lost / $nsf"
     done
   done
@@ -356,11 +360,10 @@ fi
 # --- silent-zone flood --------------------------------------------------------------------------
 if [[ " $PHASES " == *" silent "* ]]; then
   head -n "$SILENT_COLD_NAMES" "$net/cold.txt" >"$work/silent-cold.txt"
-  silent_secs=$((SILENT_LEAD + 60))
-  python3 benches/recursion/gen.py names silent.com $((SILENT_QPS * silent_secs)) 103 >"$work/silent-flood.txt"
+  python3 benches/recursion/gen.py names silent.com $((SILENT_QPS * SILENT_SECS)) 103 >"$work/silent-flood.txt"
   echo
-  echo "== silent: $SILENT_COLD_NAMES cold names from 127.0.0.2 ($COLD_OUTSTANDING outstanding), alone and under $SILENT_QPS QPS of random names under silent.com from 127.0.0.1"
-  echo "   second client: p50_ms p90_ms sent lost NOERROR NXDOMAIN SERVFAIL; flood: sent completed lost avg_ms qps NOERROR NXDOMAIN SERVFAIL; RSS MiB start/end/peak"
+  echo "== silent: $SILENT_COLD_NAMES cold names from 127.0.0.2 ($COLD_OUTSTANDING outstanding), alone, and ${SILENT_LEAD}s into ${SILENT_SECS}s of $SILENT_QPS QPS of random names under silent.com from 127.0.0.1"
+  echo "   second client: p50_ms p90_ms sent lost NOERROR NXDOMAIN SERVFAIL; flood: sent answered unanswered avg_ms qps NOERROR NXDOMAIN SERVFAIL; RSS MiB start/end/peak"
   for s in ub fw; do
     port=$(port_of "$s")
     start "$s"
@@ -370,28 +373,29 @@ if [[ " $PHASES " == *" silent "* ]]; then
     alone=$(latencies "$work/silent-alone-$s.out" "$COLD_TIMEOUT")
     start "$s"
     r0=$(rss_kb "$srv_pid")
-    # The flood runs until the second client is done (dnsperf -l bounds it; it is then stopped).
-    dnsperf -s 127.0.0.1 -p "$port" -d "$work/silent-flood.txt" -n 1 -l "$silent_secs" -Q "$SILENT_QPS" \
+    dnsperf -s 127.0.0.1 -p "$port" -d "$work/silent-flood.txt" -n 1 -l "$SILENT_SECS" -Q "$SILENT_QPS" \
       -q 60000 -c 8 -t 5 >"$work/silent-flood-$s.out" 2>&1 8>&- &
     flood_pid=$!
     sleep "$SILENT_LEAD"
     dnsperf -s 127.0.0.1 -a 127.0.0.2 -p "$port" -d "$work/silent-cold.txt" -n 1 -q "$COLD_OUTSTANDING" \
       -t "$COLD_TIMEOUT" -v >"$work/silent-under-$s.out" 2>&1 || true
-    r1=$(rss_kb "$srv_pid"); hwm=$(hwm_kb "$srv_pid")
-    kill -INT "$flood_pid" 2>/dev/null || true
+    kill -0 "$flood_pid" 2>/dev/null || echo "   note: the flood ended before the second client did (raise SILENT_SECS)"
     wait "$flood_pid" 2>/dev/null || true
     flood_pid=
+    r1=$(rss_kb "$srv_pid"); hwm=$(hwm_kb "$srv_pid")
     stop
     under=$(latencies "$work/silent-under-$s.out" "$COLD_TIMEOUT")
     flood=$(summary "$work/silent-flood-$s.out")
     printf '   %-9s alone %s | under flood %s | flood %s | RSS %.1f %.1f %.1f\n' "$(name_of "$s")" \
       "$alone" "$under" "$flood" "$(calc "$r0/1024")" "$(calc "$r1/1024")" "$(calc "$hwm/1024")"
-    read -r a50 _ _ alost _ _ asf <<<"$alone"
+    read -r a50 _ _ _ _ _ _ <<<"$alone"
     read -r u50 _ _ ulost _ _ usf <<<"$under"
+    read -r fsent fdone _ _ _ _ _ _ <<<"$flood"
     row "silent: 2nd client p50 ms alone" "$s" "$a50"
     row "silent: 2nd client p50 ms under flood" "$s" "$u50"
-    row "silent: 2nd client p50 under ÷ alone" "$s" "$(calc "$u50 / $a50")"
+    row "silent: 2nd client p50 under ÷ alone" "$s" "$(calc "int($u50 / $a50 * 100 + 0.5) / 100")"
     row "silent: 2nd client lost / SERVFAIL under flood" "$s" "$ulost / $usf"
+    row "silent: flood queries answered %" "$s" "$(calc "int($fdone / $fsent * 1000 + 0.5) / 10")"
     row "silent: RSS MiB at the end (peak)" "$s" "$(calc "int($r1/102.4)/10") ($(calc "int($hwm/102.4)/10"))"
   done
 fi
@@ -406,7 +410,18 @@ if [[ " $PHASES " == *" stream "* ]]; then
     start "$s"
     r0=$(rss_kb "$srv_pid")
     dnsperf -s 127.0.0.1 -p "$(port_of "$s")" -d "$work/stream.txt" -n 1 -q "$STREAM_OUTSTANDING" -c 4 \
-      -t 5 >"$work/stream-$s.out" 2>&1 || true
+      -t 5 >"$work/stream-$s.out" 2>&1 8>&- &
+    flood_pid=$!
+    while kill -0 "$flood_pid" 2>/dev/null; do
+      if [ "$(rss_kb "$srv_pid")" -gt $((STREAM_RSS_LIMIT_MIB * 1024)) ]; then
+        echo "   note: $(name_of "$s") passed STREAM_RSS_LIMIT_MIB=$STREAM_RSS_LIMIT_MIB; stream stopped there"
+        kill -INT "$flood_pid"
+        break
+      fi
+      sleep 1
+    done
+    wait "$flood_pid" 2>/dev/null || true
+    flood_pid=
     r1=$(rss_kb "$srv_pid"); hwm=$(hwm_kb "$srv_pid")
     stop
     line=$(summary "$work/stream-$s.out")
@@ -416,7 +431,8 @@ if [[ " $PHASES " == *" stream "* ]]; then
     row "stream: RSS MiB at the end" "$s" "$(calc "int($r1/102.4)/10")"
     row "stream: RSS MiB peak" "$s" "$(calc "int($hwm/102.4)/10")"
     row "stream: (end − base) ÷ bound" "$s" "$(calc "int(($r1 - $r0) / 1024 / $MEM_MIB * 100 + 0.5) / 100")"
-    row "stream: QPS; lost / SERVFAIL" "$s" "$qps; $lost / $nsf"
+    row "stream: QPS" "$s" "$qps"
+    row "stream: lost / SERVFAIL" "$s" "$lost / $nsf"
   done
 fi
 
@@ -430,6 +446,8 @@ target() {
     "NSEC flood: CPU µs per query") echo "≤ 1.5×" ;;
     "silent: 2nd client p50 under ÷ alone") echo "fw ≤ 1.5" ;;
     "silent: 2nd client lost / SERVFAIL under flood") echo "fw 0" ;;
+    "silent: RSS MiB at the end (peak)") echo "fw ≤ bound + base" ;;
+    "NSEC flood: QPS achieved") echo "= offered" ;;
     "stream: (end − base) ÷ bound") echo "fw ≤ 1" ;;
     *) echo "" ;;
   esac
@@ -440,13 +458,14 @@ printf '%-46s %14s %14s %8s  %s\n' figure unbound fraudwall ratio target
 for key in "cold p50 ms" "cold p90 ms" "cold CPU µs per name" "cold total CPU s" "cold upstream queries per name" \
   "cold RSS growth KB per name" "cold lost / SERVFAIL" \
   "NSEC flood: answered without upstream %" "NSEC flood: upstream queries per query" "NSEC flood: CPU µs per query" \
-  "NSEC flood: avg latency ms" "NSEC flood: lost / SERVFAIL" \
+  "NSEC flood: avg latency ms" "NSEC flood: QPS achieved" "NSEC flood: lost / SERVFAIL" \
   "NSEC3 flood: answered without upstream %" "NSEC3 flood: upstream queries per query" "NSEC3 flood: CPU µs per query" \
-  "NSEC3 flood: avg latency ms" "NSEC3 flood: lost / SERVFAIL" \
+  "NSEC3 flood: avg latency ms" "NSEC3 flood: QPS achieved" "NSEC3 flood: lost / SERVFAIL" \
   "silent: 2nd client p50 ms alone" "silent: 2nd client p50 ms under flood" "silent: 2nd client p50 under ÷ alone" \
-  "silent: 2nd client lost / SERVFAIL under flood" "silent: RSS MiB at the end (peak)" \
+  "silent: 2nd client lost / SERVFAIL under flood" "silent: flood queries answered %" \
+  "silent: RSS MiB at the end (peak)" \
   "stream: RSS MiB base" "stream: RSS MiB at the end" "stream: RSS MiB peak" "stream: (end − base) ÷ bound" \
-  "stream: QPS; lost / SERVFAIL"; do
+  "stream: QPS" "stream: lost / SERVFAIL"; do
   ub=${R["$key,ub"]:-} fw=${R["$key,fw"]:-}
   [ -z "$ub$fw" ] && continue
   ratio=""
