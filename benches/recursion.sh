@@ -426,7 +426,8 @@ if [[ " $PHASES " == *" stream "* ]]; then
     stop
     line=$(summary "$work/stream-$s.out")
     printf '   %-9s %s; RSS %.1f %.1f %.1f\n' "$(name_of "$s")" "$line" "$(calc "$r0/1024")" "$(calc "$r1/1024")" "$(calc "$hwm/1024")"
-    read -r _ _ lost _ qps _ _ nsf <<<"$line"
+    read -r sent done lost _ qps _ _ nsf <<<"$line"
+    row "stream: names answered" "$s" "$done"
     row "stream: RSS MiB base" "$s" "$(calc "int($r0/102.4)/10")"
     row "stream: RSS MiB at the end" "$s" "$(calc "int($r1/102.4)/10")"
     row "stream: RSS MiB peak" "$s" "$(calc "int($hwm/102.4)/10")"
@@ -464,7 +465,7 @@ for key in "cold p50 ms" "cold p90 ms" "cold CPU µs per name" "cold total CPU s
   "silent: 2nd client p50 ms alone" "silent: 2nd client p50 ms under flood" "silent: 2nd client p50 under ÷ alone" \
   "silent: 2nd client lost / SERVFAIL under flood" "silent: flood queries answered %" \
   "silent: RSS MiB at the end (peak)" \
-  "stream: RSS MiB base" "stream: RSS MiB at the end" "stream: RSS MiB peak" "stream: (end − base) ÷ bound" \
+  "stream: names answered" "stream: RSS MiB base" "stream: RSS MiB at the end" "stream: RSS MiB peak" "stream: (end − base) ÷ bound" \
   "stream: QPS" "stream: lost / SERVFAIL"; do
   ub=${R["$key,ub"]:-} fw=${R["$key,fw"]:-}
   [ -z "$ub$fw" ] && continue
