@@ -5,22 +5,23 @@
 # or unsigned, hosting providers, CNAME chains across zones, slow servers behind 50..200 ms delay
 # proxies, half-silent zones whose first server never answers, a wildcard zone, a silent zone).
 #
-#   benches/recursion.sh                  # full figures (~25 min on 2 vCPUs)
-#   QUICK=1 benches/recursion.sh          # smaller sizes, one round (~5 min)
+#   benches/recursion.sh                  # full figures (~13 min on 2 vCPUs)
+#   QUICK=1 benches/recursion.sh          # smaller sizes, one round (~2.5 min)
 #   PHASES="cold flood" benches/recursion.sh
 #   FW_BIN=/path/to/fraudwall benches/recursion.sh     # a prebuilt binary instead of this tree's
 #   FW_RESOLVER_YAML='  max_inflight: 20000' benches/recursion.sh   # extra lines under resolver:
 #
 # Phases (each server starts fresh for each measurement; the servers alternate):
 #   cold    every name of the cold set once (COLD_OUTSTANDING at a time, from 127.0.0.2):
-#           p50/p90 latency (lost queries count as their timeout), CPU per name (user+sys of the
+#           p50/p90 latency (a lost query or a SERVFAIL ranks as the timeout), CPU per name (user+sys of the
 #           server process from /proc/PID/stat), upstream queries per name (what the name servers
 #           received: NSD statistics over nsd-control + the silent servers' count), RSS growth per
-#           name; median of ROUNDS alternating rounds.
+#           name; median of ROUNDS alternating rounds; and what the NSDs received, by query type.
 #   flood   after FLOOD_WARM random names under nsec-flood.com (NSEC) have cached its NSEC chain,
 #           FLOOD_QUERIES new random names at FLOOD_QPS: upstream queries per flood query, the
-#           share answered without going upstream (1 - that), CPU per flood query, latency; then
-#           the same under nsec3-flood.net (NSEC3, no opt-out).
+#           share answered without going upstream ((answered - upstream queries) / sent), CPU per
+#           flood query, latency, QPS reached; then the same under nsec3-flood.net (NSEC3, no
+#           opt-out).
 #   silent  SILENT_COLD_NAMES cold names from a second client (127.0.0.2) alone, then on a fresh
 #           server while SILENT_QPS random names under silent.com (servers that never answer)
 #           come from 127.0.0.1: the second client's p50 with / without the flood, its lost and
@@ -173,6 +174,18 @@ upstream() {
   echo $((n + $(sed 's/.*"silent": \([0-9]*\).*/\1/' "$net/counts.json")))
 }
 
+# Queries the NSDs have received so far by type, "TYPE=n" lines (silent servers not included).
+upstream_types() {
+  local i
+  for i in $NSDS; do nsd-control -c "$net/nsd/$i/nsd.conf" stats_noreset; done |
+    awk -F= '/^num\.type\./ { t[substr($1, 10)] += $2 } END { for (k in t) print k "=" t[k] }'
+}
+# types_delta BEFORE AFTER → "A 123, NS 45, ..." (largest first)
+types_delta() {
+  awk -F= 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; if (d > 0) print d, $1 }' "$1" "$2" |
+    sort -rn | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 } END { print "" }'
+}
+
 # --- the two servers ----------------------------------------------------------------------------
 mkdir -p "$work/lists" "$work/unbound"
 echo "ready.recursion-bench.test" >"$work/lists/bench.txt"
@@ -282,6 +295,7 @@ COLD_TIMEOUT=15
 cold_run() {
   local s=$1 file=$2 u0 u1 c0 c1 r0 r1 t0 t1 n
   n=$(wc -l <"$file")
+  upstream_types >"$work/types0"
   u0=$(upstream)
   start "$s"
   c0=$(cpu_ticks "$srv_pid"); r0=$(rss_kb "$srv_pid"); t0=$(date +%s.%N)
@@ -291,8 +305,10 @@ cold_run() {
   stop
   sleep 0.2
   u1=$(upstream)
-  echo "$(latencies "$work/cold-$s.out" "$COLD_TIMEOUT") $(calc "($c1 - $c0) * $TICK_US / $n") \
-$(calc "($u1 - $u0) / $n") $(calc "($r1 - $r0) / $n") $(calc "$t1 - $t0")"
+  upstream_types >"$work/types1"
+  types_delta "$work/types0" "$work/types1" >"$work/cold-$s.types"
+  echo "$(latencies "$work/cold-$s.out" "$COLD_TIMEOUT") $(calc "int(($c1 - $c0) * $TICK_US / $n * 10 + 0.5) / 10") \
+$(calc "int(($u1 - $u0) / $n * 1000 + 0.5) / 1000") $(calc "int(($r1 - $r0) / $n * 100 + 0.5) / 100") $(calc "int(($t1 - $t0) * 10 + 0.5) / 10")"
 }
 
 if [[ " $PHASES " == *" cold "* ]]; then
@@ -302,17 +318,21 @@ if [[ " $PHASES " == *" cold "* ]]; then
   : >"$work/cold-ub.runs"; : >"$work/cold-fw.runs"
   for r in $(seq "$ROUNDS"); do
     for s in ub fw; do
-      line=$(cold_run "$s" "$work/cold.txt")
+      cold_run "$s" "$work/cold.txt" >"$work/line"   # not in $(...): Ctrl-C stops the run at once
+      line=$(cat "$work/line")
       echo "$line" >>"$work/cold-$s.runs"
       printf '   round %d %-9s %s\n' "$r" "$(name_of "$s")" "$line"
     done
+  done
+  for s in ub fw; do
+    printf '   queries the NSDs received by type, last round, %-9s %s\n' "$(name_of "$s"):" "$(cat "$work/cold-$s.types")"
   done
   for s in ub fw; do
     read -r p50 p90 _ lost nok nnx nsf cpu up rss secs < <(median_cols <"$work/cold-$s.runs")
     row "cold p50 ms" "$s" "$p50"; row "cold p90 ms" "$s" "$p90"
     row "cold CPU µs per name" "$s" "$cpu"; row "cold upstream queries per name" "$s" "$up"
     row "cold RSS growth KB per name" "$s" "$rss"; row "cold lost / SERVFAIL" "$s" "$lost / $nsf"
-    row "cold total CPU s" "$s" "$(calc "$cpu * $COLD_N / 1e6")"
+    row "cold total CPU s" "$s" "$(calc "int($cpu * $COLD_N / 1e4 + 0.5) / 100")"
   done
 fi
 
@@ -332,8 +352,8 @@ flood_run() {
   sleep 0.5
   u2=$(upstream)
   stop
-  echo "$(summary "$work/flood-$s.out") $(calc "($u2 - $u1) / $FLOOD_QUERIES") \
-$(calc "($c1 - $c0) * $TICK_US / $FLOOD_QUERIES") $(calc "($u1 - $u0) / $FLOOD_WARM")"
+  echo "$(summary "$work/flood-$s.out") $(calc "int(($u2 - $u1) / $FLOOD_QUERIES * 10000 + 0.5) / 10000") \
+$(calc "int(($c1 - $c0) * $TICK_US / $FLOOD_QUERIES * 10 + 0.5) / 10") $(calc "int(($u1 - $u0) / $FLOOD_WARM * 1000 + 0.5) / 1000")"
 }
 if [[ " $PHASES " == *" flood "* ]]; then
   for zone in nsec-flood.com nsec3-flood.net; do
@@ -344,10 +364,13 @@ if [[ " $PHASES " == *" flood "* ]]; then
     echo "   sent completed lost avg_ms qps NOERROR NXDOMAIN SERVFAIL upstream/query cpu_us/query upstream/warm-name"
     tag=NSEC; [ "$zone" = nsec3-flood.net ] && tag=NSEC3
     for s in ub fw; do
-      line=$(flood_run "$s" "$zone")
+      flood_run "$s" "$zone" >"$work/line"
+      line=$(cat "$work/line")
       printf '   %-9s %s\n' "$(name_of "$s")" "$line"
-      read -r _ _ lost avg qps _ _ nsf up cpu _ <<<"$line"
-      row "$tag flood: answered without upstream %" "$s" "$(calc "int(($up < 1 ? 1 - $up : 0) * 1000 + 0.5) / 10")"
+      read -r sent done lost avg qps _ _ nsf up cpu _ <<<"$line"
+      # answered, less one per upstream query, over the queries sent (never below 0)
+      row "$tag flood: answered without upstream %" "$s" \
+        "$(calc "int(($done - $up * $FLOOD_QUERIES > 0 ? ($done - $up * $FLOOD_QUERIES) / $sent : 0) * 1000 + 0.5) / 10")"
       row "$tag flood: upstream queries per query" "$s" "$up"
       row "$tag flood: CPU µs per query" "$s" "$cpu"
       row "$tag flood: avg latency ms" "$s" "$avg"
