@@ -5,7 +5,7 @@
 # or unsigned, hosting providers, CNAME chains across zones, slow servers behind 50..200 ms delay
 # proxies, half-silent zones whose first server never answers, a wildcard zone, a silent zone).
 #
-#   benches/recursion.sh                  # full figures (~13 min on 2 vCPUs)
+#   benches/recursion.sh                  # full figures (~13-15 min on 2 vCPUs)
 #   QUICK=1 benches/recursion.sh          # smaller sizes, one round (~2.5 min)
 #   PHASES="cold flood" benches/recursion.sh
 #   FW_BIN=/path/to/fraudwall benches/recursion.sh     # a prebuilt binary instead of this tree's
