@@ -102,6 +102,11 @@ impl Packed {
         self.bytes.len()
     }
 
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Whether nothing is packed.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()

@@ -26,13 +26,23 @@ pub enum Proof {
 
 /// Whether the NSEC at `owner` (with its `next`) covers `name`: `owner` < `name` < `next` in
 /// canonical order, the last NSEC of the zone (whose next is the apex) covering everything
-/// after its owner.
+/// after its owner. An NSEC at a delegation point or a DNAME covers nothing below its owner:
+/// those names live in another zone (or are rewritten), which this chain cannot speak for
+/// (RFC 4035 §5.4, RFC 6672 §5.3.4.1).
 pub fn nsec_covers(owner: &Name, nsec: &NSEC, name: &Name, zone: &Name) -> bool {
-    if !zone.zone_of(name) || owner >= name {
+    if !zone.zone_of(name) || owner >= name || below_cut(owner, nsec, name) {
         return false;
     }
     let next = nsec.next_domain_name();
     name < next || next <= owner
+}
+
+/// Whether `name` lies below `owner` where the NSEC shows a zone cut or a DNAME.
+fn below_cut(owner: &Name, nsec: &NSEC, name: &Name) -> bool {
+    let types = nsec.type_set();
+    let cut = (types.contains(RecordType::NS) && !types.contains(RecordType::SOA))
+        || types.contains(RecordType::DNAME);
+    cut && owner != name && owner.zone_of(name)
 }
 
 /// Whether the NSEC at `owner` proves that `owner` has no `qtype` records (nor a CNAME that
@@ -121,7 +131,7 @@ pub fn nsec_covers_any(name: &Name, nsecs: &[(&Name, &NSEC)]) -> Proof {
     let covered = nsecs.iter().any(|(o, n)| {
         // The zone is not known here: the covering test itself bounds the span.
         let next = n.next_domain_name();
-        *o < name && (name < next || next <= *o)
+        *o < name && (name < next || next <= *o) && !below_cut(o, n, name)
     });
     if covered {
         Proof::Secure
@@ -189,7 +199,8 @@ fn covering<'a, 'b>(set: &'b [Hashed<'a>], name: &Name) -> Option<&'b Hashed<'a>
 }
 
 /// The closest provable encloser of `name` (RFC 5155 §8.3): the deepest ancestor matched by an
-/// NSEC3, with the NSEC3 that covers the next closer name.
+/// NSEC3, with the NSEC3 that covers the next closer name. An encloser at a delegation point
+/// or with a DNAME proves nothing: the name is not in this zone.
 fn closest_provable<'a, 'b>(
     set: &'b [Hashed<'a>],
     name: &Name,
@@ -198,7 +209,13 @@ fn closest_provable<'a, 'b>(
     let mut next_closer = name.clone();
     let mut ce = name.base_name();
     while zone.zone_of(&ce) {
-        if matching(set, &ce).is_some() {
+        if let Some(m) = matching(set, &ce) {
+            let types = m.nsec3.type_set();
+            if types.contains(RecordType::DNAME)
+                || (types.contains(RecordType::NS) && !types.contains(RecordType::SOA))
+            {
+                return None;
+            }
             let cover = covering(set, &next_closer)?;
             return Some((ce, cover));
         }
@@ -374,6 +391,32 @@ mod tests {
         assert_eq!(
             nsec_nodata(&n("b.example.com."), RecordType::A, &zone, &[(&a, &ent)]),
             Proof::Secure
+        );
+    }
+
+    #[test]
+    fn an_nsec_at_a_cut_covers_nothing_below_it() {
+        let root = Name::root();
+        // The root's NSEC at org (an unsigned delegation) runs to test: names under org
+        // are in org's zone, not proven absent by the root's chain.
+        let org = n("org.");
+        let cut = nsec(
+            "test.",
+            &[RecordType::NS, RecordType::RRSIG, RecordType::NSEC],
+        );
+        assert!(!nsec_covers(&org, &cut, &n("www.insecure.org."), &root));
+        assert!(nsec_covers(&org, &cut, &n("pizza."), &root));
+        let dname = nsec("test.", &[RecordType::DNAME, RecordType::RRSIG]);
+        assert!(!nsec_covers(&org, &dname, &n("a.org."), &root));
+        // The apex of a zone (SOA and NS) covers names below it as usual.
+        let apex = nsec(
+            "b.org.",
+            &[RecordType::NS, RecordType::SOA, RecordType::RRSIG],
+        );
+        assert!(nsec_covers(&org, &apex, &n("a.org."), &org));
+        assert_eq!(
+            nsec_covers_any(&n("www.insecure.org."), &[(&org, &cut)]),
+            Proof::Bogus("no NSEC covers the wildcard's next closer name")
         );
     }
 

@@ -119,33 +119,56 @@ pub enum Lookup {
 
 type Flight = Shared<BoxFuture<'static, Lookup>>;
 
+/// A lookup in flight: its future, when it must be done, and which one it is (an entry is only
+/// removed by the lookup that made it).
+struct InFlight {
+    flight: Flight,
+    deadline: tokio::time::Instant,
+    id: u64,
+}
+
 /// The lookups a lookup is part of (the client's question, the name server address or key it
-/// needs...), innermost first: a lookup never waits for one of its own ancestors.
-#[derive(Clone, Debug, Default)]
-pub struct Path(Option<Arc<(Name, RecordType, Path)>>);
+/// needs...), innermost first, and the deadline of the client's question: a lookup never waits
+/// for one of its own ancestors, and never outlives the question it serves.
+#[derive(Clone, Debug)]
+pub struct Path {
+    node: Option<Arc<(Name, RecordType, Path)>>,
+    deadline: tokio::time::Instant,
+}
 
 impl Path {
+    /// The path of a client's question that must be answered by `deadline`.
+    pub fn new(deadline: tokio::time::Instant) -> Path {
+        Path {
+            node: None,
+            deadline,
+        }
+    }
+
     fn with(&self, name: &Name, rtype: RecordType) -> Path {
-        Path(Some(Arc::new((name.clone(), rtype, self.clone()))))
+        Path {
+            node: Some(Arc::new((name.clone(), rtype, self.clone()))),
+            deadline: self.deadline,
+        }
     }
 
     fn contains(&self, name: &Name, rtype: RecordType) -> bool {
-        let mut p = &self.0;
+        let mut p = &self.node;
         while let Some(node) = p {
             if node.1 == rtype && node.0 == *name {
                 return true;
             }
-            p = &node.2.0;
+            p = &node.2.node;
         }
         false
     }
 
     fn depth(&self) -> u8 {
         let mut d = 0u8;
-        let mut p = &self.0;
+        let mut p = &self.node;
         while let Some(node) = p {
             d = d.saturating_add(1);
-            p = &node.2.0;
+            p = &node.2.node;
         }
         d
     }
@@ -158,11 +181,15 @@ pub struct Recursor {
     servers: Servers,
     cache: Cache,
     /// Lookups being resolved: identical ones join instead of asking again.
-    flights: Mutex<HashMap<(Name, RecordType), Flight>>,
+    flights: Mutex<HashMap<(Name, RecordType), InFlight>>,
+    /// Numbers the lookups in flight.
+    next_flight: std::sync::atomic::AtomicU64,
     /// Outstanding queries per zone.
     zone_load: Mutex<HashMap<Name, usize>>,
     /// What each zone's keys are.
     keys: validate::KeyTable,
+    /// RRsets whose signatures already verified.
+    proven: validate::Proven,
     this: std::sync::Weak<Recursor>,
 }
 
@@ -191,8 +218,10 @@ impl Recursor {
             opts,
             deny,
             flights: Mutex::new(HashMap::new()),
+            next_flight: std::sync::atomic::AtomicU64::new(0),
             zone_load: Mutex::new(HashMap::new()),
             keys: validate::KeyTable::default(),
+            proven: validate::Proven::default(),
             this: this.clone(),
         })
     }
@@ -231,10 +260,15 @@ impl Recursor {
             }
             _ => {}
         };
+        // A little before the resolver's own deadline, so that every lookup of this question
+        // ends (and leaves the table of lookups in flight) before the question is given up.
+        let deadline = tokio::time::Instant::now()
+            + self.opts.deadline.saturating_sub(Duration::from_millis(50));
+        let path = Path::new(deadline);
         let mut name = q.name.clone();
         let mut seen = vec![name.clone()];
         for _ in 0..=MAX_CHAIN {
-            match self.lookup(name.clone(), q.qtype, &Path::default()).await {
+            match self.lookup(name.clone(), q.qtype, &path).await {
                 Lookup::Data(set) => {
                     worst(set.status.security(), status_ede(set.status), &mut security);
                     m.answers.extend(set.aged(now, true));
@@ -319,8 +353,9 @@ impl Recursor {
     }
 
     /// One name and type, no CNAME followed: from the caches, from a validated NSEC chain, by
-    /// joining an identical lookup in flight, or by asking. A lookup that asks runs as a task
-    /// of its own, bounded by the deadline, so that lookups joining it never wait forever.
+    /// joining an identical lookup in flight, or by asking. A lookup that asks is shared with
+    /// identical ones that come while it runs; it ends by its question's deadline, so an entry
+    /// in the table of lookups in flight is never left behind unpolled.
     pub fn lookup(&self, name: Name, qtype: RecordType, path: &Path) -> BoxFuture<'static, Lookup> {
         let Some(this) = self.this.upgrade() else {
             return futures_util::future::ready(Lookup::Fail(None)).boxed();
@@ -338,33 +373,42 @@ impl Recursor {
                 return synth;
             }
             let key = (name.clone(), qtype);
+            let now = tokio::time::Instant::now();
             let flight = {
                 let mut flights = this.flights.lock().unwrap_or_else(|e| e.into_inner());
                 match flights.get(&key) {
-                    Some(f) => f.clone(),
-                    None => {
+                    // Join it if it can still finish in time for this question.
+                    Some(f) if f.deadline > now => f.flight.clone(),
+                    _ => {
                         let me = this.clone();
                         let inner = path.with(&name, qtype);
-                        let deadline = me.opts.deadline;
+                        let deadline = path.deadline;
+                        let id = this
+                            .next_flight
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let done = key.clone();
-                        // Spawned while the table is locked: the task removes its entry only
-                        // after it is in.
-                        let task = tokio::spawn(async move {
+                        let flight = async move {
                             let out =
-                                tokio::time::timeout(deadline, me.iterate(name, qtype, &inner))
+                                tokio::time::timeout_at(deadline, me.iterate(name, qtype, &inner))
                                     .await
                                     .unwrap_or(Lookup::Fail(None));
-                            me.flights
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .remove(&done);
+                            let mut flights = me.flights.lock().unwrap_or_else(|e| e.into_inner());
+                            if flights.get(&done).is_some_and(|f| f.id == id) {
+                                flights.remove(&done);
+                            }
                             out
-                        });
-                        let f = async move { task.await.unwrap_or(Lookup::Fail(None)) }
-                            .boxed()
-                            .shared();
-                        flights.insert(key, f.clone());
-                        f
+                        }
+                        .boxed()
+                        .shared();
+                        flights.insert(
+                            key,
+                            InFlight {
+                                flight: flight.clone(),
+                                deadline,
+                                id,
+                            },
+                        );
+                        flight
                     }
                 }
             };

@@ -118,15 +118,68 @@ impl SigFailure {
     }
 }
 
-/// Checks `sigs` over `records` (owned by `name`) with `keys`; Ok with the signature's label
-/// count (to see wildcard expansion) when one verifies.
+/// RRsets whose signatures verified, by their exact bytes: the same NSEC3 and SOA records come
+/// back in every negative answer of a zone, and checking a signature is the most expensive
+/// thing a resolver does (Unbound, too, does not check an RRset again that its cache holds as
+/// validated). An entry lives as long as the RRset's TTL and its signature's validity allow.
+#[derive(Default)]
+pub struct Proven(std::sync::Mutex<HashMap<Box<[u8]>, (u8, Instant)>>);
+
+/// Entries of [`Proven`]; when full it starts over.
+const MAX_PROVEN: usize = 100_000;
+
+impl Proven {
+    fn key(name: &Name, records: &[Record], sigs: &[Record], signer: &Name) -> Box<[u8]> {
+        let mut k = Vec::with_capacity(256);
+        k.extend_from_slice(name.to_lowercase().to_ascii().as_bytes());
+        k.push(0);
+        k.extend_from_slice(signer.to_lowercase().to_ascii().as_bytes());
+        k.push(0);
+        if let Some(r) = records.first() {
+            k.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
+        }
+        k.extend_from_slice(Packed::pack(records).bytes());
+        k.extend_from_slice(Packed::pack(sigs).bytes());
+        k.into_boxed_slice()
+    }
+}
+
+/// Checks `sigs` over `records` (owned by `name`) with `keys`, remembering what verified in
+/// `proven`; Ok with the signature's label count (to see wildcard expansion).
 fn verify(
+    proven: &Proven,
     name: &Name,
     records: &[Record],
     sigs: &[Record],
     signer: &Name,
     keys: &[DNSKEY],
 ) -> Result<u8, SigFailure> {
+    let key = Proven::key(name, records, sigs, signer);
+    let now = Instant::now();
+    if let Some(&(labels, until)) = proven.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        && until > now
+    {
+        return Ok(labels);
+    }
+    let (labels, valid_secs) = verify_now(name, records, sigs, signer, keys)?;
+    let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+    let life = std::time::Duration::from_secs(u64::from(ttl.min(valid_secs)));
+    let mut p = proven.0.lock().unwrap_or_else(|e| e.into_inner());
+    if p.len() >= MAX_PROVEN {
+        p.clear();
+    }
+    p.insert(key, (labels, now + life));
+    Ok(labels)
+}
+
+/// [`verify`] without the memo: the label count and the seconds the signature stays valid.
+fn verify_now(
+    name: &Name,
+    records: &[Record],
+    sigs: &[Record],
+    signer: &Name,
+    keys: &[DNSKEY],
+) -> Result<(u8, u32), SigFailure> {
     let now = now_secs();
     let (mut expired, mut not_yet, mut any) = (0, 0, 0);
     for s in sigs {
@@ -163,7 +216,7 @@ fn verify(
                 .verify_rrsig(name, DNSClass::IN, sig, records.iter())
                 .is_ok()
             {
-                return Ok(input.num_labels);
+                return Ok((input.num_labels, expiration.wrapping_sub(now)));
             }
         }
     }
@@ -249,7 +302,14 @@ impl Recursor {
         if set.rtype == RecordType::DNSKEY && set.name == signer {
             return (Status::Checked(Security::Secure, None), Vec::new());
         }
-        match verify(&set.name, &set.records(), &sigs, &signer, &keys) {
+        match verify(
+            &self.proven,
+            &set.name,
+            &set.records(),
+            &sigs,
+            &signer,
+            &keys,
+        ) {
             Ok(labels) if usize::from(labels) < label_count(&set.name) => match m {
                 // Expanded from a wildcard: the name itself must be proven not to exist.
                 Some(m) => self.check_wildcard(set, labels, &signer, &keys, m),
@@ -304,7 +364,7 @@ impl Recursor {
             if !matches!(t, RecordType::NSEC | RecordType::NSEC3) || !signer.zone_of(owner) {
                 continue;
             }
-            if verify(owner, &g.records, &g.sigs, signer, keys).is_err() {
+            if verify(&self.proven, owner, &g.records, &g.sigs, signer, keys).is_err() {
                 continue;
             }
             for r in &g.records {
@@ -365,7 +425,7 @@ impl Recursor {
         };
         // The SOA, when there is one, must verify too.
         if let Some((soa_owner, g)) = auth.of_type(RecordType::SOA).next()
-            && let Err(f) = verify(soa_owner, &g.records, &g.sigs, &signer, &keys)
+            && let Err(f) = verify(&self.proven, soa_owner, &g.records, &g.sigs, &signer, &keys)
         {
             return Status::Checked(Security::Bogus, Some(f.ede()));
         }
@@ -469,7 +529,14 @@ impl Recursor {
             tracing::debug!(%zone, "no DNSKEY matches the DS");
             return (Keys::Bogus(ede::DNSKEY_MISSING), 60);
         }
-        match verify(zone, &dnskey.records(), &dnskey.sigs(), zone, &vouched) {
+        match verify(
+            &self.proven,
+            zone,
+            &dnskey.records(),
+            &dnskey.sigs(),
+            zone,
+            &vouched,
+        ) {
             Ok(_) => {
                 let ttl = dnskey.ttl_left(Instant::now());
                 (Keys::Secure(Arc::new(keys)), ttl)
