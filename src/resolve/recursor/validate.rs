@@ -123,7 +123,10 @@ impl SigFailure {
 /// thing a resolver does (Unbound, too, does not check an RRset again that its cache holds as
 /// validated). An entry lives as long as the RRset's TTL and its signature's validity allow.
 #[derive(Default)]
-pub struct Proven(std::sync::Mutex<HashMap<Box<[u8]>, (u8, Instant)>>);
+pub struct Proven(std::sync::Mutex<HashMap<Box<[u8]>, ProvenEntry>>);
+
+/// The signature's label count, and until when the RRset counts as verified.
+type ProvenEntry = (u8, Instant);
 
 /// Entries of [`Proven`]; when full it starts over.
 const MAX_PROVEN: usize = 100_000;
