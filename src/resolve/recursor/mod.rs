@@ -98,7 +98,8 @@ pub struct Options {
     pub cache_bytes: usize,
     /// Longest a lookup (with everything it needs) may take.
     pub deadline: Duration,
-    /// Outstanding queries to the servers of one zone; beyond it lookups there fail at once.
+    /// Outstanding queries to the servers of one zone; beyond it lookups there wait their turn
+    /// (at most [`WAITERS_PER_SLOT`] times as many, until their deadline), the rest fail.
     pub max_per_zone: usize,
 }
 
@@ -184,8 +185,8 @@ pub struct Recursor {
     flights: Mutex<HashMap<(Name, RecordType), InFlight>>,
     /// Numbers the lookups in flight.
     next_flight: std::sync::atomic::AtomicU64,
-    /// Outstanding queries per zone.
-    zone_load: Mutex<HashMap<Name, usize>>,
+    /// Outstanding and waiting queries per zone.
+    zone_load: Mutex<HashMap<Name, Arc<ZoneSlots>>>,
     /// What each zone's keys are.
     keys: validate::KeyTable,
     /// RRsets whose signatures already verified.
@@ -527,7 +528,7 @@ impl Recursor {
         qtype: RecordType,
         path: &Path,
     ) -> Option<(Message, Name)> {
-        let _load = match ZoneLoad::take(self, &del.zone) {
+        let _load = match ZoneLoad::take(self, &del.zone, path.deadline).await {
             Some(l) => l,
             None => {
                 crate::metrics::recursor_limited("zone");
@@ -937,39 +938,87 @@ fn minimised(zone: &Name, name: &Name, step: usize) -> Option<Name> {
     Some(name.trim_to(have + add))
 }
 
-/// Counts a query to a zone's servers against the per-zone cap while it is outstanding.
+/// Lookups that may wait for each slot of a zone's cap: a busy popular zone queues a burst of
+/// misses for a moment; a flood against a silent zone is refused at once beyond that.
+const WAITERS_PER_SLOT: usize = 4;
+
+/// The cap of one zone: its slots, and how many lookups wait for one.
+struct ZoneSlots {
+    slots: Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// A query to a zone's servers, counted against the per-zone cap while it is outstanding.
 struct ZoneLoad<'a> {
+    // Fields drop in order: the slot is given back before the entry is looked at.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _zone: ZoneRef<'a>,
+}
+
+/// A use of a zone's entry in the table; the last use removes it.
+struct ZoneRef<'a> {
     recursor: &'a Recursor,
     zone: Name,
+    slots: Arc<ZoneSlots>,
 }
 
 impl<'a> ZoneLoad<'a> {
-    fn take(recursor: &'a Recursor, zone: &Name) -> Option<ZoneLoad<'a>> {
-        let mut load = recursor.zone_load.lock().unwrap_or_else(|e| e.into_inner());
-        let n = load.entry(zone.clone()).or_insert(0);
-        if *n >= recursor.opts.max_per_zone {
-            return None;
-        }
-        *n += 1;
-        Some(ZoneLoad {
+    /// A slot at `zone`, waiting in line (FIFO) until `deadline` when all are taken; `None`
+    /// when the line is full or the deadline passes.
+    async fn take(
+        recursor: &'a Recursor,
+        zone: &Name,
+        deadline: tokio::time::Instant,
+    ) -> Option<ZoneLoad<'a>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let cap = recursor.opts.max_per_zone;
+        let slots = recursor
+            .zone_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(zone.clone())
+            .or_insert_with(|| {
+                Arc::new(ZoneSlots {
+                    slots: Arc::new(tokio::sync::Semaphore::new(cap)),
+                    waiting: 0.into(),
+                })
+            })
+            .clone();
+        let entry = ZoneRef {
             recursor,
             zone: zone.clone(),
+            slots,
+        };
+        let sem = entry.slots.slots.clone();
+        let permit = match sem.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) if entry.slots.waiting.fetch_add(1, Relaxed) < cap * WAITERS_PER_SLOT => {
+                let p = tokio::time::timeout_at(deadline, sem.acquire_owned()).await;
+                entry.slots.waiting.fetch_sub(1, Relaxed);
+                p.ok()?.ok()?
+            }
+            Err(_) => {
+                entry.slots.waiting.fetch_sub(1, Relaxed);
+                return None;
+            }
+        };
+        Some(ZoneLoad {
+            _permit: permit,
+            _zone: entry,
         })
     }
 }
 
-impl Drop for ZoneLoad<'_> {
+impl Drop for ZoneRef<'_> {
     fn drop(&mut self) {
         let mut load = self
             .recursor
             .zone_load
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = load.get_mut(&self.zone) {
-            *n -= 1;
-            if *n == 0 {
-                load.remove(&self.zone);
-            }
+        // The table's reference and ours: nobody else holds a slot or waits for one.
+        if Arc::strong_count(&self.slots) == 2 {
+            load.remove(&self.zone);
         }
     }
 }
