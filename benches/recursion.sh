@@ -231,12 +231,28 @@ start() {
   fi
   srv_pid=$!
   for _ in $(seq 100); do
-    dig +short +tries=1 +time=1 -p "$port" @127.0.0.1 ready.recursion-bench.test >/dev/null 2>&1 && return 0
+    dig +short +tries=1 +time=1 -p "$port" @127.0.0.1 ready.recursion-bench.test >/dev/null 2>&1 && {
+      settle
+      return 0
+    }
     kill -0 "$srv_pid" 2>/dev/null || break
     sleep 0.1
   done
   echo "recursion.sh: $1 did not start (see $work/fraudwall.log, $work/unbound/unbound.log)" >&2
   exit 1
+}
+# Waits (up to 3 s) until the server's RSS holds still for 0.4 s: what a start finishes after the
+# first answer (the first query's code paths paged in, threads started, lists compiled) is not
+# growth caused by the names that follow.
+settle() {
+  local a b
+  a=$(rss_kb "$srv_pid")
+  for _ in $(seq 15); do
+    sleep 0.2
+    b=$(rss_kb "$srv_pid")
+    [ "$a" = "$b" ] && { sleep 0.2; [ "$(rss_kb "$srv_pid")" = "$b" ] && return 0; }
+    a=$b
+  done
 }
 stop() {
   kill "$srv_pid" 2>/dev/null || true

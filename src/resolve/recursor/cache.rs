@@ -323,26 +323,34 @@ impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
 
 /// Validated NSEC records of one zone, by owner in canonical order.
 type Chain = BTreeMap<Name, Arc<RrSet>>;
-/// NSEC records kept per zone and in all (a bound against zones with huge chains).
-const MAX_NSEC_PER_ZONE: usize = 10_000;
-const MAX_NSEC_ZONES: usize = 10_000;
+/// Validated NSEC chains by zone, under a byte budget.
+#[derive(Default)]
+struct Chains {
+    zones: HashMap<Name, Chain>,
+    bytes: usize,
+    budget: usize,
+}
 
 /// The recursor's caches.
 pub struct Cache {
     rrsets: Store<(Name, RecordType), Arc<RrSet>>,
     nxdomain: Store<Name, Arc<Negative>>,
     nodata: Store<(Name, RecordType), Arc<Negative>>,
-    nsec: Mutex<HashMap<Name, Chain>>,
+    nsec: Mutex<Chains>,
 }
 
 impl Cache {
-    /// Caches sharing about `budget` bytes.
+    /// Caches sharing about `budget` bytes (what the recursor gives them: nine tenths of
+    /// its share, the rest is for keys and verified signatures).
     pub fn new(budget: usize) -> Cache {
         Cache {
-            rrsets: Store::new(budget / 10 * 7),
-            nxdomain: Store::new(budget / 10),
-            nodata: Store::new(budget / 10),
-            nsec: Mutex::new(HashMap::new()),
+            rrsets: Store::new(budget / 9 * 6),
+            nxdomain: Store::new(budget / 9),
+            nodata: Store::new(budget / 9),
+            nsec: Mutex::new(Chains {
+                budget: budget / 9,
+                ..Chains::default()
+            }),
         }
     }
 
@@ -413,37 +421,58 @@ impl Cache {
         neg
     }
 
-    /// Keeps validated NSEC records of `zone` for synthesising answers (RFC 8198).
+    /// Keeps validated NSEC records of `zone` for synthesising answers (RFC 8198). Over the
+    /// budget, expired records go first, then whole chains (a chain with holes still answers
+    /// what it covers, but a fresh one is cheap to rebuild from the next misses).
     pub fn store_nsec(&self, zone: &Name, nsec: Arc<RrSet>) {
-        let mut zones = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
-        if zones.len() >= MAX_NSEC_ZONES && !zones.contains_key(zone) {
-            // Forget a zone; cheap and bounded (no LRU bookkeeping for a rarely hit path).
-            if let Some(k) = zones.keys().next().cloned() {
-                zones.remove(&k);
-            }
+        let mut c = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
+        let weight = nsec.weight() + nsec.name.len();
+        c.bytes += weight;
+        if let Some(old) = c
+            .zones
+            .entry(zone.clone())
+            .or_default()
+            .insert(nsec.name.clone(), nsec)
+        {
+            c.bytes -= old.weight() + old.name.len();
         }
-        let chain = zones.entry(zone.clone()).or_default();
-        if chain.len() >= MAX_NSEC_PER_ZONE {
+        if c.bytes > c.budget {
             let now = Instant::now();
-            chain.retain(|_, s| s.alive(now));
-            if chain.len() >= MAX_NSEC_PER_ZONE {
-                chain.clear();
+            let target = c.budget / 10 * 9;
+            let mut bytes = 0;
+            for chain in c.zones.values_mut() {
+                chain.retain(|_, s| s.alive(now));
+                bytes += chain
+                    .values()
+                    .map(|s| s.weight() + s.name.len())
+                    .sum::<usize>();
             }
+            c.zones.retain(|z, chain| {
+                if bytes <= target || z == zone {
+                    return !chain.is_empty();
+                }
+                bytes -= chain
+                    .values()
+                    .map(|s| s.weight() + s.name.len())
+                    .sum::<usize>();
+                false
+            });
+            c.bytes = bytes;
         }
-        chain.insert(nsec.name.clone(), nsec);
     }
 
     /// The live validated NSEC of `zone` whose owner is the greatest at or before `name` in
     /// canonical order: the one that covers or matches `name`, if the chain has it.
     pub fn nsec_at_or_before(&self, zone: &Name, name: &Name) -> Option<Arc<RrSet>> {
-        let zones = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
-        let chain = zones.get(zone)?;
+        let chains = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
+        let chain = chains.zones.get(zone)?;
         let (_, set) = chain.range(..=name.clone()).next_back()?;
         set.alive(Instant::now()).then(|| set.clone())
     }
 
     /// Bytes held by the byte-budgeted parts.
     pub fn bytes(&self) -> usize {
-        self.rrsets.bytes() + self.nxdomain.bytes() + self.nodata.bytes()
+        let nsec = self.nsec.lock().unwrap_or_else(|e| e.into_inner()).bytes;
+        self.rrsets.bytes() + self.nxdomain.bytes() + self.nodata.bytes() + nsec
     }
 }

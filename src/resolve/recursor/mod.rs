@@ -213,16 +213,18 @@ impl Recursor {
                 .map(|s| s.parse().expect("literal"))
                 .collect()
         };
+        let budget = opts.cache_bytes;
         Arc::new_cyclic(|this| Recursor {
             servers: Servers::new(opts.server_timeout),
-            cache: Cache::new(opts.cache_bytes),
+            // Nine tenths for what is looked up, the rest for keys and verified signatures.
+            cache: Cache::new(budget / 10 * 9),
             opts,
             deny,
             flights: Mutex::new(HashMap::new()),
             next_flight: std::sync::atomic::AtomicU64::new(0),
             zone_load: Mutex::new(HashMap::new()),
-            keys: validate::KeyTable::default(),
-            proven: validate::Proven::default(),
+            keys: validate::KeyTable::new(budget / 20),
+            proven: validate::Proven::new(budget / 20),
             this: this.clone(),
         })
     }

@@ -30,8 +30,10 @@ use super::{
 };
 use crate::{dns::ede, resolve::Security};
 
-/// Key sets remembered (one per zone); beyond it the table starts over.
-const MAX_ZONES: usize = 100_000;
+/// Bytes a key table entry is counted at: the zone's name, two or three keys, the map's share.
+const KEY_ENTRY_BYTES: usize = 1024;
+/// Bytes a [`Proven`] entry is counted at: the digest, the expiry, the map's share.
+const PROVEN_ENTRY_BYTES: usize = 96;
 
 /// The root trust anchors: DS records, or DNSKEYs.
 #[derive(Clone)]
@@ -64,20 +66,30 @@ pub struct KeyEntry {
     until: Instant,
 }
 
-/// The key table.
-#[derive(Default)]
-pub struct KeyTable(std::sync::Mutex<HashMap<Name, KeyEntry>>);
+/// The key table: at most `max` zones, beyond which it starts over (keys are refetched).
+pub struct KeyTable {
+    zones: std::sync::Mutex<HashMap<Name, KeyEntry>>,
+    max: usize,
+}
 
 impl KeyTable {
+    /// A table of about `bytes`.
+    pub fn new(bytes: usize) -> KeyTable {
+        KeyTable {
+            zones: Default::default(),
+            max: (bytes / KEY_ENTRY_BYTES).max(64),
+        }
+    }
+
     fn get(&self, zone: &Name) -> Option<Keys> {
-        let t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let t = self.zones.lock().unwrap_or_else(|e| e.into_inner());
         let e = t.get(zone)?;
         (e.until > Instant::now()).then(|| e.keys.clone())
     }
 
     fn put(&self, zone: &Name, keys: Keys, ttl: u32) {
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if t.len() >= MAX_ZONES {
+        let mut t = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+        if t.len() >= self.max && !t.contains_key(zone) {
             t.clear();
         }
         let until = Instant::now() + std::time::Duration::from_secs(u64::from(ttl.max(5)));
@@ -118,32 +130,47 @@ impl SigFailure {
     }
 }
 
-/// RRsets whose signatures verified, by their exact bytes: the same NSEC3 and SOA records come
-/// back in every negative answer of a zone, and checking a signature is the most expensive
-/// thing a resolver does (Unbound, too, does not check an RRset again that its cache holds as
-/// validated). An entry lives as long as the RRset's TTL and its signature's validity allow.
-#[derive(Default)]
-pub struct Proven(std::sync::Mutex<HashMap<Box<[u8]>, ProvenEntry>>);
+/// RRsets whose signatures verified, by a digest of their exact bytes: the same NSEC3 and SOA
+/// records come back in every negative answer of a zone, and checking a signature is the most
+/// expensive thing a resolver does (Unbound, too, does not check an RRset again that its cache
+/// holds as validated). An entry lives as long as the RRset's TTL and its signature's validity
+/// allow. SHA-256, so that no crafted RRset can pass for one that verified.
+pub struct Proven {
+    digests: std::sync::Mutex<HashMap<[u8; 32], ProvenEntry>>,
+    max: usize,
+}
 
 /// The signature's label count, and until when the RRset counts as verified.
 type ProvenEntry = (u8, Instant);
 
-/// Entries of [`Proven`]; when full it starts over.
-const MAX_PROVEN: usize = 100_000;
-
 impl Proven {
-    fn key(name: &Name, records: &[Record], sigs: &[Record], signer: &Name) -> Box<[u8]> {
-        let mut k = Vec::with_capacity(256);
-        k.extend_from_slice(name.to_lowercase().to_ascii().as_bytes());
-        k.push(0);
-        k.extend_from_slice(signer.to_lowercase().to_ascii().as_bytes());
-        k.push(0);
-        if let Some(r) = records.first() {
-            k.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
+    /// A memo of about `bytes`; when full it starts over.
+    pub fn new(bytes: usize) -> Proven {
+        Proven {
+            digests: Default::default(),
+            max: (bytes / PROVEN_ENTRY_BYTES).max(64),
         }
-        k.extend_from_slice(Packed::pack(records).bytes());
-        k.extend_from_slice(Packed::pack(sigs).bytes());
-        k.into_boxed_slice()
+    }
+
+    fn key(name: &Name, records: &[Record], sigs: &[Record], signer: &Name) -> [u8; 32] {
+        let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+        d.update(name.to_lowercase().to_ascii().as_bytes());
+        d.update(&[0]);
+        d.update(signer.to_lowercase().to_ascii().as_bytes());
+        d.update(&[0]);
+        if let Some(r) = records.first() {
+            d.update(&u16::from(r.record_type()).to_be_bytes());
+        }
+        // Lengths first, so that records cannot be shifted into signatures.
+        let (records, sigs) = (Packed::pack(records), Packed::pack(sigs));
+        d.update(&(records.bytes().len() as u64).to_be_bytes());
+        d.update(records.bytes());
+        d.update(sigs.bytes());
+        d.finish().as_ref().try_into().expect("SHA-256 is 32 bytes")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], ProvenEntry>> {
+        self.digests.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -159,7 +186,7 @@ fn verify(
 ) -> Result<u8, SigFailure> {
     let key = Proven::key(name, records, sigs, signer);
     let now = Instant::now();
-    if let Some(&(labels, until)) = proven.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+    if let Some(&(labels, until)) = proven.lock().get(&key)
         && until > now
     {
         return Ok(labels);
@@ -167,8 +194,8 @@ fn verify(
     let (labels, valid_secs) = verify_now(name, records, sigs, signer, keys)?;
     let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
     let life = std::time::Duration::from_secs(u64::from(ttl.min(valid_secs)));
-    let mut p = proven.0.lock().unwrap_or_else(|e| e.into_inner());
-    if p.len() >= MAX_PROVEN {
+    let mut p = proven.lock();
+    if p.len() >= proven.max {
         p.clear();
     }
     p.insert(key, (labels, now + life));
