@@ -34,7 +34,9 @@
 //! nothing in it: [`layout`] checks the header, checksum and directory against the file's size,
 //! [`decode_table`] every count against the bytes left, and [`check_shards`] the structure of
 //! every FST ([`super::verify`]) and the directory's name count against what the shards hold,
-//! before anything is allocated from a count or walked.
+//! before anything is allocated from a count or walked. Where the keys are then enumerated (the
+//! matcher's filter, a merge), each is checked to sit in its own shard and to name a list of the
+//! file ([`check_value`]).
 
 use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;

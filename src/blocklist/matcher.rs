@@ -20,7 +20,7 @@ use super::format::{
     HEADER_LEN, catch_panic, check_shards, check_value, decode_table, layout, unpack_slot,
 };
 use super::keyhash::KeyHasher;
-use super::shard::shard_of;
+use super::shard::{belongs, shard_of};
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
 
 /// Most labels a wire-form name can have (255 bytes, each label at least 2 bytes).
@@ -91,7 +91,8 @@ impl Prefilter {
 
     /// Builds the filter of checked shards holding `keys` names (sized from it, so the caller
     /// checked it against the file). Every key goes through here once, so this is also where
-    /// each key's verdicts are checked to name one of the file's `lists`.
+    /// each key is checked to name one of the file's `lists` and to sit in its own shard (which
+    /// also makes the name count exact: a name in two shards would be counted twice).
     fn build<D: AsRef<[u8]>>(
         shards: &[Fst<D>],
         keys: usize,
@@ -102,10 +103,16 @@ impl Prefilter {
         let mut f = Prefilter {
             blocks: vec![[0u64; 8]; n].into_boxed_slice(),
         };
-        for fst in shards {
+        for (i, fst) in shards.iter().enumerate() {
             let mut stream = fst.stream();
             while let Some((key, value)) = stream.next() {
                 check_value(key, value.value(), lists)?;
+                if !belongs(key, i, shards.len()) {
+                    return Err(format!(
+                        "the entry {:?} is in FST shard {i}, not in the one its name hashes to",
+                        String::from_utf8_lossy(key)
+                    ));
+                }
                 let mut h = KeyHasher::new();
                 h.key(key);
                 f.insert(h.finish());
@@ -785,6 +792,77 @@ mod tests {
         ] {
             assert_eq!(kind(&bl, miss), None, "{miss}");
         }
+    }
+
+    /// A format 3 file with one block list around hand-built FST shards of `keys` → slot.
+    fn v3_file(shards: &[&[&[u8]]], names: u64) -> Vec<u8> {
+        use super::super::format::{HEADER_LEN, MAGIC, VERSION, encode_table, pack_slot};
+        let table = encode_table(&[info("block", ListKind::Block)]);
+        let slot = u64::from(pack_slot(Block, Action::Sinkhole, 0));
+        let fsts: Vec<Vec<u8>> = shards
+            .iter()
+            .map(|keys| {
+                let mut b = fst::MapBuilder::memory();
+                for k in *keys {
+                    b.insert(k, slot).unwrap();
+                }
+                b.into_inner().unwrap()
+            })
+            .collect();
+        let mut file = vec![0u8; HEADER_LEN];
+        file.extend_from_slice(&table);
+        file.extend_from_slice(&(fsts.len() as u32).to_le_bytes());
+        file.extend_from_slice(&names.to_le_bytes());
+        for f in &fsts {
+            file.extend_from_slice(&(f.len() as u64).to_le_bytes());
+        }
+        for f in &fsts {
+            file.extend_from_slice(f);
+        }
+        file[0..4].copy_from_slice(&MAGIC);
+        file[4..8].copy_from_slice(&VERSION.to_le_bytes());
+        file[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
+        let data_len = (file.len() - HEADER_LEN - table.len()) as u64;
+        file[16..24].copy_from_slice(&data_len.to_le_bytes());
+        let crc = crc32fast::hash(&file[HEADER_LEN..]);
+        file[12..16].copy_from_slice(&crc.to_le_bytes());
+        file
+    }
+
+    /// Found by the fst_open fuzz target: a name in its own shard and again in another one was
+    /// counted twice, and the copy could never be found.
+    #[test]
+    fn a_name_outside_its_shard_is_refused() {
+        let (mine, other) = (b"test.shop4.n19", b"test.shop4.n17");
+        let own = |k: &[u8]| {
+            shard_of(
+                {
+                    let mut h = KeyHasher::new();
+                    let mut labels = k.split(|&b| b == b'.');
+                    h.label(labels.next().unwrap());
+                    h.label(labels.next().unwrap());
+                    h.finish()
+                },
+                2,
+            )
+        };
+        let (s, t) = (own(mine), 1 - own(mine));
+        assert_eq!(own(other), s, "both names hash to one shard");
+        let mut shards: [Vec<&[u8]>; 2] = [vec![b"zz"], vec![b"zz"]];
+        shards[s].extend([&mine[..], &other[..]]);
+        shards[s].sort();
+        let good: Vec<&[&[u8]]> = shards.iter().map(Vec::as_slice).collect();
+        assert!(Blocklist::from_bytes(v3_file(&good, 3)).is_ok());
+        shards[t].push(&mine[..]);
+        shards[t].sort();
+        let bad: Vec<&[&[u8]]> = shards.iter().map(Vec::as_slice).collect();
+        let e = Blocklist::from_bytes(v3_file(&bad, 4)).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "the entry \"test.shop4.n19\" is in FST shard {t}, not in the one its name hashes to"
+            )),
+            "{e}"
+        );
     }
 
     #[test]

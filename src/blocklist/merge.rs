@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use fst::Streamer;
 
 use super::format::{self, encode_table, layout, merge_slot, shift_slot, write_file};
-use super::shard::shards_for;
+use super::shard::{belongs, shards_for};
 use super::{Error, ListInfo, MAX_LISTS};
 
 /// One compiled file to merge, read into memory and checked as [`super::Blocklist::open`] checks
@@ -94,16 +94,16 @@ pub fn merge_into<W: Write + Seek>(parts: &[Part], w: &mut W, path: &Path) -> Re
     }
     let table_bytes = encode_table(&table);
     let mut maps = Vec::new();
-    // Which part each stream of the union comes from (a part has one per shard).
+    // Which part and shard each stream of the union comes from (a part has one per shard).
     let mut stream_part = Vec::new();
     for (i, p) in parts.iter().enumerate() {
-        for r in &p.shards {
+        for (shard, r) in p.shards.iter().enumerate() {
             let m = fst::Map::new(&p.bytes[r.clone()]).map_err(|e| Error::Corrupt {
                 path: p.path.clone(),
                 reason: format!("FST shard: {e}"),
             })?;
             maps.push(m);
-            stream_part.push(i);
+            stream_part.push((i, shard));
         }
     }
     let upper_bound: u64 = maps.iter().map(|m| m.len() as u64).sum();
@@ -116,18 +116,26 @@ pub fn merge_into<W: Write + Seek>(parts: &[Part], w: &mut W, path: &Path) -> Re
         let mut ivs: Vec<(usize, u64)> = Vec::new();
         while let Some((key, values)) = union.next() {
             ivs.clear();
-            ivs.extend(values.iter().map(|iv| (stream_part[iv.index], iv.value)));
+            for iv in values {
+                let (part, shard) = stream_part[iv.index];
+                let p = &parts[part];
+                let corrupt = |reason| Error::Corrupt {
+                    path: p.path.clone(),
+                    reason,
+                };
+                if !belongs(key, shard, p.shards.len()) {
+                    return Err(corrupt(format!(
+                        "the entry {:?} is in FST shard {shard}, not in the one its name hashes to",
+                        String::from_utf8_lossy(key)
+                    )));
+                }
+                format::check_value(key, iv.value, p.lists.len()).map_err(corrupt)?;
+                ivs.push((part, iv.value));
+            }
             // Parts in merge order, whatever order the union yields them in.
             ivs.sort_unstable_by_key(|iv| iv.0);
             let (mut subtree, mut exact) = (0u32, 0u32);
             for &(part, value) in &ivs {
-                let p = &parts[part];
-                format::check_value(key, value, p.lists.len()).map_err(|reason| {
-                    Error::Corrupt {
-                        path: p.path.clone(),
-                        reason,
-                    }
-                })?;
                 let base = bases[part];
                 subtree = merge_slot(subtree, shift_slot(value as u32, base));
                 exact = merge_slot(exact, shift_slot((value >> 32) as u32, base));

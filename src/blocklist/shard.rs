@@ -42,6 +42,12 @@ fn shard_of_key(key: &[u8], shards: usize) -> Option<usize> {
     Some(shard_of(h.finish(), shards))
 }
 
+/// Whether `key` may sit in shard `shard` of `shards`: its own shard, or any for a one-label key.
+/// A key elsewhere could never be found (a query walks only the shard its name hashes to).
+pub(crate) fn belongs(key: &[u8], shard: usize, shards: usize) -> bool {
+    shards <= 1 || shard_of_key(key, shards).is_none_or(|s| s == shard)
+}
+
 /// Keys and values on their way to one shard's builder thread.
 #[derive(Default)]
 struct Batch {
