@@ -382,7 +382,7 @@ fn regenerate_fuzz_seeds() {
         let stem = path.file_name().unwrap().to_string_lossy();
         for (what, control) in [
             ("", format_code(Some(detected))),
-            ("-sniffed-allow-4-shards", 6 | 8 | (3 << 4)),
+            ("-sniffed-allow-3-shards", 6 | 8 | (3 << 4)),
         ] {
             let mut s = vec![control];
             s.extend_from_slice(data);
