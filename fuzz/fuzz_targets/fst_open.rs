@@ -83,7 +83,10 @@ fuzz_target!(|data: &[u8]| {
     };
     // Arbitrary wire names (each up to its terminating zero), and each as text.
     while !names.is_empty() {
-        let end = names.iter().position(|&b| b == 0).map_or(names.len(), |i| i + 1);
+        let end = names
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(names.len(), |i| i + 1);
         let (name, tail) = names.split_at(end);
         names = tail;
         if let Some(v) = bl.lookup_wire(name) {

@@ -37,15 +37,18 @@ impl Resolve for Stub {
         match self.0 & 7 {
             0 => m.metadata.response_code = ResponseCode::NXDomain,
             1 => {
-                m.answers.push(rec(&q.name, RData::A(rdata::A::new(198, 18, 1, 1))));
+                m.answers
+                    .push(rec(&q.name, RData::A(rdata::A::new(198, 18, 1, 1))));
                 m.answers
                     .push(rec(&q.name, RData::AAAA("2001:db8::1".parse().unwrap())));
             }
             2 => {
                 // A CNAME into a listed name: the chain check must block it.
                 let target = Name::from_ascii("www.fraud.test.").unwrap();
-                m.answers.push(rec(&q.name, RData::CNAME(rdata::CNAME(target.clone()))));
-                m.answers.push(rec(&target, RData::A(rdata::A::new(198, 18, 1, 2))));
+                m.answers
+                    .push(rec(&q.name, RData::CNAME(rdata::CNAME(target.clone()))));
+                m.answers
+                    .push(rec(&target, RData::A(rdata::A::new(198, 18, 1, 2))));
             }
             3 => m.metadata.response_code = ResponseCode::ServFail,
             4 => {
@@ -59,7 +62,8 @@ impl Resolve for Stub {
             6 => {
                 // Records for another name than the question's.
                 let other = Name::from_ascii("other.example.").unwrap();
-                m.answers.push(rec(&other, RData::A(rdata::A::new(198, 18, 1, 3))));
+                m.answers
+                    .push(rec(&other, RData::A(rdata::A::new(198, 18, 1, 3))));
             }
             _ => security = Security::Secure,
         }
@@ -97,14 +101,62 @@ fn list() -> Vec<u8> {
             let block = c.add_list(info("fraud", ListKind::Block)).unwrap();
             let allow = c.add_list(info("allow", ListKind::Allow)).unwrap();
             for (list, name, kind, mode, action) in [
-                (block, "fraud.test", ListKind::Block, MatchMode::Subtree, Action::Sinkhole),
-                (block, "nx.test", ListKind::Block, MatchMode::Subtree, Action::Nxdomain),
-                (block, "drop.test", ListKind::Block, MatchMode::Subtree, Action::Drop),
-                (block, "refused.test", ListKind::Block, MatchMode::Subtree, Action::Refused),
-                (block, "nodata.test", ListKind::Block, MatchMode::Subtree, Action::Nodata),
-                (block, "log.test", ListKind::Block, MatchMode::Subtree, Action::Log),
-                (block, "exact.test", ListKind::Block, MatchMode::Exact, Action::Sinkhole),
-                (allow, "ok.fraud.test", ListKind::Allow, MatchMode::Subtree, Action::Sinkhole),
+                (
+                    block,
+                    "fraud.test",
+                    ListKind::Block,
+                    MatchMode::Subtree,
+                    Action::Sinkhole,
+                ),
+                (
+                    block,
+                    "nx.test",
+                    ListKind::Block,
+                    MatchMode::Subtree,
+                    Action::Nxdomain,
+                ),
+                (
+                    block,
+                    "drop.test",
+                    ListKind::Block,
+                    MatchMode::Subtree,
+                    Action::Drop,
+                ),
+                (
+                    block,
+                    "refused.test",
+                    ListKind::Block,
+                    MatchMode::Subtree,
+                    Action::Refused,
+                ),
+                (
+                    block,
+                    "nodata.test",
+                    ListKind::Block,
+                    MatchMode::Subtree,
+                    Action::Nodata,
+                ),
+                (
+                    block,
+                    "log.test",
+                    ListKind::Block,
+                    MatchMode::Subtree,
+                    Action::Log,
+                ),
+                (
+                    block,
+                    "exact.test",
+                    ListKind::Block,
+                    MatchMode::Exact,
+                    Action::Sinkhole,
+                ),
+                (
+                    allow,
+                    "ok.fraud.test",
+                    ListKind::Allow,
+                    MatchMode::Subtree,
+                    Action::Sinkhole,
+                ),
             ] {
                 c.insert(list, name, kind, mode, action).unwrap();
             }
@@ -188,7 +240,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let parsed = Message::from_vec(&answer);
-        assert!(parsed.is_ok(), "answer does not parse: {parsed:?}\n{answer:02x?}");
+        assert!(
+            parsed.is_ok(),
+            "answer does not parse: {parsed:?}\n{answer:02x?}"
+        );
         assert!(answer.len() >= 12 && packet.len() >= 2);
         assert_eq!(answer[..2], packet[..2], "the answer echoes the query's ID");
         assert!(answer[2] & 0x80 != 0, "the answer is a response");
