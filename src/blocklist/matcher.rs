@@ -20,7 +20,7 @@ use super::format::{
     HEADER_LEN, catch_panic, check_shards, check_value, decode_table, layout, unpack_slot,
 };
 use super::keyhash::KeyHasher;
-use super::shard::{belongs, shard_of};
+use super::shard::{belongs, in_every_shard, shard_of};
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
 
 /// Most labels a wire-form name can have (255 bytes, each label at least 2 bytes).
@@ -91,8 +91,9 @@ impl Prefilter {
 
     /// Builds the filter of checked shards holding `keys` names (sized from it, so the caller
     /// checked it against the file). Every key goes through here once, so this is also where
-    /// each key is checked to name one of the file's `lists` and to sit in its own shard (which
-    /// also makes the name count exact: a name in two shards would be counted twice).
+    /// each key is checked to name one of the file's `lists` and to sit in its own shard, and
+    /// one-label keys to be the same in every shard (which makes the name count exact: the
+    /// directory's count assumes both).
     fn build<D: AsRef<[u8]>>(
         shards: &[Fst<D>],
         keys: usize,
@@ -103,19 +104,44 @@ impl Prefilter {
         let mut f = Prefilter {
             blocks: vec![[0u64; 8]; n].into_boxed_slice(),
         };
+        // Shard 0's one-label entries, which every other shard must repeat exactly.
+        let mut everywhere: Vec<(Vec<u8>, u64)> = Vec::new();
         for (i, fst) in shards.iter().enumerate() {
             let mut stream = fst.stream();
+            let mut repeated = 0;
             while let Some((key, value)) = stream.next() {
-                check_value(key, value.value(), lists)?;
+                let value = value.value();
+                let name = || String::from_utf8_lossy(key);
+                check_value(key, value, lists)?;
                 if !belongs(key, i, shards.len()) {
                     return Err(format!(
                         "the entry {:?} is in FST shard {i}, not in the one its name hashes to",
-                        String::from_utf8_lossy(key)
+                        name()
                     ));
+                }
+                if in_every_shard(key) {
+                    if i == 0 {
+                        everywhere.push((key.to_vec(), value));
+                    } else if everywhere
+                        .get(repeated)
+                        .is_some_and(|(k, v)| k == key && *v == value)
+                    {
+                        repeated += 1;
+                    } else {
+                        return Err(format!(
+                            "the one-label entry {:?} of FST shard {i} is not shard 0's (every shard holds the same)",
+                            name()
+                        ));
+                    }
                 }
                 let mut h = KeyHasher::new();
                 h.key(key);
                 f.insert(h.finish());
+            }
+            if i > 0 && repeated != everywhere.len() {
+                return Err(format!(
+                    "FST shard {i} lacks one-label entries of shard 0 (every shard holds the same)"
+                ));
             }
         }
         Ok(f)
@@ -863,6 +889,24 @@ mod tests {
             )),
             "{e}"
         );
+    }
+
+    /// Found by the fst_open fuzz target: shards holding different one-label names (as many in
+    /// each) passed the count, and a name's verdict depended on the shard it hashed to.
+    #[test]
+    fn one_label_names_must_be_the_same_in_every_shard() {
+        let same: [&[&[u8]]; 2] = [&[b"zz"], &[b"zz"]];
+        assert_eq!(Blocklist::from_bytes(v3_file(&same, 1)).unwrap().len(), 1);
+        let other: [&[&[u8]]; 2] = [&[b"zz"], &[b"zy"]];
+        let e = Blocklist::from_bytes(v3_file(&other, 1)).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "the one-label entry \"zy\" of FST shard 1 is not shard 0's (every shard holds the same)"
+            ),
+            "{e}"
+        );
+        let fewer: [&[&[u8]]; 3] = [&[b"yy", b"zz"], &[b"yy", b"zz"], &[b"yy", b"zz"]];
+        assert!(Blocklist::from_bytes(v3_file(&fewer, 2)).is_ok());
     }
 
     #[test]
