@@ -6,7 +6,8 @@
 //! cargo test --test fuzz_seeds -- --ignored
 //! ```
 //!
-//! Each seed's input layout is the one its target documents in `fuzz/fuzz_targets/`.
+//! Each seed's input layout is the one its target documents in `fuzz/fuzz_targets/`. Inputs that
+//! once crashed a target are kept beside the generated seeds as `crash-*` and never regenerated.
 
 use std::path::{Path, PathBuf};
 
@@ -43,11 +44,21 @@ fn lists() -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// Replaces the seeds of `target` with `seeds` (named by index and what they are).
+/// Replaces the generated seeds of `target` with `seeds` (named by index and what they are).
+/// Other files there (`crash-*`: inputs that once crashed a target) are kept.
 fn write(target: &str, seeds: &[(String, Vec<u8>)]) {
     let dir = root().join("fuzz/seeds").join(target);
-    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let generated = name.len() > 4
+            && name.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+            && name.as_bytes()[3] == b'-';
+        if generated {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
     for (i, (what, bytes)) in seeds.iter().enumerate() {
         let name: String = what
             .chars()
@@ -326,9 +337,10 @@ fn fst_seeds(lists: &[(PathBuf, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
+/// The compile_open target's format bits: an index into `Format::ALL`, 7 to sniff.
 fn format_code(f: Option<Format>) -> u8 {
     f.and_then(|f| Format::ALL.iter().position(|&x| x == f))
-        .map_or(6, |i| i as u8)
+        .map_or(7, |i| i as u8)
 }
 
 #[test]
@@ -382,7 +394,7 @@ fn regenerate_fuzz_seeds() {
         let stem = path.file_name().unwrap().to_string_lossy();
         for (what, control) in [
             ("", format_code(Some(detected))),
-            ("-sniffed-allow-3-shards", 6 | 8 | (3 << 4)),
+            ("-sniffed-allow-3-shards", 7 | 8 | (3 << 4)),
         ] {
             let mut s = vec![control];
             s.extend_from_slice(data);

@@ -2,8 +2,8 @@
 //! or an allow list, into 1 to 4 shards) must open, and every name parsed from it must look up
 //! without panicking. A refusal here would mean a good list that serves nothing.
 //!
-//! Input: a control byte (bits 0–2: format, 6 and 7 sniffed; bit 3: allow list; bits 4 and 5
-//! both set: 3 shards, else 1), then the list. (Each shard builder costs fst's node registry,
+//! Input: a control byte (bits 0–2: an index into `Format::ALL`, sniffed past its end, so 7
+//! always sniffs; bit 3: allow list; bits 4 and 5 both set: 3 shards, else 1), then the list. (Each shard builder costs fst's node registry,
 //! about a millisecond to set up and drop: most inputs build one.)
 
 #![no_main]
