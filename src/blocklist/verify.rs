@@ -26,6 +26,8 @@
 //! `catch_unwind` (see [`super::format::check_shards`]), so a mistake on either side is an error,
 //! never a crash.
 
+use std::collections::HashMap;
+
 use fst::raw::Fst;
 
 use super::normalize::MAX_NAME;
@@ -124,11 +126,10 @@ pub(crate) fn check(b: &[u8]) -> Result<Facts, String> {
     }
     nodes.seal();
 
-    // Key counts, one-label key counts and longest key below each node, in address order: a
-    // transition points at an earlier node, so its counts are already known.
+    // Key counts and longest key below each node, in address order: a transition points at an
+    // earlier node, so its counts are already known. Five bytes a node.
     let count = nodes.len();
     let mut keys = vec![0u32; count];
-    let mut ones = vec![0u32; count];
     let mut depth = vec![0u8; count];
     for (j, a) in nodes.iter().enumerate() {
         let d = decode(b, a, &mut trans)?;
@@ -138,11 +139,11 @@ pub(crate) fn check(b: &[u8]) -> Result<Facts, String> {
                 "node at byte {a} is a dead end (no key ends at or below it)"
             ));
         }
-        let (mut k, mut o, mut dep) = (u64::from(d.is_final), u64::from(d.is_final), 0u8);
+        let (mut k, mut dep) = (u64::from(d.is_final), 0u8);
         for t in &trans {
-            let (tk, to, td) = if t.addr == 0 {
+            let (tk, td) = if t.addr == 0 {
                 // The empty final node: one key ends there.
-                (1, 1, 0)
+                (1, 0)
             } else {
                 let i = nodes.ordinal(t.addr).ok_or_else(|| {
                     format!(
@@ -150,12 +151,9 @@ pub(crate) fn check(b: &[u8]) -> Result<Facts, String> {
                         t.addr
                     )
                 })?;
-                (u64::from(keys[i]), u64::from(ones[i]), depth[i])
+                (u64::from(keys[i]), depth[i])
             };
             k += tk;
-            if t.inp != Some(b'.') {
-                o += to;
-            }
             dep = dep.max(td.saturating_add(1));
             if k > MAX_NAMES {
                 return Err(format!(
@@ -164,16 +162,34 @@ pub(crate) fn check(b: &[u8]) -> Result<Facts, String> {
             }
         }
         keys[j] = k as u32;
-        ones[j] = o as u32;
         depth[j] = dep;
     }
     let last = count - 1;
-    finish(
-        u64::from(keys[last]),
-        u64::from(ones[last]),
-        usize::from(depth[last]),
-        claimed,
-    )
+    let longest = usize::from(depth[last]);
+    if longest > MAX_NAME {
+        return Err(too_long(longest));
+    }
+    // Checked throughout now, so fst's own walk is safe; keys end within 253 transitions.
+    let ones = one_label_keys(&fst, root, &mut HashMap::new());
+    finish(u64::from(keys[last]), ones, longest, claimed)
+}
+
+/// Keys below `addr` without a `.`: the paths that never take a `.` transition. From the root
+/// these are the first labels of the keys (the TLDs), a few hundred nodes, so they are counted
+/// apart rather than with four more bytes for every node.
+fn one_label_keys(fst: &Fst<&[u8]>, addr: usize, memo: &mut HashMap<usize, u64>) -> u64 {
+    if let Some(&n) = memo.get(&addr) {
+        return n;
+    }
+    let node = fst.node(addr);
+    let mut n = u64::from(node.is_final());
+    for t in node.transitions() {
+        if t.inp != b'.' {
+            n += one_label_keys(fst, t.addr, memo);
+        }
+    }
+    memo.insert(addr, n);
+    n
 }
 
 /// The addresses of a shard's nodes (their last bytes) as a bitmap with a rank directory: which
@@ -242,11 +258,13 @@ impl NodeSet {
     }
 }
 
+fn too_long(longest: usize) -> String {
+    format!("a key of {longest} bytes or more (names have at most {MAX_NAME})")
+}
+
 fn finish(keys: u64, one_label: u64, longest: usize, claimed: u64) -> Result<Facts, String> {
     if longest > MAX_NAME {
-        return Err(format!(
-            "a key of {longest} bytes or more (names have at most {MAX_NAME})"
-        ));
+        return Err(too_long(longest));
     }
     if keys != claimed {
         return Err(format!("holds {keys} keys but its footer claims {claimed}"));
