@@ -45,9 +45,12 @@ for t in "${targets[@]}"; do
   else
     failed=1
     printf 'fuzz %-13s CRASH\n' "$t"
-    grep -E 'panicked at|^==[0-9]+==|SUMMARY|Test unit written to|Base64:' "$log" | head -20 | sed 's/^/    /'
-    echo "    full log: kept as fuzz/artifacts/$t/last.log"
+    # The panic and its message, libFuzzer's verdict, and where the input went.
+    awk '/panicked at/ {p = 1} /^stack backtrace/ {p = 0} p' "$log" | head -8 | sed 's/^/    /'
+    grep -E '^==[0-9]+==|^SUMMARY|Test unit written to|^Base64:' "$log" | head -8 | sed 's/^/    /'
     cp "$log" "fuzz/artifacts/$t/last.log"
+    echo "    full log: fuzz/artifacts/$t/last.log; replay: cargo fuzz run ${flags[*]} $t <crash file>"
+    echo "    once fixed, keep the input as fuzz/seeds/$t/crash-<what-it-was> with a regression test"
   fi
 done
 exit $failed
