@@ -30,12 +30,20 @@
 //! `1 | allow << 1 | action << 2 | list_id << 5`. Subtree slots sit in the low bits because they
 //! are by far the most common and small outputs take fewer bytes in the FST.
 //!
+//! A compiled file may come from anywhere (a list directory, a download), so reading one trusts
+//! nothing in it: [`layout`] checks the header, checksum and directory against the file's size,
+//! [`decode_table`] every count against the bytes left, and [`check_shards`] the structure of
+//! every FST ([`super::verify`]) and the directory's name count against what the shards hold,
+//! before anything is allocated from a count or walked. Where the keys are then enumerated (the
+//! matcher's filter, a merge), each is checked to sit in its own shard and to name a list of the
+//! file ([`check_value`]).
 
 use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::shard::{MAX_SHARDS, ShardedBuilder};
+use super::verify::{self, MAX_NAMES};
 use super::{Action, Error, Format, ListInfo, ListKind, MatchMode};
 
 /// The four bytes every compiled file starts with.
@@ -69,6 +77,21 @@ pub(crate) fn unpack_slot(slot: u32) -> Option<(ListKind, Action, u16)> {
     };
     let action = Action::from_code(((slot >> 2) & 7) as u8)?;
     Some((kind, action, (slot >> 5) as u16))
+}
+
+/// Checks that both slots of a key's `value` name one of the file's `lists` (action codes this
+/// build does not know are left to [`unpack_slot`], which skips them).
+pub(crate) fn check_value(key: &[u8], value: u64, lists: usize) -> Result<(), String> {
+    for slot in [value as u32, (value >> 32) as u32] {
+        if slot & 1 == 1 && (slot >> 5) as usize >= lists {
+            return Err(format!(
+                "the entry {:?} names list #{}, the file has {lists}",
+                String::from_utf8_lossy(key),
+                slot >> 5
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn slot_is_allow(slot: u32) -> bool {
@@ -156,6 +179,7 @@ pub(crate) struct Layout {
 }
 
 /// Checks magic, version, lengths and the body checksum of a compiled file and finds its parts.
+/// Only the structure of the FSTs is left to [`check_shards`].
 pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
     let corrupt = |reason: String| Error::Corrupt {
         path: path.to_path_buf(),
@@ -259,6 +283,66 @@ pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
     })
 }
 
+/// Checks the structure of every FST shard of a file laid out by [`layout`] and returns its
+/// number of distinct names, which must agree with the directory: one-label names are copied
+/// into every shard ([`super::shard`]), so the shards hold `names + (K - 1) × one_label` keys.
+///
+/// Runs inside `catch_unwind`: fst decodes nodes while it is checked, and should a crafted file
+/// still find a panic in it, the file is refused with that reason instead of taking the process
+/// down.
+pub(crate) fn check_shards(b: &[u8], parts: &Layout, path: &Path) -> Result<u64, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut facts = Vec::with_capacity(parts.shards.len());
+    for (i, r) in parts.shards.iter().enumerate() {
+        let f = catch_panic(|| verify::check(&b[r.clone()]))
+            .and_then(|r| r)
+            .map_err(|e| corrupt(format!("FST shard {i}: {e}")))?;
+        facts.push(f);
+    }
+    let ones = facts.first().map_or(0, |f| f.one_label);
+    if let Some(i) = facts.iter().position(|f| f.one_label != ones) {
+        return Err(corrupt(format!(
+            "FST shard {i} holds {} one-label names, shard 0 holds {ones}; every shard holds all of them",
+            facts[i].one_label
+        )));
+    }
+    let keys: u64 = facts.iter().map(|f| f.keys).sum();
+    let copies = ones * (facts.len() as u64).saturating_sub(1);
+    let names = keys.checked_sub(copies).ok_or_else(|| {
+        corrupt(format!(
+            "the shards hold {keys} keys, fewer than their {copies} copies of one-label names"
+        ))
+    })?;
+    if names > MAX_NAMES {
+        return Err(corrupt(format!(
+            "{names} names, more than the {MAX_NAMES} this build reads"
+        )));
+    }
+    if let Some(claimed) = parts.keys
+        && claimed != names
+    {
+        return Err(corrupt(format!(
+            "shard directory claims {claimed} names but the shards hold {names}"
+        )));
+    }
+    Ok(names)
+}
+
+/// Runs `f`, turning a panic into its message.
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("check failed with a panic: {msg}")
+    })
+}
+
 /// Hashes and counts what passes through, so the body CRC needs no second pass.
 struct CrcWriter<W> {
     inner: W,
@@ -305,7 +389,12 @@ pub(crate) fn encode_table(lists: &[ListInfo]) -> Vec<u8> {
     t
 }
 
-/// Reads the list table written by [`encode_table`]; the error is a human-readable reason.
+/// Fewest bytes one list takes in the table: three empty strings (u32 lengths), four u8 codes,
+/// the EDE (u16) and the entry count (u64).
+const MIN_LIST_BYTES: usize = 3 * 4 + 4 + 2 + 8;
+
+/// Reads the list table written by [`encode_table`]; the error is a human-readable reason. Every
+/// count is checked against the bytes left before anything is allocated for it.
 pub(crate) fn decode_table(mut t: &[u8]) -> Result<Vec<ListInfo>, String> {
     fn take<'a>(t: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
         if t.len() < n {
@@ -329,8 +418,11 @@ pub(crate) fn decode_table(mut t: &[u8]) -> Result<Vec<ListInfo>, String> {
         Ok(take(t, 1, what)?[0])
     }
     let count = u32_(&mut t, "list count")? as usize;
-    if count > MAX_LISTS {
-        return Err(format!("list table claims {count} lists"));
+    if count > MAX_LISTS || count > t.len() / MIN_LIST_BYTES {
+        return Err(format!(
+            "list table claims {count} lists in {} bytes",
+            t.len()
+        ));
     }
     let mut lists = Vec::with_capacity(count);
     for _ in 0..count {
@@ -402,6 +494,31 @@ mod tests {
         assert_eq!(merge_slot(b0, a2), a2);
         assert_eq!(merge_slot(a2, b0), a2);
         assert_eq!(merge_slot(a2, a3), a2);
+    }
+
+    #[test]
+    fn a_list_count_is_checked_against_the_table_before_allocating() {
+        let mut t = 65_535u32.to_le_bytes().to_vec();
+        t.extend_from_slice(&[0; 100]);
+        let e = decode_table(&t).unwrap_err();
+        assert_eq!(e, "list table claims 65535 lists in 100 bytes");
+        let one = encode_table(&[ListInfo {
+            name: String::new(),
+            path: PathBuf::new(),
+            kind: ListKind::Block,
+            action: Action::Sinkhole,
+            category: String::new(),
+            ede: 15,
+            entries: 0,
+            format: Format::Plain,
+            match_mode: MatchMode::Subtree,
+        }]);
+        assert_eq!(
+            one.len(),
+            4 + MIN_LIST_BYTES,
+            "the smallest list is what the check assumes"
+        );
+        assert_eq!(decode_table(&one).unwrap().len(), 1);
     }
 
     #[test]

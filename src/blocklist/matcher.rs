@@ -16,9 +16,11 @@ use std::sync::Arc;
 
 use fst::raw::{Fst, Output};
 
-use super::format::{HEADER_LEN, decode_table, layout, unpack_slot};
+use super::format::{
+    HEADER_LEN, catch_panic, check_shards, check_value, decode_table, layout, unpack_slot,
+};
 use super::keyhash::KeyHasher;
-use super::shard::shard_of;
+use super::shard::{belongs, in_every_shard, shard_of};
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
 
 /// Most labels a wire-form name can have (255 bytes, each label at least 2 bytes).
@@ -69,35 +71,80 @@ pub struct Blocklist {
 /// Bits of Bloom filter per key, and bits set per key: about 0.5 % false positives.
 const FILTER_BITS_PER_KEY: usize = 12;
 const FILTER_PROBES: u64 = 4;
+/// Most names per byte of FST for which the filter is built (real lists take 10–20 bytes a name).
+const FILTER_MAX_NAMES_PER_BYTE: usize = 1;
 
 /// A blocked Bloom filter over the FST's keys (hashed as [`KeyHasher`] sees them): all the bits
 /// of one key live in one 64-byte block, so a probe costs one cache line, not one per bit.
+/// Without blocks there is no filter and every name may be listed.
 struct Prefilter {
     blocks: Box<[[u64; 8]]>,
 }
 
 impl Prefilter {
-    fn empty() -> Prefilter {
+    /// No filter: every probe says "maybe".
+    fn none() -> Prefilter {
         Prefilter {
             blocks: Box::new([]),
         }
     }
 
-    fn build<D: AsRef<[u8]>>(shards: &[Fst<D>], keys: usize) -> Prefilter {
+    /// Builds the filter of checked shards holding `keys` names (sized from it, so the caller
+    /// checked it against the file). Every key goes through here once, so this is also where
+    /// each key is checked to name one of the file's `lists` and to sit in its own shard, and
+    /// one-label keys to be the same in every shard (which makes the name count exact: the
+    /// directory's count assumes both).
+    fn build<D: AsRef<[u8]>>(
+        shards: &[Fst<D>],
+        keys: usize,
+        lists: usize,
+    ) -> Result<Prefilter, String> {
         use fst::Streamer;
         let n = (keys.max(1) * FILTER_BITS_PER_KEY).div_ceil(512);
         let mut f = Prefilter {
             blocks: vec![[0u64; 8]; n].into_boxed_slice(),
         };
-        for fst in shards {
-            let mut keys = fst.stream();
-            while let Some((key, _)) = keys.next() {
+        // Shard 0's one-label entries, which every other shard must repeat exactly.
+        let mut everywhere: Vec<(Vec<u8>, u64)> = Vec::new();
+        for (i, fst) in shards.iter().enumerate() {
+            let mut stream = fst.stream();
+            let mut repeated = 0;
+            while let Some((key, value)) = stream.next() {
+                let value = value.value();
+                let name = || String::from_utf8_lossy(key);
+                check_value(key, value, lists)?;
+                if !belongs(key, i, shards.len()) {
+                    return Err(format!(
+                        "the entry {:?} is in FST shard {i}, not in the one its name hashes to",
+                        name()
+                    ));
+                }
+                if in_every_shard(key) {
+                    if i == 0 {
+                        everywhere.push((key.to_vec(), value));
+                    } else if everywhere
+                        .get(repeated)
+                        .is_some_and(|(k, v)| k == key && *v == value)
+                    {
+                        repeated += 1;
+                    } else {
+                        return Err(format!(
+                            "the one-label entry {:?} of FST shard {i} is not shard 0's (every shard holds the same)",
+                            name()
+                        ));
+                    }
+                }
                 let mut h = KeyHasher::new();
                 h.key(key);
                 f.insert(h.finish());
             }
+            if i > 0 && repeated != everywhere.len() {
+                return Err(format!(
+                    "FST shard {i} lacks one-label entries of shard 0 (every shard holds the same)"
+                ));
+            }
         }
-        f
+        Ok(f)
     }
 
     /// The block of a key: the first hash scaled to the block count.
@@ -126,7 +173,7 @@ impl Prefilter {
     #[inline]
     fn may_contain(&self, h: (u64, u64)) -> bool {
         if self.blocks.is_empty() {
-            return false;
+            return true;
         }
         let words = &self.blocks[self.block(h)];
         let mut all = 1;
@@ -155,13 +202,14 @@ impl Blocklist {
             lists: Vec::new(),
             shards: Vec::new(),
             keys: 0,
-            filter: Prefilter::empty(),
+            filter: Prefilter::none(),
             path: None,
         }
     }
 
     /// Memory-maps and verifies a compiled file: magic, version, lengths, body CRC32, list table,
-    /// and the FST's own checksum.
+    /// and the structure of every FST shard, so that no bytes can make opening or a lookup
+    /// panic, loop or allocate beyond the file's size ([`super::format`] lists the checks).
     pub fn open(path: &Path) -> Result<Self, Error> {
         let oerr = |source| Error::Open {
             path: path.to_path_buf(),
@@ -183,7 +231,7 @@ impl Blocklist {
         Ok(bl)
     }
 
-    /// Verifies and loads a compiled file held in memory (tests, or callers without a file).
+    /// Verifies (as [`Blocklist::open`] does) and loads a compiled file held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         Self::from_backing(Backing::Owned(bytes), Path::new("<memory>"))
     }
@@ -193,31 +241,47 @@ impl Blocklist {
         Self::from_backing(Backing::Owned(bytes), path)
     }
 
+    /// Checks everything in the bytes before using any of it ([`super::format`] says what), all
+    /// inside `catch_unwind`: whatever the bytes, the result is a list or an error.
     fn from_backing(data: Backing, path: &Path) -> Result<Self, Error> {
+        catch_panic(|| Self::load(data, path)).unwrap_or_else(|reason| {
+            Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                reason,
+            })
+        })
+    }
+
+    fn load(data: Backing, path: &Path) -> Result<Self, Error> {
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             reason,
         };
         let parts = layout(data.bytes(), path)?;
-        let lists = decode_table(&data.bytes()[parts.table]).map_err(corrupt)?;
+        let lists = decode_table(&data.bytes()[parts.table.clone()]).map_err(corrupt)?;
+        let keys = check_shards(data.bytes(), &parts, path)?;
+        let keys = usize::try_from(keys).map_err(|_| corrupt(format!("{keys} names")))?;
         let data = Arc::new(data);
         let mut shards = Vec::with_capacity(parts.shards.len());
+        let mut fst_bytes = 0usize;
         for (i, r) in parts.shards.into_iter().enumerate() {
+            fst_bytes += r.len();
             let bytes = FstBytes {
                 data: Arc::clone(&data),
                 start: r.start,
                 end: r.end,
             };
-            let fst = Fst::new(bytes)
-                .and_then(|f| f.verify().map(|()| f))
-                .map_err(|e| corrupt(format!("FST shard {i}: {e}")))?;
+            let fst = Fst::new(bytes).map_err(|e| corrupt(format!("FST shard {i}: {e}")))?;
             shards.push(fst);
         }
-        let keys = match parts.keys {
-            Some(k) => usize::try_from(k).map_err(|_| corrupt(format!("{k} names")))?,
-            None => shards.iter().map(|f| f.len()).sum(),
+        // The filter costs memory and time per name; a file that holds more names than bytes
+        // (only a crafted or machine-enumerated list compresses that well) goes without it, so
+        // that opening stays bounded by the file's size. Its queries all walk the FST.
+        let filter = if keys <= fst_bytes.saturating_mul(FILTER_MAX_NAMES_PER_BYTE) {
+            Prefilter::build(&shards, keys, lists.len()).map_err(corrupt)?
+        } else {
+            Prefilter::none()
         };
-        let filter = Prefilter::build(&shards, keys);
         if let Backing::Mmap(map) = &*data {
             // Building the filter read every page of the FST; from now on only listed names
             // touch it. Let those pages go from our resident set (they stay in the page cache
@@ -633,7 +697,7 @@ mod tests {
             b.insert(k).unwrap();
         }
         let fst = b.into_set().into_fst();
-        let f = Prefilter::build(&[fst], keys.len());
+        let f = Prefilter::build(&[fst], keys.len(), 1).unwrap();
         let hash = |k: &str| {
             let mut h = KeyHasher::new();
             h.key(k.as_bytes());
@@ -691,6 +755,158 @@ mod tests {
         assert_eq!(bl.len(), 1);
         assert_eq!(kind(&bl, "www.bad.test"), Some((Block, Subtree, 2)));
         assert_eq!(bl.lookup("www.bad.test").unwrap().action, Action::Nxdomain);
+    }
+
+    /// A v1 file (no directory) around an FST of `keys` → slot, with one block list.
+    fn v1_file(keys: &[(&[u8], u32)]) -> Vec<u8> {
+        use super::super::format::{HEADER_LEN, MAGIC, encode_table};
+        let table = encode_table(&[info("old", ListKind::Block)]);
+        let mut fst = fst::MapBuilder::memory();
+        for &(k, slot) in keys {
+            fst.insert(k, u64::from(slot)).unwrap();
+        }
+        let fst = fst.into_inner().unwrap();
+        let mut file = vec![0u8; HEADER_LEN];
+        file.extend_from_slice(&table);
+        file.extend_from_slice(&fst);
+        file[0..4].copy_from_slice(&MAGIC);
+        file[4..8].copy_from_slice(&1u32.to_le_bytes());
+        file[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
+        let crc = crc32fast::hash(&file[HEADER_LEN..]);
+        file[12..16].copy_from_slice(&crc.to_le_bytes());
+        file[16..24].copy_from_slice(&(fst.len() as u64).to_le_bytes());
+        file
+    }
+
+    #[test]
+    fn an_entry_naming_a_list_the_file_lacks_is_refused() {
+        use super::super::format::pack_slot;
+        let ok = pack_slot(Block, Action::Sinkhole, 0);
+        let stray = pack_slot(Block, Action::Sinkhole, 5);
+        assert!(Blocklist::from_bytes(v1_file(&[(b"test.a", ok)])).is_ok());
+        let e = Blocklist::from_bytes(v1_file(&[(b"test.a", ok), (b"test.b", stray)])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the entry \"test.b\" names list #5, the file has 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_list_denser_than_its_bytes_opens_without_the_filter_and_answers_the_same() {
+        // Enumerated names share almost everything: 20 000 names in a few hundred bytes. The
+        // filter would cost more than the file; the walk alone gives the same answers.
+        let mut c = Compiler::new();
+        let b = c.add_list(info("block", ListKind::Block)).unwrap();
+        for i in 0..20_000 {
+            c.insert(b, &format!("{i}.bad.test"), Block, Exact, Action::Sinkhole)
+                .unwrap();
+        }
+        let bytes = c.to_bytes().unwrap();
+        assert!(bytes.len() < 2_000, "{} bytes", bytes.len());
+        let bl = Blocklist::from_bytes(bytes).unwrap();
+        assert!(bl.filter.blocks.is_empty());
+        assert_eq!(bl.len(), 20_000);
+        assert_eq!(kind(&bl, "19999.bad.test"), Some((Block, Exact, 3)));
+        assert_eq!(kind(&bl, "0.bad.test"), Some((Block, Exact, 3)));
+        for miss in [
+            "20000.bad.test",
+            "x.bad.test",
+            "bad.test",
+            "1.1.bad.test",
+            "01.bad.test",
+        ] {
+            assert_eq!(kind(&bl, miss), None, "{miss}");
+        }
+    }
+
+    /// A format 3 file with one block list around hand-built FST shards of `keys` → slot.
+    fn v3_file(shards: &[&[&[u8]]], names: u64) -> Vec<u8> {
+        use super::super::format::{HEADER_LEN, MAGIC, VERSION, encode_table, pack_slot};
+        let table = encode_table(&[info("block", ListKind::Block)]);
+        let slot = u64::from(pack_slot(Block, Action::Sinkhole, 0));
+        let fsts: Vec<Vec<u8>> = shards
+            .iter()
+            .map(|keys| {
+                let mut b = fst::MapBuilder::memory();
+                for k in *keys {
+                    b.insert(k, slot).unwrap();
+                }
+                b.into_inner().unwrap()
+            })
+            .collect();
+        let mut file = vec![0u8; HEADER_LEN];
+        file.extend_from_slice(&table);
+        file.extend_from_slice(&(fsts.len() as u32).to_le_bytes());
+        file.extend_from_slice(&names.to_le_bytes());
+        for f in &fsts {
+            file.extend_from_slice(&(f.len() as u64).to_le_bytes());
+        }
+        for f in &fsts {
+            file.extend_from_slice(f);
+        }
+        file[0..4].copy_from_slice(&MAGIC);
+        file[4..8].copy_from_slice(&VERSION.to_le_bytes());
+        file[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
+        let data_len = (file.len() - HEADER_LEN - table.len()) as u64;
+        file[16..24].copy_from_slice(&data_len.to_le_bytes());
+        let crc = crc32fast::hash(&file[HEADER_LEN..]);
+        file[12..16].copy_from_slice(&crc.to_le_bytes());
+        file
+    }
+
+    /// Found by the fst_open fuzz target: a name in its own shard and again in another one was
+    /// counted twice, and the copy could never be found.
+    #[test]
+    fn a_name_outside_its_shard_is_refused() {
+        let (mine, other) = (b"test.shop4.n19", b"test.shop4.n17");
+        let own = |k: &[u8]| {
+            shard_of(
+                {
+                    let mut h = KeyHasher::new();
+                    let mut labels = k.split(|&b| b == b'.');
+                    h.label(labels.next().unwrap());
+                    h.label(labels.next().unwrap());
+                    h.finish()
+                },
+                2,
+            )
+        };
+        let (s, t) = (own(mine), 1 - own(mine));
+        assert_eq!(own(other), s, "both names hash to one shard");
+        let mut shards: [Vec<&[u8]>; 2] = [vec![b"zz"], vec![b"zz"]];
+        shards[s].extend([&mine[..], &other[..]]);
+        shards[s].sort();
+        let good: Vec<&[&[u8]]> = shards.iter().map(Vec::as_slice).collect();
+        assert!(Blocklist::from_bytes(v3_file(&good, 3)).is_ok());
+        shards[t].push(&mine[..]);
+        shards[t].sort();
+        let bad: Vec<&[&[u8]]> = shards.iter().map(Vec::as_slice).collect();
+        let e = Blocklist::from_bytes(v3_file(&bad, 4)).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "the entry \"test.shop4.n19\" is in FST shard {t}, not in the one its name hashes to"
+            )),
+            "{e}"
+        );
+    }
+
+    /// Found by the fst_open fuzz target: shards holding different one-label names (as many in
+    /// each) passed the count, and a name's verdict depended on the shard it hashed to.
+    #[test]
+    fn one_label_names_must_be_the_same_in_every_shard() {
+        let same: [&[&[u8]]; 2] = [&[b"zz"], &[b"zz"]];
+        assert_eq!(Blocklist::from_bytes(v3_file(&same, 1)).unwrap().len(), 1);
+        let other: [&[&[u8]]; 2] = [&[b"zz"], &[b"zy"]];
+        let e = Blocklist::from_bytes(v3_file(&other, 1)).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "the one-label entry \"zy\" of FST shard 1 is not shard 0's (every shard holds the same)"
+            ),
+            "{e}"
+        );
+        let fewer: [&[&[u8]]; 3] = [&[b"yy", b"zz"], &[b"yy", b"zz"], &[b"yy", b"zz"]];
+        assert!(Blocklist::from_bytes(v3_file(&fewer, 2)).is_ok());
     }
 
     #[test]

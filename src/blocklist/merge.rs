@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use fst::Streamer;
 
 use super::format::{self, encode_table, layout, merge_slot, shift_slot, write_file};
-use super::shard::shards_for;
+use super::shard::{belongs, shards_for};
 use super::{Error, ListInfo, MAX_LISTS};
 
-/// One compiled file to merge, read into memory with its header, checksum and list table
-/// checked (its FSTs are checked as the union reads them, and the result in full when opened).
+/// One compiled file to merge, read into memory and checked as [`super::Blocklist::open`] checks
+/// a file (header, checksum, list table, the structure of every FST), so that the union cannot be
+/// led astray by a crafted part; the result is checked again when it is opened.
 #[derive(Debug)]
 pub struct Part {
     path: PathBuf,
@@ -38,11 +39,17 @@ impl Part {
 
     /// Checks a file already in memory; `path` names it in errors.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Part, Error> {
-        let parts = layout(&bytes, path)?;
-        let lists = format::decode_table(&bytes[parts.table]).map_err(|reason| Error::Corrupt {
+        let corrupt = |reason| Error::Corrupt {
             path: path.to_path_buf(),
             reason,
-        })?;
+        };
+        let (parts, lists) = format::catch_panic(|| {
+            let parts = layout(&bytes, path)?;
+            let lists = format::decode_table(&bytes[parts.table.clone()]).map_err(corrupt)?;
+            format::check_shards(&bytes, &parts, path)?;
+            Ok::<_, Error>((parts, lists))
+        })
+        .map_err(corrupt)??;
         Ok(Part {
             path: path.to_path_buf(),
             bytes,
@@ -87,16 +94,16 @@ pub fn merge_into<W: Write + Seek>(parts: &[Part], w: &mut W, path: &Path) -> Re
     }
     let table_bytes = encode_table(&table);
     let mut maps = Vec::new();
-    // Which part each stream of the union comes from (a part has one per shard).
+    // Which part and shard each stream of the union comes from (a part has one per shard).
     let mut stream_part = Vec::new();
     for (i, p) in parts.iter().enumerate() {
-        for r in &p.shards {
+        for (shard, r) in p.shards.iter().enumerate() {
             let m = fst::Map::new(&p.bytes[r.clone()]).map_err(|e| Error::Corrupt {
                 path: p.path.clone(),
                 reason: format!("FST shard: {e}"),
             })?;
             maps.push(m);
-            stream_part.push(i);
+            stream_part.push((i, shard));
         }
     }
     let upper_bound: u64 = maps.iter().map(|m| m.len() as u64).sum();
@@ -109,7 +116,22 @@ pub fn merge_into<W: Write + Seek>(parts: &[Part], w: &mut W, path: &Path) -> Re
         let mut ivs: Vec<(usize, u64)> = Vec::new();
         while let Some((key, values)) = union.next() {
             ivs.clear();
-            ivs.extend(values.iter().map(|iv| (stream_part[iv.index], iv.value)));
+            for iv in values {
+                let (part, shard) = stream_part[iv.index];
+                let p = &parts[part];
+                let corrupt = |reason| Error::Corrupt {
+                    path: p.path.clone(),
+                    reason,
+                };
+                if !belongs(key, shard, p.shards.len()) {
+                    return Err(corrupt(format!(
+                        "the entry {:?} is in FST shard {shard}, not in the one its name hashes to",
+                        String::from_utf8_lossy(key)
+                    )));
+                }
+                format::check_value(key, iv.value, p.lists.len()).map_err(corrupt)?;
+                ivs.push((part, iv.value));
+            }
             // Parts in merge order, whatever order the union yields them in.
             ivs.sort_unstable_by_key(|iv| iv.0);
             let (mut subtree, mut exact) = (0u32, 0u32);
@@ -123,4 +145,108 @@ pub fn merge_into<W: Write + Seek>(parts: &[Part], w: &mut W, path: &Path) -> Re
         Ok(())
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::blocklist::format::{HEADER_LEN, pack_slot};
+    use crate::blocklist::verify::fst_checksum;
+    use crate::blocklist::{Action, Compiler, Format, ListKind, MatchMode};
+
+    fn info(name: &str) -> ListInfo {
+        ListInfo {
+            name: name.into(),
+            path: PathBuf::from(name),
+            kind: ListKind::Block,
+            action: Action::Sinkhole,
+            category: "fraud".into(),
+            ede: 15,
+            entries: 1,
+            format: Format::Plain,
+            match_mode: MatchMode::Subtree,
+        }
+    }
+
+    fn file(name: &str) -> Vec<u8> {
+        let mut c = Compiler::new();
+        let l = c.add_list(info("l")).unwrap();
+        c.insert(
+            l,
+            name,
+            ListKind::Block,
+            MatchMode::Subtree,
+            Action::Sinkhole,
+        )
+        .unwrap();
+        c.to_bytes().unwrap()
+    }
+
+    /// Rewrites the body checksum after an edit.
+    fn resum(mut b: Vec<u8>) -> Vec<u8> {
+        let crc = crc32fast::hash(&b[HEADER_LEN..]);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_part_is_checked_like_an_opened_file() {
+        let good = file("a.test");
+        let table_len = u32::from_le_bytes(good[8..12].try_into().unwrap()) as usize;
+        let mut b = good.clone();
+        let at = HEADER_LEN + table_len + 4;
+        b[at..at + 8].copy_from_slice(&(1u64 << 50).to_le_bytes());
+        let e = Part::from_bytes(Path::new("p.fst"), resum(b)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("shard directory claims 1125899906842624 names but the shards hold 1"),
+            "{e}"
+        );
+        assert!(Part::from_bytes(Path::new("p.fst"), good).is_ok());
+    }
+
+    #[test]
+    fn an_entry_naming_a_list_its_part_lacks_fails_the_merge() {
+        // One list in the table, an entry that names list #3: shifted into the merged table it
+        // would name another part's list.
+        let mut c = Compiler::new();
+        let l = c.add_list(info("l")).unwrap();
+        c.insert(
+            l,
+            "b.test",
+            ListKind::Block,
+            MatchMode::Subtree,
+            Action::Sinkhole,
+        )
+        .unwrap();
+        let mut b = c.to_bytes().unwrap();
+        let (ok, stray) = (
+            pack_slot(ListKind::Block, Action::Sinkhole, 0),
+            pack_slot(ListKind::Block, Action::Sinkhole, 3),
+        );
+        // The value is the FST's only output; swap it in place (same pack size) and fix both
+        // checksums: fst's own and the file's.
+        let table_len = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
+        let fst_at = HEADER_LEN + table_len + 20;
+        let pos = (fst_at..b.len())
+            .find(|&i| b[i] == ok as u8)
+            .expect("the output byte");
+        b[pos] = stray as u8;
+        let n = b.len();
+        let sum = fst_checksum(&b[fst_at..n - 4]);
+        b[n - 4..].copy_from_slice(&sum.to_le_bytes());
+        let parts = [
+            Part::from_bytes(Path::new("a.fst"), file("a.test")).unwrap(),
+            Part::from_bytes(Path::new("b.fst"), resum(b)).unwrap(),
+        ];
+        let e = merge_into(&parts, &mut Cursor::new(Vec::new()), Path::new("out.fst")).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "b.fst: corrupt blocklist: the entry \"test.b\" names list #3, the file has 1"
+            ),
+            "{e}"
+        );
+    }
 }

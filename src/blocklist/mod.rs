@@ -40,6 +40,7 @@ pub mod normalize;
 pub mod shard;
 mod shared;
 pub mod source;
+mod verify;
 
 pub use compile::{CompileReport, Compiler, ListFailure, ListReport, compile};
 pub use error::Error;

@@ -42,6 +42,17 @@ fn shard_of_key(key: &[u8], shards: usize) -> Option<usize> {
     Some(shard_of(h.finish(), shards))
 }
 
+/// Whether `key` may sit in shard `shard` of `shards`: its own shard, or any for a one-label key.
+/// A key elsewhere could never be found (a query walks only the shard its name hashes to).
+pub(crate) fn belongs(key: &[u8], shard: usize, shards: usize) -> bool {
+    shards <= 1 || shard_of_key(key, shards).is_none_or(|s| s == shard)
+}
+
+/// Whether `key` is copied into every shard: a one-label key (see the module doc).
+pub(crate) fn in_every_shard(key: &[u8]) -> bool {
+    !key.contains(&b'.')
+}
+
 /// Keys and values on their way to one shard's builder thread.
 #[derive(Default)]
 struct Batch {
@@ -114,6 +125,7 @@ impl ShardedBuilder {
             } => {
                 let n = batches.len();
                 let to = shard_of_key(key, n);
+                debug_assert_eq!(to.is_none(), in_every_shard(key));
                 for i in to.map_or(0..n, |s| s..s + 1) {
                     let batch = &mut batches[i];
                     batch.keys.extend_from_slice(key);

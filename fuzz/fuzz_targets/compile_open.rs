@@ -1,0 +1,49 @@
+//! What the compiler writes, the reader takes: any text list compiled (in any format, as a block
+//! or an allow list, into 1 to 4 shards) must open, and every name parsed from it must look up
+//! without panicking. A refusal here would mean a good list that serves nothing.
+//!
+//! Input: a control byte (bits 0–2: an index into `Format::ALL`, sniffed past its end, so 7
+//! always sniffs; bit 3: allow list; bits 4 and 5 both set: 3 shards, else 1), then the list. (Each shard builder costs fst's node registry,
+//! about a millisecond to set up and drop: most inputs build one.)
+
+#![no_main]
+
+use std::path::PathBuf;
+
+use fraudwall::blocklist::{
+    Action, Blocklist, Compiler, Format, ListKind, ListSpec, MatchMode, source,
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, list)) = data.split_first() else {
+        return;
+    };
+    let spec = ListSpec {
+        name: "fuzz".into(),
+        path: PathBuf::from("fuzz.txt"),
+        format: Format::ALL.get(usize::from(control & 7)).copied(),
+        kind: if control & 8 != 0 {
+            ListKind::Allow
+        } else {
+            ListKind::Block
+        },
+        action: Action::Sinkhole,
+        match_mode: MatchMode::Subtree,
+        category: "fraud".into(),
+        ede: 15,
+    };
+    let mut c = Compiler::new();
+    c.set_shards(if control & 0x30 == 0x30 { 3 } else { 1 });
+    if c.add_source(&spec, list).is_err() {
+        return;
+    }
+    let bytes = c.to_bytes().expect("the compiler writes what it accepted");
+    let bl = Blocklist::from_bytes(bytes)
+        .unwrap_or_else(|e| panic!("a compiled list does not open: {e}"));
+    if let Ok(parsed) = source::parse_bytes(list, &spec.path, spec.format) {
+        for e in &parsed.entries {
+            let _ = bl.lookup(&e.name);
+        }
+    }
+});

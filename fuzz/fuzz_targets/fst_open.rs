@@ -1,0 +1,119 @@
+//! Opening a compiled file and walking it: any bytes through `Blocklist::from_bytes`, then
+//! lookups of arbitrary names. Opening must refuse or succeed, never panic; a file that opened
+//! must answer every lookup without panicking, and must also be accepted as a part of a merge
+//! whose result opens and holds the same names.
+//!
+//! Input: a flags byte, the file's length (u16 LE), the file, then wire-form names to look up.
+//! With flag bit 0 the harness first rewrites every checksum in the file (each FST shard's and
+//! the body's), so that mutations reach the structure checks instead of stopping at a checksum.
+
+#![no_main]
+
+use std::io::Cursor;
+use std::path::Path;
+
+use fraudwall::blocklist::Blocklist;
+use fraudwall::blocklist::merge::{Part, merge_into};
+use libfuzzer_sys::fuzz_target;
+
+/// fst's checksum of an FST's body: CRC32C, masked.
+fn fst_checksum(body: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &x in body {
+        crc ^= u32::from(x);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    (!crc).rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Rewrites the checksum of each FST shard the header and directory point at, then the body's.
+fn fix_checksums(b: &mut [u8]) -> Option<()> {
+    let version = u32_at(b, 4)?;
+    let data = 24usize.checked_add(u32_at(b, 8)? as usize)?;
+    let mut shards = Vec::new();
+    if version == 1 {
+        shards.push(data..b.len());
+    } else {
+        let count = (u32_at(b, data)? as usize).min(16);
+        let mut at = data.checked_add(12 + 8 * count)?;
+        for i in 0..count {
+            let len = usize::try_from(u64_at(b, data + 12 + 8 * i)?).ok()?;
+            let end = at.checked_add(len)?.min(b.len());
+            shards.push(at..end);
+            at = end;
+        }
+    }
+    for r in shards {
+        if r.len() >= 36 {
+            let sum = fst_checksum(&b[r.start..r.end - 4]);
+            b[r.end - 4..r.end].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(b.get(24..)?);
+    b[12..16].copy_from_slice(&crc.to_le_bytes());
+    Some(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [flags, l0, l1, rest @ ..] = data else {
+        return;
+    };
+    let len = usize::from(u16::from_le_bytes([*l0, *l1])).min(rest.len());
+    let (file, mut names) = rest.split_at(len);
+    let mut file = file.to_vec();
+    if flags & 1 != 0 {
+        let _ = fix_checksums(&mut file);
+    }
+    let Ok(bl) = Blocklist::from_bytes(file.clone()) else {
+        return;
+    };
+    // Arbitrary wire names (each up to its terminating zero), and each as text.
+    while !names.is_empty() {
+        let end = names
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(names.len(), |i| i + 1);
+        let (name, tail) = names.split_at(end);
+        names = tail;
+        if let Some(v) = bl.lookup_wire(name) {
+            let _ = v.entry_name_wire(name);
+            let _ = bl.list(&v);
+        }
+        let text = String::from_utf8_lossy(name);
+        if let Some(v) = bl.lookup(&text) {
+            let _ = v.entry_name(&text);
+        }
+    }
+    // Whatever opens is a valid part of a merge; two copies merge to the same names. Skipped for
+    // files with many names (a merge enumerates them: not what this target times) and for files
+    // with more names than bytes, which open without enumerating theirs, so that a name outside
+    // its shard is only found by a merge.
+    if bl.len() <= 10_000 && bl.len() <= file.len() {
+        let part = |name: &str| {
+            Part::from_bytes(Path::new(name), file.clone())
+                .unwrap_or_else(|e| panic!("opened, but refused as a part: {e}"))
+        };
+        let parts = [part("a.fst"), part("b.fst")];
+        let mut out = Cursor::new(Vec::new());
+        merge_into(&parts, &mut out, Path::new("merged.fst"))
+            .unwrap_or_else(|e| panic!("a file that opened does not merge: {e}"));
+        let merged = Blocklist::from_bytes(out.into_inner())
+            .unwrap_or_else(|e| panic!("the merge of a file that opened does not open: {e}"));
+        assert_eq!(merged.len(), bl.len());
+        assert_eq!(merged.lists().len(), 2 * bl.lists().len());
+    }
+});
