@@ -172,10 +172,13 @@ sign_zone() { # sign_zone ZONE MODE WORKDIR  -> WORKDIR/ZONE.signed, WORKDIR/ZON
     return
   fi
   (
+    # Each key in a directory of its own: ldns-keygen names files by key tag, and two keys of
+    # one zone share a tag once in 65536 zones (the second overwrote the first, and CI failed).
+    local k="$w/keys/$zf"
+    mkdir -p "$k/ksk" "$k/zsk" "$k/other"
+    cd "$k/ksk" && ksk="$k/ksk/$(ldns-keygen -a ECDSAP256SHA256 -k "$origin")"
+    cd "$k/zsk" && zsk="$k/zsk/$(ldns-keygen -a ECDSAP256SHA256 "$origin")"
     cd "$w/keys"
-    ksk=$(ldns-keygen -a ECDSAP256SHA256 -k "$origin")
-    zsk=$(ldns-keygen -a ECDSAP256SHA256 "$origin")
-    rm -f "$zsk.ds"
     local args=(-i "$INCEPTION" -e "$EXPIRATION" -o "$origin" -f "$w/$zf.signed")
     [[ $mode == expired-sig ]] && args[1]=$PAST_INCEPTION args[3]=$PAST_EXPIRATION
     [[ $mode == future-sig ]] && args[1]=$FUTURE_INCEPTION
@@ -185,8 +188,8 @@ sign_zone() { # sign_zone ZONE MODE WORKDIR  -> WORKDIR/ZONE.signed, WORKDIR/ZON
       bad-ds)
         # publish in the parent the DS of a key that never signs or appears in the zone
         local other
-        other=$(ldns-keygen -a ECDSAP256SHA256 -k "$origin")
-        cp "$other.ds" "$w/$zf.ds"
+        other=$(cd "$k/other" && ldns-keygen -a ECDSAP256SHA256 -k "$origin")
+        cp "$k/other/$other.ds" "$w/$zf.ds"
         ;;
       *) cp "$ksk.ds" "$w/$zf.ds" ;;
     esac
