@@ -296,34 +296,37 @@ fn unknown_opcode_is_a_bare_notimp() {
     }
 }
 
+/// Negative answers made from cached NSEC or NSEC3 records so far (its metric).
+fn synthesised(fw: &Fraudwall) -> f64 {
+    use std::io::{Read, Write};
+    let addr = fw
+        .logged_addr("metrics listening on http ")
+        .expect("metrics address");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix("fraudwall_nsec_synthesised_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
 /// Names under a signed zone that do not exist are answered from the validated NSEC records
 /// already cached (RFC 8198), without asking the zone's servers: what keeps a random-subdomain
 /// flood from costing an upstream query per name. The answers are what Unbound says.
 #[test]
 fn nonexistent_names_are_answered_from_cached_nsec() {
-    use std::io::{Read, Write};
     let net = Fakenet::shared();
     let fw = Fraudwall::start(
         &config(net, "metrics:\n  listen: \"127.0.0.1:0\"\n"),
         &[("lists/unrelated.txt", "unrelated-fraud.test\n")],
     );
-    let synthesised = || {
-        let addr = fw
-            .logged_addr("metrics listening on http ")
-            .expect("metrics address");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body.lines()
-            .find_map(|l| {
-                l.strip_prefix("fraudwall_nsec_synthesised_total ")?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0.0)
-    };
+    let synthesised = || synthesised(&fw);
     // The first name after the zone's last name: its NXDOMAIN brings the NSEC that covers
     // every name after it, and the one that denies the wildcard.
     let first = dig(fw.addr, &["zz-first.example.com", "A", "+dnssec"]);
@@ -354,4 +357,103 @@ fn nonexistent_names_are_answered_from_cached_nsec() {
     let args = ["zz-unbound-check.example.com", "A", "+dnssec"];
     let (u, f) = (dig(p.ub.addr(), &args), dig(fw.addr, &args));
     assert_eq!(essence(&f), essence(&u), "{}\n{}", f.raw, u.raw);
+}
+
+/// The same under a zone signed with NSEC3 (no opt-out): once the chain's records are cached,
+/// a name that does not exist is answered from them (closest encloser, next closer name and
+/// wildcard covered), and so is a type missing at a name that exists. Unbound does not do this
+/// for NSEC3; its answers from upstream are the reference.
+#[test]
+fn nonexistent_names_are_answered_from_cached_nsec3() {
+    use hickory_proto::{dnssec::Nsec3HashAlgorithm, rr::Name};
+    let net = Fakenet::shared();
+    let fw = Fraudwall::start(
+        &config(net, "metrics:\n  listen: \"127.0.0.1:0\"\n"),
+        &[("lists/unrelated.txt", "unrelated-fraud.test\n")],
+    );
+    // The zone's NSEC3 chain as signed (0 iterations, no salt): every hashed owner.
+    let signed = std::fs::read_to_string(net.state_dir.join("zones/example.net.signed")).unwrap();
+    let mut owners: Vec<Vec<u8>> = signed
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&"NSEC3")).then(|| {
+                let label = f[0].split('.').next().unwrap().to_ascii_uppercase();
+                data_encoding::BASE32HEX_NOPAD
+                    .decode(label.as_bytes())
+                    .unwrap()
+            })
+        })
+        .collect();
+    owners.sort();
+    assert!(owners.len() >= 4, "{signed}");
+    let hash = |n: &str| {
+        let name = Name::from_ascii(n).unwrap();
+        Nsec3HashAlgorithm::SHA1
+            .hash(&[], &name, 0)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    };
+    // The span a hash falls in: the index of the greatest owner below it (the last wraps).
+    let span = |h: &[u8]| {
+        owners
+            .iter()
+            .rposition(|o| o.as_slice() < h)
+            .unwrap_or(owners.len() - 1)
+    };
+    // Warm the cache: one nonexistent name in every span, so each NSEC3 comes back once.
+    let tag = std::process::id();
+    let mut warmed = vec![false; owners.len()];
+    for i in 0.. {
+        if warmed.iter().all(|w| *w) {
+            break;
+        }
+        assert!(i < 100_000, "no name hashes into some span");
+        let name = format!("warm-{i}-{tag}.example.net");
+        let s = span(&hash(&name));
+        if !warmed[s] {
+            warmed[s] = true;
+            let r = dig(fw.addr, &[&name, "A", "+dnssec"]);
+            assert_eq!((r.status.as_str(), r.ad()), ("NXDOMAIN", true), "{}", r.raw);
+        }
+    }
+    let before = synthesised(&fw);
+    for i in 0..20 {
+        let name = format!("flood-{i}-{tag}.example.net");
+        let r = dig(fw.addr, &[&name, "A", "+dnssec"]);
+        assert_eq!((r.status.as_str(), r.ad()), ("NXDOMAIN", true), "{}", r.raw);
+        assert!(
+            r.authority_types().contains(&"NSEC3".to_string()),
+            "{}",
+            r.raw
+        );
+    }
+    assert_eq!(
+        synthesised(&fw) - before,
+        20.0,
+        "every nonexistent name from the cached NSEC3 chain"
+    );
+    // A type missing at a name that exists: the first NODATA brings the name's own NSEC3,
+    // which then answers for another missing type.
+    let r = dig(fw.addr, &["www.example.net", "TXT", "+dnssec"]);
+    assert_eq!((r.status.as_str(), r.ad()), ("NOERROR", true), "{}", r.raw);
+    let before = synthesised(&fw);
+    let r = dig(fw.addr, &["www.example.net", "MX", "+dnssec"]);
+    assert_eq!((r.status.as_str(), r.ad()), ("NOERROR", true), "{}", r.raw);
+    assert!(r.answer.is_empty(), "{}", r.raw);
+    assert_eq!(
+        synthesised(&fw) - before,
+        1.0,
+        "NODATA from the cached NSEC3"
+    );
+    // Synthesised answers are the ones Unbound gives from upstream.
+    let p = pair();
+    for args in [
+        ["zz-unbound-check.example.net", "A", "+dnssec"],
+        ["www.example.net", "HINFO", "+dnssec"],
+    ] {
+        let (u, f) = (dig(p.ub.addr(), &args), dig(fw.addr, &args));
+        assert_eq!(essence(&f), essence(&u), "{}\n{}", f.raw, u.raw);
+    }
 }

@@ -323,10 +323,10 @@ impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
 
 /// Validated NSEC records of one zone, by owner in canonical order.
 type Chain = BTreeMap<Name, Arc<RrSet>>;
-/// Validated NSEC chains by zone, under a byte budget.
+/// Validated NSEC and NSEC3 chains by zone (and which of the two), under a byte budget.
 #[derive(Default)]
 struct Chains {
-    zones: HashMap<Name, Chain>,
+    zones: HashMap<(Name, RecordType), Chain>,
     bytes: usize,
     budget: usize,
 }
@@ -421,16 +421,17 @@ impl Cache {
         neg
     }
 
-    /// Keeps validated NSEC records of `zone` for synthesising answers (RFC 8198). Over the
-    /// budget, expired records go first, then whole chains (a chain with holes still answers
-    /// what it covers, but a fresh one is cheap to rebuild from the next misses).
+    /// Keeps a validated NSEC or NSEC3 record of `zone` for synthesising answers (RFC 8198).
+    /// Over the budget, expired records go first, then whole chains (a chain with holes still
+    /// answers what it covers, but a fresh one is cheap to rebuild from the next misses).
     pub fn store_nsec(&self, zone: &Name, nsec: Arc<RrSet>) {
         let mut c = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
         let weight = nsec.weight() + nsec.name.len();
+        let key = (zone.clone(), nsec.rtype);
         c.bytes += weight;
         if let Some(old) = c
             .zones
-            .entry(zone.clone())
+            .entry(key.clone())
             .or_default()
             .insert(nsec.name.clone(), nsec)
         {
@@ -448,7 +449,7 @@ impl Cache {
                     .sum::<usize>();
             }
             c.zones.retain(|z, chain| {
-                if bytes <= target || z == zone {
+                if bytes <= target || *z == key {
                     return !chain.is_empty();
                 }
                 bytes -= chain
@@ -465,8 +466,21 @@ impl Cache {
     /// canonical order: the one that covers or matches `name`, if the chain has it.
     pub fn nsec_at_or_before(&self, zone: &Name, name: &Name) -> Option<Arc<RrSet>> {
         let chains = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
-        let chain = chains.zones.get(zone)?;
+        let chain = chains.zones.get(&(zone.clone(), RecordType::NSEC))?;
         let (_, set) = chain.range(..=name.clone()).next_back()?;
+        set.alive(Instant::now()).then(|| set.clone())
+    }
+
+    /// The live validated NSEC3 of `zone` whose owner is `hashed` (a hashed owner name in the
+    /// zone) or the greatest before it; before the first, the chain's last, whose range wraps
+    /// around to the first. `None` if the chain lacks it.
+    pub fn nsec3_at_or_before(&self, zone: &Name, hashed: &Name) -> Option<Arc<RrSet>> {
+        let chains = self.nsec.lock().unwrap_or_else(|e| e.into_inner());
+        let chain = chains.zones.get(&(zone.clone(), RecordType::NSEC3))?;
+        let (_, set) = chain
+            .range(..=hashed.clone())
+            .next_back()
+            .or_else(|| chain.last_key_value())?;
         set.alive(Instant::now()).then(|| set.clone())
     }
 

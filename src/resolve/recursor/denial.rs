@@ -178,6 +178,18 @@ fn covers3(h: &Hashed<'_>, hash: &[u8]) -> bool {
     }
 }
 
+/// The owner name an NSEC3 record of `zone` with the parameters of `n` has for `name`: the
+/// base32hex of its hash, a label under the zone. Lowercase, so that canonical order of these
+/// names is the order of the hashes. `None` if the parameters are not ones we trust.
+pub fn nsec3_owner(zone: &Name, n: &NSEC3, name: &Name) -> Option<Name> {
+    if n.iterations() > MAX_NSEC3_ITERATIONS {
+        return None;
+    }
+    let hash = hash_with(n, name)?;
+    let label = BASE32HEX_NOPAD.encode(&hash).to_ascii_lowercase();
+    zone.prepend_label(label).ok()
+}
+
 /// Whether the NSEC3 parameters can be trusted at all.
 fn usable(set: &[Hashed<'_>]) -> bool {
     set.iter()

@@ -397,24 +397,29 @@ impl Recursor {
             if verify(&self.proven, owner, &g.records, &g.sigs, signer, keys).is_err() {
                 continue;
             }
+            // Kept for answering later names from (RFC 8198): NSEC, and NSEC3 that hang
+            // directly under the zone (any other is not part of its chain).
+            let keep = *t == RecordType::NSEC || owner.base_name() == *signer;
+            if keep {
+                self.cache.store_nsec(
+                    signer,
+                    Arc::new(RrSet {
+                        name: owner.clone(),
+                        rtype: *t,
+                        records: Packed::pack(&g.records),
+                        sigs: Packed::pack(&g.sigs),
+                        proof: Vec::new(),
+                        rank: Rank::Authority,
+                        status: Status::Checked(Security::Secure, None),
+                        stored: Instant::now(),
+                        ttl: g.records.iter().map(|r| r.ttl).min().unwrap_or(0),
+                    }),
+                );
+            }
             for r in &g.records {
                 match &r.data {
                     RData::DNSSEC(DNSSECRData::NSEC(n)) => {
-                        out.nsec.push((owner.clone(), n.clone()));
-                        self.cache.store_nsec(
-                            signer,
-                            Arc::new(RrSet {
-                                name: owner.clone(),
-                                rtype: RecordType::NSEC,
-                                records: Packed::pack(&g.records),
-                                sigs: Packed::pack(&g.sigs),
-                                proof: Vec::new(),
-                                rank: Rank::Authority,
-                                status: Status::Checked(Security::Secure, None),
-                                stored: Instant::now(),
-                                ttl: g.records.iter().map(|r| r.ttl).min().unwrap_or(0),
-                            }),
-                        );
+                        out.nsec.push((owner.clone(), n.clone()))
                     }
                     RData::DNSSEC(DNSSECRData::NSEC3(n)) => {
                         out.nsec3.push((owner.clone(), n.clone()))
@@ -671,16 +676,16 @@ impl Recursor {
         }
     }
 
-    /// Answers `name`/`qtype` from a validated NSEC chain in the cache when it proves that the
-    /// name, or the type at it, does not exist (aggressive use of DNSSEC-validated cache,
-    /// RFC 8198).
+    /// Answers `name`/`qtype` from a validated NSEC or NSEC3 chain in the cache when it proves
+    /// that the name, or the type at it, does not exist (aggressive use of DNSSEC-validated
+    /// cache, RFC 8198; NSEC3 only where the span is not opt-out).
     pub(super) async fn synthesise(
         &self,
         name: &Name,
         qtype: RecordType,
         _path: &Path,
     ) -> Option<Lookup> {
-        if !self.is_validating() || qtype == RecordType::DS {
+        if !self.is_validating() || matches!(qtype, RecordType::DS | RecordType::ANY) {
             return None;
         }
         // The deepest zone at or above the name whose keys are secure and whose SOA we have.
@@ -697,9 +702,12 @@ impl Recursor {
             }
             zone = zone.base_name();
         };
-        let nsec = self.cache.nsec_at_or_before(&zone, name)?;
+        let Some(nsec) = self.cache.nsec_at_or_before(&zone, name) else {
+            let (nxdomain, proof) = self.nsec3_proof(&zone, name, qtype)?;
+            return synthesised(nxdomain, soa, proof);
+        };
         let rdata = nsec_rdata(&nsec)?;
-        let (nxdomain, mut proof) = if nsec.name == *name {
+        let (nxdomain, proof) = if nsec.name == *name {
             // The name exists: NODATA if the type (or a CNAME) is not there.
             if !denial::nsec_lacks(&nsec.name, &rdata, qtype) {
                 return None;
@@ -728,27 +736,100 @@ impl Recursor {
             }
             (true, proof)
         };
-        proof.insert(0, soa.clone());
-        let now = Instant::now();
-        let ttl = proof.iter().map(|s| s.ttl_left(now)).min().unwrap_or(0);
-        if ttl == 0 {
-            return None;
-        }
-        let authority = proof.iter().flat_map(|s| s.aged(now, true)).collect();
-        crate::metrics::nsec_synthesised();
-        Some(Lookup::Negative(Arc::new(Negative {
-            nxdomain,
-            authority,
-            status: Status::Checked(Security::Secure, None),
-            stored: now,
-            ttl,
-        })))
+        synthesised(nxdomain, soa, proof)
     }
+
+    /// The cached NSEC3 records of `zone` that prove `name` does not exist (closest encloser,
+    /// next closer name covered, wildcard covered) or lacks `qtype` (its own NSEC3), checked by
+    /// the same proof as an answer from the zone's servers. `None` if the chain has holes
+    /// there, or the proof rests on an opt-out span.
+    fn nsec3_proof(
+        &self,
+        zone: &Name,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Option<(bool, Vec<Arc<RrSet>>)> {
+        // The zone's hash parameters, from any record of its chain (the apex sorts first).
+        let any = self.cache.nsec3_at_or_before(zone, zone)?;
+        let params = nsec3_rdata(&any)?;
+        let find = |n: &Name| {
+            let owner = denial::nsec3_owner(zone, &params, n)?;
+            let set = self.cache.nsec3_at_or_before(zone, &owner)?;
+            Some((set.name == owner, set))
+        };
+        let mut sets: Vec<Arc<RrSet>> = Vec::new();
+        let (matched, at) = find(name)?;
+        let nxdomain = if matched {
+            sets.push(at);
+            false
+        } else {
+            // The deepest ancestor the chain holds an NSEC3 for; below it the next closer name.
+            let (mut next_closer, mut ce) = (name.clone(), name.base_name());
+            loop {
+                let (matched, set) = find(&ce)?;
+                if matched {
+                    sets.push(set);
+                    break;
+                }
+                if ce == *zone {
+                    return None;
+                }
+                next_closer = ce.clone();
+                ce = ce.base_name();
+            }
+            sets.push(find(&next_closer)?.1);
+            sets.push(find(&ce.prepend_label("*").ok()?)?.1);
+            true
+        };
+        let mut unique: Vec<Arc<RrSet>> = Vec::with_capacity(sets.len());
+        for s in sets {
+            if !unique.iter().any(|u| Arc::ptr_eq(u, &s)) {
+                unique.push(s);
+            }
+        }
+        let records: Vec<(Name, NSEC3)> = unique
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), nsec3_rdata(s)?)))
+            .collect();
+        let refs: Vec<(&Name, &NSEC3)> = records.iter().map(|(n, r)| (n, r)).collect();
+        let proof = if nxdomain {
+            denial::nsec3_nxdomain(name, zone, &refs)
+        } else {
+            denial::nsec3_nodata(name, qtype, zone, &refs)
+        };
+        matches!(proof, Proof::Secure).then_some((nxdomain, unique))
+    }
+}
+
+/// The negative answer made of the zone's SOA and the proof, as long as all of them live.
+fn synthesised(nxdomain: bool, soa: Arc<RrSet>, mut proof: Vec<Arc<RrSet>>) -> Option<Lookup> {
+    proof.insert(0, soa);
+    let now = Instant::now();
+    let ttl = proof.iter().map(|s| s.ttl_left(now)).min().unwrap_or(0);
+    if ttl == 0 {
+        return None;
+    }
+    let authority = proof.iter().flat_map(|s| s.aged(now, true)).collect();
+    crate::metrics::nsec_synthesised();
+    Some(Lookup::Negative(Arc::new(Negative {
+        nxdomain,
+        authority,
+        status: Status::Checked(Security::Secure, None),
+        stored: now,
+        ttl,
+    })))
 }
 
 fn nsec_rdata(set: &RrSet) -> Option<NSEC> {
     set.records().into_iter().find_map(|r| match r.data {
         RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n),
+        _ => None,
+    })
+}
+
+fn nsec3_rdata(set: &RrSet) -> Option<NSEC3> {
+    set.records().into_iter().find_map(|r| match r.data {
+        RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some(n),
         _ => None,
     })
 }
