@@ -7,7 +7,8 @@
 #   FUZZ_SECONDS=600 tests/fuzz.sh fst_open packet
 #
 # The first build compiles the dependencies with coverage instrumentation (about 5 min on two
-# cores); later builds take seconds. New inputs the fuzzer finds go to a temporary directory, not
+# cores) into $FUZZ_TARGET_DIR (default ~/.cache/fraudwall/fuzz-target); later builds take
+# seconds. New inputs the fuzzer finds go to a temporary directory, not
 # to the committed seeds (fuzz/seeds/<target>/; regenerate them with
 # `cargo test --test fuzz_seeds -- --ignored`). Needs cargo-fuzz (`cargo install cargo-fuzz`).
 set -euo pipefail
@@ -18,7 +19,9 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(packet lists rpz fst_open compile_open)
 fi
-flags=(--sanitizer none --debug-assertions)
+# The instrumented build lives outside the checkout, so that a fresh clone (CI) reuses it.
+target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fraudwall/fuzz-target}
+flags=(--sanitizer none --debug-assertions --target-dir "$target_dir")
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz.sh: cargo-fuzz is missing; install it with: cargo install cargo-fuzz" >&2
@@ -31,7 +34,7 @@ if ! cargo fuzz build "${flags[@]}" >"$work/build.log" 2>&1; then
   echo "fuzz.sh: building the fuzz targets failed" >&2
   exit 1
 fi
-failed=0
+failed=0 passed=0
 for t in "${targets[@]}"; do
   mkdir -p "$work/$t" "fuzz/artifacts/$t"
   log="$work/$t.log"
@@ -42,8 +45,9 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     printf 'fuzz %-13s ok    %10s executions in %ss (%s/s)\n' "$t" "${execs:-?}" "$secs" "${rate:-?}"
+    passed=$((passed + 1))
   else
-    failed=1
+    failed=$((failed + 1))
     printf 'fuzz %-13s CRASH\n' "$t"
     # The panic and its message, libFuzzer's verdict, and where the input went.
     awk '/panicked at/ {p = 1} /^stack backtrace/ {p = 0} p' "$log" | head -8 | sed 's/^/    /'
@@ -53,4 +57,8 @@ for t in "${targets[@]}"; do
     echo "    once fixed, keep the input as fuzz/seeds/$t/crash-<what-it-was> with a regression test"
   fi
 done
-exit $failed
+if ((failed)); then
+  echo "fuzz.sh FAIL: $passed passed, $failed failed"
+  exit 1
+fi
+echo "fuzz.sh PASS: $passed passed, $failed failed"

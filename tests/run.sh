@@ -31,6 +31,10 @@ fi
 mkdir -p target
 cargo build --benches --quiet
 cargo test --no-fail-fast "$@" 2>&1 | tee target/cargo-test.log
+# Every fuzz target for a bounded run on its committed seeds and the crashes it once found: the
+# parsers of packets, lists, RPZ and compiled files must not panic on anything.
+command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} tests/fuzz.sh 2>&1 | tee target/fuzz.log
 # The deployment: every file through its own checker, then dnsdist in front of two instances
 # sharing one list directory (drop a list, both enforce it; kill one, the other answers).
 tests/deploy/check.sh 2>&1 | tee target/deploy-check.log
@@ -41,4 +45,4 @@ awk '
   /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   /(PASS|FAIL): [0-9]+ passed, [0-9]+ failed/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   END { printf "tests/run.sh: %d passed, %d failed\n", p, f }
-' target/cargo-test.log target/deploy-check.log target/multi-instance.log
+' target/cargo-test.log target/fuzz.log target/deploy-check.log target/multi-instance.log

@@ -3,7 +3,7 @@
 //! without panicking. A refusal here would mean a good list that serves nothing.
 //!
 //! Input: a control byte (bits 0–2: an index into `Format::ALL`, sniffed past its end, so 7
-//! always sniffs; bit 3: allow list; bits 4 and 5 both set: 3 shards, else 1), then the list. (Each shard builder costs fst's node registry,
+//! always sniffs; bit 3: allow list; bits 4 and 5 both set: 3 shards, else 1; bit 6: a trusted list), then the list. (Each shard builder costs fst's node registry,
 //! about a millisecond to set up and drop: most inputs build one.)
 
 #![no_main]
@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use fraudwall::blocklist::{
-    Action, Blocklist, Compiler, Format, ListKind, ListSpec, MatchMode, source,
+    Action, Blocklist, Compiler, Format, Guard, ListKind, ListSpec, MatchMode, source,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
         match_mode: MatchMode::Subtree,
         category: "fraud".into(),
         ede: 15,
+        // Bit 6: a trusted list (one-label and public-suffix lines load instead of refused).
+        trusted: control & 0x40 != 0,
+        guard: Guard::builtin(),
     };
     let mut c = Compiler::new();
     c.set_shards(if control & 0x30 == 0x30 { 3 } else { 1 });

@@ -173,6 +173,7 @@ fn engine(upstream: u8) -> Engine {
             udp_workers: 1,
             edns_udp_payload: 1232,
             tcp_timeout: Duration::from_secs(5),
+            ..ServerConfig::default()
         },
         access: AccessConfig {
             allow: vec!["127.0.0.0/8".parse().unwrap()],
@@ -184,6 +185,7 @@ fn engine(upstream: u8) -> Engine {
         },
         doh_canary: true,
         max_inflight: 100,
+        max_inflight_per_client: 100,
         blocklist,
         cache: Cache::new(CacheConfig {
             max_bytes: 1 << 16,
