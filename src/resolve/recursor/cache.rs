@@ -240,6 +240,16 @@ struct Store<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
+    /// What an entry costs beyond its own weight: its slot in the map (key, value, stamp and
+    /// control byte, the table being between half and seven eighths full) and the `Arc`'s
+    /// counts. Measured: without it RSS passed the bound by a fifth once the caches were full.
+    const SLOT: usize =
+        (std::mem::size_of::<K>() + std::mem::size_of::<(V, u64)>() + 1) * 3 / 2 + 16;
+
+    fn cost(v: &V) -> usize {
+        v.weight() + Self::SLOT
+    }
+
     fn new(budget: usize) -> Self {
         Store {
             shards: (0..SHARDS)
@@ -275,9 +285,9 @@ impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
         let mut s = self.shard(&k);
         s.clock += 1;
         let stamp = s.clock;
-        s.bytes += v.weight();
+        s.bytes += Self::cost(&v);
         if let Some((old, _)) = s.map.insert(k, (v, stamp)) {
-            s.bytes -= old.weight();
+            s.bytes -= Self::cost(&old);
         }
         if s.bytes > self.shard_budget {
             Self::evict(&mut s, self.shard_budget);
@@ -287,7 +297,7 @@ impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
     fn remove(&self, k: &K) {
         let mut s = self.shard(k);
         if let Some((old, _)) = s.map.remove(k) {
-            s.bytes -= old.weight();
+            s.bytes -= Self::cost(&old);
         }
     }
 
@@ -296,7 +306,8 @@ impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
         let now = Instant::now();
         let target = budget / 10 * 9;
         s.map.retain(|_, (v, _)| v.alive(now));
-        let mut by_age: Vec<(u64, usize)> = s.map.values().map(|(v, t)| (*t, v.weight())).collect();
+        let mut by_age: Vec<(u64, usize)> =
+            s.map.values().map(|(v, t)| (*t, Self::cost(v))).collect();
         let mut bytes: usize = by_age.iter().map(|(_, w)| w).sum();
         if bytes > target {
             by_age.sort_unstable();

@@ -7,7 +7,8 @@
 //! minimisation (RFC 9156, relaxed as Unbound's), glue, and the addresses of name servers
 //! looked up as lookups of their own. Every RRset that an answer depends on is validated up the
 //! chain of trust ([`validate`]); denials are proven by NSEC or NSEC3 ([`denial`]), and
-//! validated NSEC chains answer names that do not exist without asking (RFC 8198). Identical
+//! validated NSEC and NSEC3 chains answer names that do not exist without asking (RFC 8198).
+//! Every cache lives in one byte budget. Identical
 //! lookups in flight share one resolution. What each server does (RTT, timeouts, lameness) is
 //! remembered ([`servers`]), so the fastest is asked first and a dead one is not waited for
 //! again.
@@ -355,7 +356,7 @@ impl Recursor {
         r
     }
 
-    /// One name and type, no CNAME followed: from the caches, from a validated NSEC chain, by
+    /// One name and type, no CNAME followed: from the caches, from a validated NSEC(3) chain, by
     /// joining an identical lookup in flight, or by asking. A lookup that asks is shared with
     /// identical ones that come while it runs; it ends by its question's deadline, so an entry
     /// in the table of lookups in flight is never left behind unpolled.
