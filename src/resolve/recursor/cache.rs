@@ -5,7 +5,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    hash::{BuildHasher, Hash},
+    hash::Hash,
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -224,27 +224,31 @@ impl Entry for Arc<Negative> {
 
 const SHARDS: usize = 16;
 
-struct Shard<K, V> {
-    map: HashMap<K, (V, u64), foldhash::fast::RandomState>,
+struct Shard<V> {
+    map: HashMap<u128, (V, u64), foldhash::fast::RandomState>,
     bytes: usize,
     /// Insertion counter: entries with a smaller stamp are older (for eviction).
     clock: u64,
 }
 
 /// A sharded map under a byte budget; when a shard outgrows its part, dead entries go first,
-/// then the oldest.
+/// then the oldest. Keys are kept as 128-bit digests, SipHash-1-3-128 under a random secret
+/// key: a name and type as such cost 90 bytes a slot, and a collision, which would answer one
+/// name with another's records, can neither happen by chance nor be aimed at by someone who
+/// cannot see the key (SipHash is a keyed PRF).
 struct Store<K, V> {
-    shards: Box<[Mutex<Shard<K, V>>]>,
-    hasher: foldhash::fast::RandomState,
+    shards: Box<[Mutex<Shard<V>>]>,
+    secret: (u64, u64),
     shard_budget: usize,
+    key: std::marker::PhantomData<fn(&K)>,
 }
 
-impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
+impl<K: Hash, V: Entry + Clone> Store<K, V> {
     /// What an entry costs beyond its own weight: its slot in the map (key, value, stamp and
     /// control byte, the table being between half and seven eighths full) and the `Arc`'s
     /// counts. Measured: without it RSS passed the bound by a fifth once the caches were full.
     const SLOT: usize =
-        (std::mem::size_of::<K>() + std::mem::size_of::<(V, u64)>() + 1) * 3 / 2 + 16;
+        (std::mem::size_of::<u128>() + std::mem::size_of::<(V, u64)>() + 1) * 3 / 2 + 16;
 
     fn cost(v: &V) -> usize {
         v.weight() + Self::SLOT
@@ -261,32 +265,50 @@ impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
                     })
                 })
                 .collect(),
-            hasher: Default::default(),
+            secret: {
+                let rng = ring::rand::SystemRandom::new();
+                let k: [u8; 16] = ring::rand::generate(&rng)
+                    .expect("the system's random source")
+                    .expose();
+                let (a, b) = k.split_at(8);
+                (
+                    u64::from_le_bytes(a.try_into().expect("8 bytes")),
+                    u64::from_le_bytes(b.try_into().expect("8 bytes")),
+                )
+            },
             shard_budget: (budget / SHARDS).max(16 * 1024),
+            key: std::marker::PhantomData,
         }
     }
 
-    fn shard(&self, k: &K) -> MutexGuard<'_, Shard<K, V>> {
-        let i = self.hasher.hash_one(k) as usize % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    /// The key's digest, and its shard.
+    fn shard(&self, k: &K) -> (u128, MutexGuard<'_, Shard<V>>) {
+        use siphasher::sip128::{Hasher128, SipHasher13};
+        let mut h = SipHasher13::new_with_keys(self.secret.0, self.secret.1);
+        k.hash(&mut h);
+        let d = h.finish128().as_u128();
+        let s = self.shards[d as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (d, s)
     }
 
     fn get(&self, k: &K) -> Option<V> {
-        let mut s = self.shard(k);
+        let (d, mut s) = self.shard(k);
         s.clock += 1;
         let stamp = s.clock;
-        let (v, t) = s.map.get_mut(k)?;
+        let (v, t) = s.map.get_mut(&d)?;
         // Used now: the last to go.
         *t = stamp;
         Some(v.clone())
     }
 
     fn insert(&self, k: K, v: V) {
-        let mut s = self.shard(&k);
+        let (d, mut s) = self.shard(&k);
         s.clock += 1;
         let stamp = s.clock;
         s.bytes += Self::cost(&v);
-        if let Some((old, _)) = s.map.insert(k, (v, stamp)) {
+        if let Some((old, _)) = s.map.insert(d, (v, stamp)) {
             s.bytes -= Self::cost(&old);
         }
         if s.bytes > self.shard_budget {
@@ -295,14 +317,14 @@ impl<K: Hash + Eq + Clone, V: Entry + Clone> Store<K, V> {
     }
 
     fn remove(&self, k: &K) {
-        let mut s = self.shard(k);
-        if let Some((old, _)) = s.map.remove(k) {
+        let (d, mut s) = self.shard(k);
+        if let Some((old, _)) = s.map.remove(&d) {
             s.bytes -= Self::cost(&old);
         }
     }
 
     /// Down to 90 % of the budget: dead entries, then the least recently used.
-    fn evict(s: &mut Shard<K, V>, budget: usize) {
+    fn evict(s: &mut Shard<V>, budget: usize) {
         let now = Instant::now();
         let target = budget / 10 * 9;
         s.map.retain(|_, (v, _)| v.alive(now));
