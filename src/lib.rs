@@ -12,7 +12,7 @@
 //! | services | [`resolve`], [`lists`], [`sinkhole`], [`events`] | asking upstream; keeping the blocklist current; the warning page; the block log |
 //! | counting | [`metrics`] | metric names, hot-path counters, `/metrics` |
 //! | ground | [`dns`], [`blocklist`], [`logging`] | DNS bytes (codec, answer cache, blocked answers, EDE); the compiled blocklist and its file format; `tracing` setup |
-//! | footing | [`section`], [`atomic_file`] | the config-section contract; writing files beside and renaming them into place |
+//! | footing | [`section`], [`atomic_file`], [`client`], [`process`], [`failpoint`] | the config-section contract; writing files beside and renaming them into place; who a client is (address or /64) and per-client caps; the process itself (allocator, privileges, signals, panic messages); failure injection for recovery tests (debug builds) |
 //!
 //! # How a query flows
 //! UDP packets are read in batches (`recvmmsg`) by worker threads sharing each address's socket
