@@ -588,11 +588,20 @@ impl Recursor {
             Some(set) => Ok(set),
             None => match self.cache.nodata(zone, RecordType::DS) {
                 Some(neg) => Err(neg),
-                None => match self.lookup(zone.clone(), RecordType::DS, path).await {
-                    Lookup::Data(set) => Ok(set),
-                    Lookup::Negative(neg) => Err(neg),
-                    _ => return Err(Keys::Bogus(ede::DNSSEC_BOGUS)),
-                },
+                None => {
+                    // Asked of the parent only when the parent is signed: under an unsigned
+                    // zone every child is unsigned (the referral from one carries no proof).
+                    let parent = self.closest_delegation(&zone.base_name()).zone;
+                    match self.zone_keys(&parent, path).await {
+                        Keys::Secure(_) => {}
+                        other => return Err(other),
+                    }
+                    match self.lookup(zone.clone(), RecordType::DS, path).await {
+                        Lookup::Data(set) => Ok(set),
+                        Lookup::Negative(neg) => Err(neg),
+                        _ => return Err(Keys::Bogus(ede::DNSSEC_BOGUS)),
+                    }
+                }
             },
         };
         match found {
