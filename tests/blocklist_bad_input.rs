@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Fraudwall, dig};
 use fraudwall::blocklist::{
     Action, Blocklist, Compiler, Error, Format, ListInfo, ListKind, ListSpec, MatchMode, Severity,
-    compile, source,
+    compile, format::fst_checksum, source,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -260,22 +260,6 @@ fn resum(mut file: Vec<u8>) -> Vec<u8> {
     let crc = crc32fast::hash(&file[24..]);
     file[12..16].copy_from_slice(&crc.to_le_bytes());
     file
-}
-
-/// fst's own checksum of an FST's body: CRC32C, masked.
-fn fst_checksum(body: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &x in body {
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    (!crc).rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Rewrites the fst checksum at the end of the one-shard `file`, then the file's.

@@ -13,24 +13,9 @@ use std::io::Cursor;
 use std::path::Path;
 
 use fraudwall::blocklist::Blocklist;
+use fraudwall::blocklist::format::fst_checksum;
 use fraudwall::blocklist::merge::{Part, merge_into};
 use libfuzzer_sys::fuzz_target;
-
-/// fst's checksum of an FST's body: CRC32C, masked.
-fn fst_checksum(body: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &x in body {
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    (!crc).rotate_right(15).wrapping_add(0xa282_ead8)
-}
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))

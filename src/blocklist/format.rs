@@ -57,6 +57,24 @@ pub const HEADER_LEN: usize = 24;
 /// Most lists one file can hold (list ids are 16 bits).
 pub const MAX_LISTS: usize = u16::MAX as usize;
 
+/// fst's own checksum of an FST's bytes (CRC32C, masked as fst masks it), which the last four
+/// bytes of every shard hold: for tools that edit a compiled file and must seal it again (the
+/// crafted-file tests, the `fst_open` fuzz target).
+pub fn fst_checksum(body: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &x in body {
+        crc ^= u32::from(x);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    (!crc).rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
 /// Packs one verdict slot; see the module doc.
 pub(crate) fn pack_slot(kind: ListKind, action: Action, list: u16) -> u32 {
     1 | (u32::from(kind == ListKind::Allow) << 1)

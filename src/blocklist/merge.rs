@@ -152,8 +152,8 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
+    use crate::blocklist::format::fst_checksum;
     use crate::blocklist::format::{HEADER_LEN, pack_slot};
-    use crate::blocklist::verify::fst_checksum;
     use crate::blocklist::{Action, Compiler, Format, ListKind, MatchMode};
 
     fn info(name: &str) -> ListInfo {

@@ -489,23 +489,6 @@ fn same_as_fst(fst: &Fst<&[u8]>, a: usize, d: &Decoded, trans: &mut [Trans]) -> 
     Ok(())
 }
 
-/// fst's checksum of `body` (CRC32C, masked as fst masks it), for tests that edit an FST.
-#[cfg(test)]
-pub(crate) fn fst_checksum(body: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &x in body {
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    (!crc).rotate_right(15).wrapping_add(0xa282_ead8)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,7 +506,7 @@ mod tests {
     /// Rewrites the fst checksum after an edit, as a careful attacker would.
     fn resum(mut b: Vec<u8>) -> Vec<u8> {
         let n = b.len();
-        let sum = fst_checksum(&b[..n - 4]);
+        let sum = crate::blocklist::format::fst_checksum(&b[..n - 4]);
         b[n - 4..].copy_from_slice(&sum.to_le_bytes());
         b
     }
