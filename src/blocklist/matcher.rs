@@ -736,21 +736,9 @@ mod tests {
 
     #[test]
     fn version_1_files_still_open() {
-        use super::super::format::{HEADER_LEN, MAGIC, encode_table, pack_slot};
-        let table = encode_table(&[info("old", ListKind::Block)]);
-        let mut fst = fst::MapBuilder::memory();
+        use super::super::format::pack_slot;
         let slot = pack_slot(Block, Action::Nxdomain, 0);
-        fst.insert(b"test.bad", u64::from(slot)).unwrap();
-        let fst = fst.into_inner().unwrap();
-        let mut file = vec![0u8; HEADER_LEN];
-        file.extend_from_slice(&table);
-        file.extend_from_slice(&fst);
-        file[0..4].copy_from_slice(&MAGIC);
-        file[4..8].copy_from_slice(&1u32.to_le_bytes());
-        file[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
-        let crc = crc32fast::hash(&file[HEADER_LEN..]);
-        file[12..16].copy_from_slice(&crc.to_le_bytes());
-        file[16..24].copy_from_slice(&(fst.len() as u64).to_le_bytes());
+        let file = v1_file(&[(b"test.bad", slot)]);
         let bl = Blocklist::from_bytes(file).unwrap();
         assert_eq!(bl.len(), 1);
         assert_eq!(kind(&bl, "www.bad.test"), Some((Block, Subtree, 2)));
