@@ -58,7 +58,7 @@ for t in "${targets[@]}"; do
   fi
 done
 if ((failed)); then
-  echo "fuzz.sh FAIL: $passed passed, $failed failed"
+  echo "fuzz.sh FAIL: $passed passed, $failed failed, 0 skipped"
   exit 1
 fi
-echo "fuzz.sh PASS: $passed passed, $failed failed"
+echo "fuzz.sh PASS: $passed passed, $failed failed, 0 skipped"

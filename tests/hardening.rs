@@ -498,7 +498,10 @@ fn root_is_given_up_once_the_sockets_are_bound() {
     use std::os::unix::fs::{PermissionsExt, chown};
     // SAFETY: a plain getter.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP root_is_given_up_once_the_sockets_are_bound: not running as root");
+        common::skip(
+            "root_is_given_up_once_the_sockets_are_bound",
+            "not running as root",
+        );
         return;
     }
     let uid = uid_of("nobody").expect("Debian has the user nobody");

@@ -3,7 +3,9 @@
 //! `target/warning-page.png`.
 //!
 //! Needs `chromium` (tests/browser/install.sh installs it, or set CHROMIUM=/path/to/binary).
-//! Without it the test is skipped with a loud message.
+//! Without it the test is skipped (`common::skip`: a failure under `tests/run.sh`).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -87,14 +89,9 @@ fn chromium(bin: &Path, port: u16, extra: &[String]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_the_warning_page() {
     let Some(bin) = find_chromium() else {
-        // tests/run.sh installs chromium and sets this: there, a missing browser is a failure.
-        assert!(
-            std::env::var_os("FRAUDWALL_REQUIRE_BROWSER").is_none(),
-            "chromium not found but FRAUDWALL_REQUIRE_BROWSER is set"
-        );
-        eprintln!(
-            "\n\n!!!!!!!! SKIPPED web_browser: chromium not found. Run tests/browser/install.sh \
-             (or set CHROMIUM=/path/to/chromium) to check the page in a real browser. !!!!!!!!\n"
+        common::skip(
+            "chromium_renders_the_warning_page",
+            "chromium not found: run tests/browser/install.sh or set CHROMIUM=/path/to/chromium",
         );
         return;
     };

