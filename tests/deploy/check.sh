@@ -103,8 +103,8 @@ if have promtool; then
 else skip "promtool (not installed)"; fi
 
 if have shellcheck; then
-  run "shellcheck tests/multi_instance.sh tests/deploy/check.sh docker/healthcheck.sh" \
-    shellcheck tests/multi_instance.sh tests/deploy/check.sh docker/healthcheck.sh
+  run "shellcheck tests/run.sh tests/fuzz.sh tests/multi_instance.sh tests/deploy/check.sh docker/healthcheck.sh" \
+    shellcheck tests/run.sh tests/fuzz.sh tests/multi_instance.sh tests/deploy/check.sh docker/healthcheck.sh
 else skip "shellcheck (not installed)"; fi
 
 cargo build --release --quiet
