@@ -414,5 +414,11 @@ fn the_binary_counts_exactly_what_it_does() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(deltas, expected);
+    let wrong: Vec<String> = deltas
+        .iter()
+        .zip(&expected)
+        .filter(|((_, d), (_, e))| d != e)
+        .map(|((series, d), (_, e))| format!("{series}: moved by {d}, expected {e}"))
+        .collect();
+    assert!(wrong.is_empty(), "wrong counts:\n{}", wrong.join("\n"));
 }
