@@ -1,4 +1,7 @@
-//! The warning page server, in-process on port 0, driven over real TCP with raw HTTP/1.1.
+//! The warning page server, in-process on port 0, driven over real TCP with raw HTTP/1.1; and
+//! the "report a mistake" round trip through the real binary's warning page listener.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -449,4 +452,115 @@ async fn bind_uses_the_configured_addresses() {
     };
     let err = page::bind(&cfg).await.unwrap_err();
     assert!(err.to_string().contains(&taken.to_string()));
+}
+
+/// Through the real binary: the page a blocked host gets carries a form; posting it as a
+/// browser would (the hidden host and incident fields, the user's reason) appends one JSON line
+/// to `warning_page.reports_file` and counts an accepted report.
+#[test]
+fn report_through_the_binary_lands_in_the_reports_file() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    // Nothing here is resolved: the forwarder is a socket that is never asked.
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = format!(
+        "listen: [\"127.0.0.1:0\"]\n\
+         resolver:\n  mode: forward\n  forwarders:\n    - address: \"{}\"\n  dnssec: off\n\
+         blocklists:\n  dir: lists\n  lists:\n\
+         \x20   - file: police.txt\n      name: police-feed\n\
+         metrics:\n  listen: \"127.0.0.1:0\"\n\
+         warning_page:\n  listen: [\"127.0.0.1:0\"]\n  reports_file: feedback/reports.jsonl\n",
+        upstream.local_addr().unwrap()
+    );
+    let fw = common::Fraudwall::start(&cfg, &[("lists/police.txt", "evil.test\n")]);
+    let http = |addr: std::net::SocketAddr, request: String| -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf
+    };
+    let page_addr = fw
+        .logged_addr("warning page listening on http ")
+        .expect("warning page logged");
+    let metrics_addr = fw
+        .logged_addr("metrics listening on http ")
+        .expect("metrics logged");
+    let accepted = || {
+        let body = http(
+            metrics_addr,
+            "GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n".into(),
+        );
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("fraudwall_reports_total{outcome=\"accepted\"} ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    assert_eq!(accepted(), 0.0);
+
+    // The page, and the form's hidden fields in it.
+    let page = http(
+        page_addr,
+        "GET / HTTP/1.1\r\nHost: shop.evil.test\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+            .into(),
+    );
+    let hidden = |name: &str| -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = page
+            .find(&marker)
+            .unwrap_or_else(|| panic!("{name}: {page}"))
+            + marker.len();
+        page[start..].split('"').next().unwrap().to_string()
+    };
+    let (host, incident) = (hidden("host"), hidden("incident"));
+    assert_eq!(host, "shop.evil.test");
+    assert_eq!(incident.len(), 22, "{incident}");
+
+    let body = format!(
+        "host={host}&incident={incident}&reason=%E8%BF%99%E6%98%AF%E6%88%91%E7%9A%84%E5%BA%97+my+shop"
+    );
+    let resp = http(
+        page_addr,
+        format!(
+            "POST /.fraudwall/report HTTP/1.1\r\nHost: shop.evil.test\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains("Thank you") && resp.contains("谢谢"),
+        "{resp}"
+    );
+
+    let path = fw.dir.path().join("feedback/reports.jsonl");
+    let text = std::fs::read_to_string(&path).expect("the reports file, in its new folder");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let r = &lines[0];
+    assert_eq!(r["host"], "shop.evil.test");
+    assert_eq!(
+        r["incident"],
+        incident.as_str(),
+        "joins up with the page view"
+    );
+    assert_eq!(r["reason"], "这是我的店 my shop");
+    assert_eq!(r["client"], "127.0.0.1");
+    let time = r["time"].as_str().unwrap();
+    assert!(time.len() >= 20 && time.ends_with('Z'), "{time}");
+    assert_eq!(
+        r.as_object().unwrap().len(),
+        5,
+        "time, client, host, reason, incident: {r}"
+    );
+    // Counted before the answer is written, so it shows at once.
+    assert_eq!(accepted(), 1.0);
 }
