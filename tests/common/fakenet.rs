@@ -52,7 +52,9 @@ pub mod addrs {
     pub const ALGORITHMS: Ipv4Addr = Ipv4Addr::new(127, 53, 50, 4);
     /// ns1.flaky.net / ns1.steady.net: a relay to FLAKY_NS2 that drops flaky.net queries
     pub const FLAKY_NS1: Ipv4Addr = Ipv4Addr::new(127, 53, 51, 1);
-    /// ns2.flaky.net: serves flaky.net and steady.net
+    /// ns1.rawsoa.net: a relay to FLAKY_NS2 that gives negative answers the SOA's own TTL (3600)
+    pub const RAWSOA_RELAY: Ipv4Addr = Ipv4Addr::new(127, 53, 51, 3);
+    /// ns2.flaky.net: serves flaky.net, steady.net and rawsoa.net
     pub const FLAKY_NS2: Ipv4Addr = Ipv4Addr::new(127, 53, 51, 2);
     /// ns1/ns2.silent.net: read every query, never answer
     pub const SILENT_1: Ipv4Addr = Ipv4Addr::new(127, 53, 98, 1);

@@ -44,15 +44,17 @@ SERVERS=(
   "127.53.50.2|optout|optout.net"
   "127.53.50.3|optout-child|unsigned.optout.net"
   "127.53.50.4|algorithms|ed25519.net rsasha256.net"
-  "127.53.51.2|flaky-ns2|flaky.net steady.net"
+  "127.53.51.2|flaky-ns2|flaky.net steady.net rawsoa.net"
   "::1|v6only|v6only.net"
 )
 
 # Servers that do not answer (tests/fakenet/silent.py, one process): --drop ADDR reads every
-# query and never answers; --filter ADDR BACKEND ZONE relays to BACKEND but drops ZONE's queries.
+# query and never answers; --filter ADDR BACKEND ZONE relays to BACKEND but drops ZONE's queries;
+# --soa-ttl ADDR BACKEND TTL relays to BACKEND and sets the TTL of the SOA in negative answers.
 SILENT_ARGS=(
   --drop 127.53.98.1 --drop 127.53.98.2
   --filter 127.53.51.1 127.53.51.2 flaky.net
+  --soa-ttl 127.53.51.3 127.53.51.2 3600
 )
 
 # Zones in signing order (children before parents, so their DS can go into the parent).
@@ -82,6 +84,7 @@ ZONES=(
   "v6only.net|net|unsigned"
   "flaky.net|net|unsigned"
   "steady.net|net|unsigned"
+  "rawsoa.net|net|unsigned"
   "com|.|nsec"
   "net|.|nsec"
   "org|.|unsigned"
@@ -167,7 +170,7 @@ server_ok() {
 }
 
 # the relay of silent.py --filter answers for steady.net (and drops flaky.net)
-relay_ok() { answers 127.53.51.1 steady.net; }
+relay_ok() { answers 127.53.51.1 steady.net && answers 127.53.51.3 rawsoa.net; }
 
 # starts tests/fakenet/silent.py (the servers that never answer); its pid file, written once its
 # sockets are bound, is under STATEDIR so that stop_all stops it with the NSDs.
@@ -466,6 +469,7 @@ cmd_up() {
     echo "DEAD_SERVERS=\"127.53.99.1 127.53.99.2\""
     echo "SILENT_SERVERS=\"127.53.98.1 127.53.98.2\""
     echo "FLAKY_RELAY=127.53.51.1"
+    echo "RAWSOA_RELAY=127.53.51.3"
   } >"$dir/env"
 
   local t1

@@ -2,12 +2,16 @@
 """Name servers that do not answer, for the fakenet (started by fakenet.sh up, stopped by down).
 
     silent.py STATEDIR PIDFILE [--drop ADDR]... [--filter ADDR BACKEND ZONE]...
+                               [--soa-ttl ADDR BACKEND TTL]...
 
 --drop ADDR: on ADDR:53, UDP and TCP, read every query and never answer (a server that is
   down without telling: no ICMP, no RST; the resolver can only time out).
 --filter ADDR BACKEND ZONE: on ADDR:53 over UDP, pass queries to BACKEND:53 and its answers
   back, except queries for ZONE or names under it, which are dropped (a server that silently
   stopped serving one zone while it answers for others). TCP is accepted and never answered.
+--soa-ttl ADDR BACKEND TTL: relay to BACKEND:53 as --filter (nothing dropped), and set the TTL
+  of every SOA record in the authority section of the answers to TTL: a server that does not
+  lower the SOA's TTL to its MINIMUM in negative answers (NSD does, RFC 2308 §3).
 
 The pid file is written once every socket is bound: it is the readiness signal. The process
 exits by itself when STATEDIR goes away (a fakenet whose state dir was deleted under it).
@@ -45,15 +49,46 @@ class Drop(asyncio.DatagramProtocol):
         pass
 
 
+def skip_name(m: bytes, i: int) -> int:
+    while True:
+        n = m[i]
+        if n & 0xC0:
+            return i + 2
+        if n == 0:
+            return i + 1
+        i += 1 + n
+
+
+def set_soa_ttl(m: bytes, ttl: int) -> bytes:
+    """The message with the TTL of the authority section's SOA records set to `ttl`."""
+    m = bytearray(m)
+    try:
+        qd, an, ns = (int.from_bytes(m[o : o + 2], "big") for o in (4, 6, 8))
+        i = 12
+        for _ in range(qd):
+            i = skip_name(m, i) + 4
+        for n in range(an + ns):
+            i = skip_name(m, i)
+            rtype = int.from_bytes(m[i : i + 2], "big")
+            rdlen = int.from_bytes(m[i + 8 : i + 10], "big")
+            if n >= an and rtype == 6:
+                m[i + 4 : i + 8] = ttl.to_bytes(4, "big")
+            i += 10 + rdlen
+    except IndexError:
+        pass
+    return bytes(m)
+
+
 class Filter(asyncio.DatagramProtocol):
-    def __init__(self, backend, zone):
+    def __init__(self, backend, zone, soa_ttl=None):
         self.backend, self.zone, self.transport = backend, zone.rstrip(".").lower(), None
+        self.soa_ttl = soa_ttl
 
     def connection_made(self, transport):
         self.transport = transport
 
     def datagram_received(self, data, addr):
-        if under(qname(data), self.zone):
+        if self.zone and under(qname(data), self.zone):
             return
         asyncio.ensure_future(self.forward(data, addr))
 
@@ -70,6 +105,8 @@ class Filter(asyncio.DatagramProtocol):
         try:
             t.sendto(data)
             reply = await asyncio.wait_for(answer, 3)
+            if self.soa_ttl is not None:
+                reply = set_soa_ttl(reply, self.soa_ttl)
             self.transport.sendto(reply, client)
         except asyncio.TimeoutError:
             pass
@@ -99,6 +136,10 @@ async def main():
             addr, backend, zone, args = args[1], args[2], args[3], args[4:]
             assert ipaddress.ip_address(backend).is_loopback, backend
             proto = lambda b=backend, z=zone: Filter(b, z)  # noqa: E731
+        elif args[0] == "--soa-ttl" and len(args) >= 4:
+            addr, backend, ttl, args = args[1], args[2], int(args[3]), args[4:]
+            assert ipaddress.ip_address(backend).is_loopback, backend
+            proto = lambda b=backend, s=ttl: Filter(b, "", s)  # noqa: E731
         else:
             sys.exit(__doc__)
         assert ipaddress.ip_address(addr).is_loopback, addr
