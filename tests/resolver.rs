@@ -625,9 +625,10 @@ fn client_without_edns_gets_tc_within_512_bytes() {
     assert!(!r.tc() && !r.has_opt, "{}", r.raw);
 }
 
-/// ANY. Unbound passes on what the authoritative server answered (every RRset at the name);
-/// fraudwall answers with one RRset of them (RFC 8482 allows a subset). What both agree on:
-/// the RCODE, the AD flag, and every record fraudwall gives is one Unbound gives.
+/// ANY. NSD answers it with one RRset of the name (RFC 8482), and both resolvers pass that
+/// on; Unbound 1.17 adds the RRset's RRSIG even without DO (example.com ANY: SOA and its
+/// RRSIG), fraudwall only with DO. What both agree on, and is checked: the RCODE, the AD flag,
+/// and every record fraudwall gives (RRSIGs aside) is one Unbound gives.
 #[test]
 fn any_query_agrees_with_unbound_on_what_it_returns() {
     let p = pair();
