@@ -4,8 +4,9 @@
 # A fake DNS hierarchy on loopback (127.53.0.0/16, port 53): one NSD per server address, zones
 # from tests/fakenet/zones/, DNSSEC keys generated fresh at every `up`. See README.md.
 #
-# Network safety: every name server address is 127.53.x.y; answer data is 198.18.0.0/15 or
-# 2001:db8::/32. Nothing here sends a packet off the machine.
+# Network safety: every name server address is 127.53.x.y (and ::1 for ns1.v6only.net); answer
+# data is 198.18.0.0/15 or 2001:db8::/32. silent.py's relays forward only to 127.53.x.y.
+# Nothing here sends a packet off the machine.
 #
 # Environment:
 #   FAKENET_LOAD_HOSTS  number of hN.load.test names (default 5000)
