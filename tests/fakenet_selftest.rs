@@ -61,15 +61,20 @@ fn state_files() {
     ] {
         assert!(f.env.contains_key(k), "{k} missing from env");
     }
-    assert_eq!(f.servers().len(), 19);
+    assert_eq!(f.servers().len(), 24, "IPv4 NSDs");
+    assert!(
+        f.env["SERVERS"].split(' ').any(|s| s == "::1"),
+        "the IPv6 NSD"
+    );
+    assert_eq!(f.env["SILENT_SERVERS"], "127.53.98.1 127.53.98.2");
     let q = std::fs::read_to_string(&f.queries_benign).unwrap();
     assert!(q.lines().count() >= 5000);
     assert!(q.lines().all(|l| l.ends_with(" A")));
     assert!(q.contains("h4999.load.test A"));
 }
 
-/// Network safety: every address in every served zone is loopback (name servers) or in
-/// 198.18.0.0/15 / 2001:db8::/32 (answer data).
+/// Network safety: every address in every served zone is loopback (name servers: 127.53.x.y,
+/// and ::1 for ns1.v6only.net) or in 198.18.0.0/15 / 2001:db8::/32 (answer data).
 #[test]
 fn zones_use_only_safe_addresses() {
     let f = Fakenet::shared();
@@ -90,7 +95,9 @@ fn zones_use_only_safe_addresses() {
                     let o = v4.octets();
                     (o[0] == 127 && o[1] == 53) || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
                 }
-                IpAddr::V6(v6) => v6.segments()[0] == 0x2001 && v6.segments()[1] == 0x0db8,
+                IpAddr::V6(v6) => {
+                    (v6.segments()[0] == 0x2001 && v6.segments()[1] == 0x0db8) || v6.is_loopback()
+                }
             };
             assert!(ok, "unsafe address in zone data: {line}");
             n += 1;
@@ -549,4 +556,152 @@ fn status_script_agrees() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+// ---------------------------------------------------------------- the zones added for #16
+
+#[test]
+fn added_zones_through_unbound() {
+    let u = unbound();
+    // SOA TTL below MINIMUM: a negative answer carries the TTL (120), not the MINIMUM (900)
+    let r = u.dig(&["nx.negttl.net", "A"]);
+    expect(&r, "NXDOMAIN", true, &[]);
+    assert!((119..=120).contains(&r.authority[0].ttl), "{}", r.raw);
+    // example.com the other way round: the MINIMUM (300); so for rawsoa.net, whose server
+    // does not lower the SOA's TTL (3600) itself
+    for q in ["nx-selftest.example.com", "nx.rawsoa.net"] {
+        let r = u.dig(&[q, "A"]);
+        assert!((299..=300).contains(&r.authority[0].ttl), "{}", r.raw);
+    }
+    // NSEC3 opt-out: signed data secure, the insecure delegation and NXDOMAIN not
+    expect(
+        &u.dig(&["www.optout.net", "A"]),
+        "NOERROR",
+        true,
+        &["www.optout.net. A 198.18.8.2"],
+    );
+    expect(
+        &u.dig(&["www.unsigned.optout.net", "A"]),
+        "NOERROR",
+        false,
+        &["www.unsigned.optout.net. A 198.18.8.3"],
+    );
+    expect(&u.dig(&["nx.optout.net", "A"]), "NXDOMAIN", false, &[]);
+    // other algorithms
+    let r = u.dig(&["+dnssec", "www.ed25519.net", "A"]);
+    assert!(r.ad(), "{}", r.raw);
+    assert_eq!(r.answer_rdata("A"), ["198.18.8.4"], "{}", r.raw);
+    assert!(r.answer_rdata("RRSIG")[0].starts_with("A 15 "), "{}", r.raw);
+    let r = u.dig(&["+dnssec", "www.rsasha256.net", "A"]);
+    assert!(r.ad(), "{}", r.raw);
+    assert_eq!(r.answer_rdata("A"), ["198.18.8.5"], "{}", r.raw);
+    assert!(r.answer_rdata("RRSIG")[0].starts_with("A 8 "), "{}", r.raw);
+    // the IPv6-only name server
+    expect(
+        &u.dig(&["www.v6only.net", "A"]),
+        "NOERROR",
+        false,
+        &["www.v6only.net. A 198.18.8.6"],
+    );
+    // one server silent for flaky.net, the other answers
+    expect(
+        &u.dig(&["www.steady.net", "A"]),
+        "NOERROR",
+        false,
+        &["www.steady.net. A 198.18.8.8"],
+    );
+    expect(
+        &u.dig(&["+time=15", "www.flaky.net", "A"]),
+        "NOERROR",
+        false,
+        &["www.flaky.net. A 198.18.8.7"],
+    );
+    // 25 TXT strings, more than 4096 bytes
+    let r = u.dig(&["huge.example.com", "TXT"]);
+    assert!(r.retried_tcp && r.over_tcp, "{}", r.raw);
+    assert_eq!(r.answer_rdata("TXT").len(), 25);
+    // silent.net: SERVFAIL once Unbound gives up waiting
+    let t = std::time::Instant::now();
+    expect(
+        &u.dig(&["+time=30", "www.silent.net", "A"]),
+        "SERVFAIL",
+        false,
+        &[],
+    );
+    eprintln!("silent.net SERVFAIL after {:?}", t.elapsed());
+}
+
+#[test]
+fn added_servers_directly() {
+    let _ = Fakenet::shared();
+    let ns = Fakenet::ns;
+    // silent.net's servers take the query and never answer, over UDP or TCP
+    for a in [addrs::SILENT_1, addrs::SILENT_2] {
+        for tcp in ["+notcp", "+tcp"] {
+            let r = common::dig(ns(a), &["+norec", "+time=1", tcp, "www.silent.net", "A"]);
+            assert_eq!(r.status, "NO-RESPONSE", "{a} {tcp}\n{}", r.raw);
+        }
+    }
+    // the relay answers for steady.net and drops flaky.net, which ns2 serves
+    let r = common::dig(ns(addrs::FLAKY_NS1), &["+norec", "www.steady.net", "A"]);
+    assert!(r.aa(), "{}", r.raw);
+    assert_eq!(r.answer_rdata("A"), ["198.18.8.8"]);
+    let r = common::dig(
+        ns(addrs::FLAKY_NS1),
+        &["+norec", "+time=1", "www.flaky.net", "A"],
+    );
+    assert_eq!(r.status, "NO-RESPONSE", "{}", r.raw);
+    let r = common::dig(ns(addrs::FLAKY_NS2), &["+norec", "www.flaky.net", "A"]);
+    assert_eq!(r.answer_rdata("A"), ["198.18.8.7"]);
+    // NSD lowers the SOA's TTL to the MINIMUM in a negative answer; the rawsoa.net relay not
+    let soa_ttl = |a| {
+        let r = common::dig(ns(a), &["+norec", "nx.rawsoa.net", "A"]);
+        assert_eq!(
+            (r.status.as_str(), r.authority_types()),
+            ("NXDOMAIN", vec!["SOA".to_string()]),
+            "{}",
+            r.raw
+        );
+        r.authority[0].ttl
+    };
+    assert_eq!(
+        (soa_ttl(addrs::FLAKY_NS2), soa_ttl(addrs::RAWSOA_RELAY)),
+        (300, 3600)
+    );
+    // the IPv6 NSD
+    let v6 = std::net::SocketAddr::new(addrs::V6ONLY.into(), 53);
+    let r = common::dig(v6, &["+norec", "www.v6only.net", "A"]);
+    assert!(r.aa(), "{}", r.raw);
+    // net refers v6only.net with AAAA glue only
+    let r = common::dig(ns(addrs::NET), &["+norec", "www.v6only.net", "A"]);
+    assert_eq!(r.additional.len(), 1, "{}", r.raw);
+    assert_eq!(
+        (
+            r.additional[0].rtype.as_str(),
+            r.additional[0].rdata.as_str()
+        ),
+        ("AAAA", "::1")
+    );
+    // optout.net's NSEC3 records all have the opt-out flag, and the chain skips the delegation
+    let r = common::dig(
+        ns(addrs::OPTOUT),
+        &["+norec", "+dnssec", "nx.optout.net", "A"],
+    );
+    let nsec3: Vec<&common::Record> = r.authority.iter().filter(|x| x.rtype == "NSEC3").collect();
+    assert!(!nsec3.is_empty(), "{}", r.raw);
+    assert!(
+        nsec3.iter().all(|x| x.rdata.starts_with("1 1 0 ")),
+        "{}",
+        r.raw
+    );
+    for (a, zone) in [
+        (addrs::NEGTTL, "negttl.net"),
+        (addrs::OPTOUT_CHILD, "unsigned.optout.net"),
+        (addrs::ALGORITHMS, "ed25519.net"),
+        (addrs::ALGORITHMS, "rsasha256.net"),
+        (addrs::FLAKY_NS2, "steady.net"),
+    ] {
+        let r = common::dig(ns(a), &["+norec", zone, "SOA"]);
+        assert!(r.aa(), "{a} {zone}\n{}", r.raw);
+    }
 }

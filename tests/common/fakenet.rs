@@ -42,6 +42,25 @@ pub mod addrs {
     /// ns1/ns2.dead.net: nothing listens
     pub const DEAD_1: Ipv4Addr = Ipv4Addr::new(127, 53, 99, 1);
     pub const DEAD_2: Ipv4Addr = Ipv4Addr::new(127, 53, 99, 2);
+    /// ns1.negttl.net: negttl.net (SOA TTL 120 below its MINIMUM 900)
+    pub const NEGTTL: Ipv4Addr = Ipv4Addr::new(127, 53, 50, 1);
+    /// ns1.optout.net: optout.net (NSEC3 opt-out)
+    pub const OPTOUT: Ipv4Addr = Ipv4Addr::new(127, 53, 50, 2);
+    /// ns1.unsigned.optout.net: unsigned.optout.net (insecure delegation in the opt-out zone)
+    pub const OPTOUT_CHILD: Ipv4Addr = Ipv4Addr::new(127, 53, 50, 3);
+    /// ed25519.net (algorithm 15) and rsasha256.net (algorithm 8)
+    pub const ALGORITHMS: Ipv4Addr = Ipv4Addr::new(127, 53, 50, 4);
+    /// ns1.flaky.net / ns1.steady.net: a relay to FLAKY_NS2 that drops flaky.net queries
+    pub const FLAKY_NS1: Ipv4Addr = Ipv4Addr::new(127, 53, 51, 1);
+    /// ns1.rawsoa.net: a relay to FLAKY_NS2 that gives negative answers the SOA's own TTL (3600)
+    pub const RAWSOA_RELAY: Ipv4Addr = Ipv4Addr::new(127, 53, 51, 3);
+    /// ns2.flaky.net: serves flaky.net, steady.net and rawsoa.net
+    pub const FLAKY_NS2: Ipv4Addr = Ipv4Addr::new(127, 53, 51, 2);
+    /// ns1/ns2.silent.net: read every query, never answer
+    pub const SILENT_1: Ipv4Addr = Ipv4Addr::new(127, 53, 98, 1);
+    pub const SILENT_2: Ipv4Addr = Ipv4Addr::new(127, 53, 98, 2);
+    /// ns1.v6only.net (AAAA only): an NSD on [::1]:53 serving v6only.net
+    pub const V6ONLY: std::net::Ipv6Addr = std::net::Ipv6Addr::LOCALHOST;
 }
 
 pub struct Fakenet {
@@ -148,7 +167,7 @@ impl Fakenet {
         })
     }
 
-    /// All NSD server addresses (port 53), from `env`'s SERVERS.
+    /// All IPv4 NSD server addresses (port 53), from `env`'s SERVERS (which also has `::1`).
     pub fn servers(&self) -> Vec<Ipv4Addr> {
         self.env
             .get("SERVERS")

@@ -4,8 +4,9 @@
 # A fake DNS hierarchy on loopback (127.53.0.0/16, port 53): one NSD per server address, zones
 # from tests/fakenet/zones/, DNSSEC keys generated fresh at every `up`. See README.md.
 #
-# Network safety: every name server address is 127.53.x.y; answer data is 198.18.0.0/15 or
-# 2001:db8::/32. Nothing here sends a packet off the machine.
+# Network safety: every name server address is 127.53.x.y (and ::1 for ns1.v6only.net); answer
+# data is 198.18.0.0/15 or 2001:db8::/32. silent.py's relays forward only to 127.53.x.y.
+# Nothing here sends a packet off the machine.
 #
 # Environment:
 #   FAKENET_LOAD_HOSTS  number of hN.load.test names (default 5000)
@@ -40,10 +41,27 @@ SERVERS=(
   "127.53.30.2|oob-org|oob.org"
   "127.53.40.1|fraudwall-demo|fraudwall-demo.test"
   "127.53.41.1|load|load.test"
+  "127.53.50.1|negttl|negttl.net"
+  "127.53.50.2|optout|optout.net"
+  "127.53.50.3|optout-child|unsigned.optout.net"
+  "127.53.50.4|algorithms|ed25519.net rsasha256.net"
+  "127.53.51.2|flaky-ns2|flaky.net steady.net rawsoa.net"
+  "::1|v6only|v6only.net"
+)
+
+# Servers that do not answer (tests/fakenet/silent.py, one process): --drop ADDR reads every
+# query and never answers; --filter ADDR BACKEND ZONE relays to BACKEND but drops ZONE's queries;
+# --soa-ttl ADDR BACKEND TTL relays to BACKEND and sets the TTL of the SOA in negative answers.
+SILENT_ARGS=(
+  --drop 127.53.98.1 --drop 127.53.98.2
+  --filter 127.53.51.1 127.53.51.2 flaky.net
+  --soa-ttl 127.53.51.3 127.53.51.2 3600
 )
 
 # Zones in signing order (children before parents, so their DS can go into the parent).
-# zone | parent | mode: nsec, nsec3, unsigned, bogus-sig (sign, then alter data), bad-ds (DS of a foreign key),
+# zone | parent | mode: nsec, nsec3, nsec3-optout (every NSEC3 opt-out, unsigned delegations left out
+#   of the chain), nsec-ed25519 / nsec-rsasha256 (algorithm 15 / 8 instead of 13), unsigned,
+#   bogus-sig (sign, then alter data), bad-ds (DS of a foreign key),
 #   expired-sig (signatures valid from 30 until 3 days ago), future-sig (valid from 3 days on)
 ZONES=(
   "example.com|com|nsec"
@@ -59,6 +77,15 @@ ZONES=(
   "oob.org|org|unsigned"
   "fraudwall-demo.test|test|nsec"
   "load.test|test|nsec"
+  "negttl.net|net|nsec"
+  "unsigned.optout.net|optout.net|unsigned"
+  "optout.net|net|nsec3-optout"
+  "ed25519.net|net|nsec-ed25519"
+  "rsasha256.net|net|nsec-rsasha256"
+  "v6only.net|net|unsigned"
+  "flaky.net|net|unsigned"
+  "steady.net|net|unsigned"
+  "rawsoa.net|net|unsigned"
   "com|.|nsec"
   "net|.|nsec"
   "org|.|unsigned"
@@ -79,6 +106,7 @@ ensure_tools() {
   command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
   command -v flock >/dev/null 2>&1 || missing+=(util-linux)
   command -v ps >/dev/null 2>&1 || missing+=(procps)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
   if ((${#missing[@]})); then
     [[ $(id -u) -eq 0 ]] || die "missing tools (${missing[*]}) and not root to install them"
     log "installing ${missing[*]}"
@@ -142,6 +170,32 @@ server_ok() {
   for z in $zones; do answers "$addr" "$z" || return 1; done
 }
 
+# the relay of silent.py --filter answers for steady.net (and drops flaky.net)
+relay_ok() { answers 127.53.51.1 steady.net && answers 127.53.51.3 rawsoa.net; }
+
+# starts tests/fakenet/silent.py (the servers that never answer); its pid file, written once its
+# sockets are bound, is under STATEDIR so that stop_all stops it with the NSDs.
+start_silent() {
+  local dir=$1 sdir="$1/silent" i
+  mkdir -p "$sdir"
+  rm -f "$sdir/silent.pid"
+  python3 "$HERE/silent.py" "$dir" "$sdir/silent.pid" "${SILENT_ARGS[@]}" \
+    </dev/null >>"$sdir/silent.log" 2>&1 9>&- &
+  local pid=$!
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $sdir/silent.pid ]] && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "silent.py failed to start:"
+      tail -n 5 "$sdir/silent.log" >&2 || true
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "silent.py did not bind its sockets in 10 s"
+  kill "$pid" 2>/dev/null || true
+  return 1
+}
+
 cmd_status() {
   local dir=$1 entry addr label zones bad=0
   for entry in "${SERVERS[@]}"; do
@@ -158,6 +212,17 @@ cmd_status() {
       bad=1
     fi
   done
+  local spid
+  spid=$(cat "$dir/silent/silent.pid" 2>/dev/null || true)
+  if ! [[ $spid =~ ^[0-9]+$ ]] || ! kill -0 "$spid" 2>/dev/null; then
+    echo "DOWN  silent.py (${SILENT_ARGS[*]}): not running"
+    bad=1
+  elif relay_ok; then
+    echo "ok    silent.py (${SILENT_ARGS[*]}) pid $spid"
+  else
+    echo "DOWN  silent.py: the relay 127.53.51.1 does not answer for steady.net"
+    bad=1
+  fi
   [[ -f $dir/env ]] || { echo "no $dir/env"; bad=1; }
   return $bad
 }
@@ -174,15 +239,18 @@ sign_zone() { # sign_zone ZONE MODE WORKDIR  -> WORKDIR/ZONE.signed, WORKDIR/ZON
   (
     # Each key in a directory of its own: ldns-keygen names files by key tag, and two keys of
     # one zone share a tag once in 65536 zones (the second overwrote the first, and CI failed).
-    local k="$w/keys/$zf"
+    local k="$w/keys/$zf" alg=(-a ECDSAP256SHA256)
+    [[ $mode == nsec-ed25519 ]] && alg=(-a ED25519)
+    [[ $mode == nsec-rsasha256 ]] && alg=(-a RSASHA256 -b 2048)
     mkdir -p "$k/ksk" "$k/zsk" "$k/other"
-    cd "$k/ksk" && ksk="$k/ksk/$(ldns-keygen -a ECDSAP256SHA256 -k "$origin")"
-    cd "$k/zsk" && zsk="$k/zsk/$(ldns-keygen -a ECDSAP256SHA256 "$origin")"
+    cd "$k/ksk" && ksk="$k/ksk/$(ldns-keygen "${alg[@]}" -k "$origin")"
+    cd "$k/zsk" && zsk="$k/zsk/$(ldns-keygen "${alg[@]}" "$origin")"
     cd "$w/keys"
     local args=(-i "$INCEPTION" -e "$EXPIRATION" -o "$origin" -f "$w/$zf.signed")
     [[ $mode == expired-sig ]] && args[1]=$PAST_INCEPTION args[3]=$PAST_EXPIRATION
     [[ $mode == future-sig ]] && args[1]=$FUTURE_INCEPTION
     [[ $mode == nsec3 ]] && args+=(-n -t 0)
+    [[ $mode == nsec3-optout ]] && args+=(-n -t 0 -p)
     ldns-signzone "${args[@]}" "$w/$zf.zone" "$ksk" "$zsk"
     case $mode in
       bad-ds)
@@ -209,12 +277,14 @@ write_nsd_conf() { # write_nsd_conf ADDR LABEL ZONES STATEDIR
   local addr=$1 label=$2 zones=$3 dir=$4 sdir z zf
   sdir="$dir/nsd/$label"
   mkdir -p "$sdir"
+  local v4=yes v6=no
+  [[ $addr == *:* ]] && v4=no v6=yes
   {
     echo "server:"
     echo "  ip-address: $addr"
     echo "  port: 53"
-    echo "  do-ip4: yes"
-    echo "  do-ip6: no"
+    echo "  do-ip4: $v4"
+    echo "  do-ip6: $v6"
     echo "  reuseport: no"
     echo "  server-count: 1"
     echo "  tcp-count: 32"
@@ -356,22 +426,25 @@ cmd_up() {
     fi
   done
   echo "$dir" >"$ACTIVE_FILE"
+  start_silent "$dir" || failed=1
   if ((failed)); then
     stop_all "$dir"
     die "some NSD instances failed to start (\"Address already in use\"? a system DNS server may hold *:53: systemctl stop nsd / named / dnsmasq)"
   fi
 
-  # wait until every server answers (checked in parallel)
+  # wait until every server answers (checked in parallel), and the relay in front of flaky-ns2
   local tries=0 n
   while :; do
     rm -rf "$w/ready" && mkdir -p "$w/ready"
+    local checks=()
     for i in "${!SERVERS[@]}"; do
       IFS='|' read -r addr label zones <<<"${SERVERS[$i]}"
       (server_ok "$addr" "$zones" && touch "$w/ready/$i") &
+      checks+=($!)
     done
-    wait
+    wait "${checks[@]}" # not a bare `wait`: silent.py is a child of this shell too
     n=$(find "$w/ready" -type f | wc -l)
-    ((n == ${#SERVERS[@]})) && break
+    ((n == ${#SERVERS[@]})) && relay_ok && break
     if ((++tries >= 50)); then
       stop_all "$dir"
       die "only $n of ${#SERVERS[@]} servers answer after 10 s (see $dir/nsd/*/nsd.log)"
@@ -395,6 +468,9 @@ cmd_up() {
     done
     echo "SERVERS=\"${all[*]}\""
     echo "DEAD_SERVERS=\"127.53.99.1 127.53.99.2\""
+    echo "SILENT_SERVERS=\"127.53.98.1 127.53.98.2\""
+    echo "FLAKY_RELAY=127.53.51.1"
+    echo "RAWSOA_RELAY=127.53.51.3"
   } >"$dir/env"
 
   local t1
@@ -403,6 +479,7 @@ cmd_up() {
     IFS='|' read -r addr label zones <<<"$entry"
     printf 'fakenet: nsd %-12s %-15s %s\n' "$addr:53" "$label" "$zones"
   done
+  printf 'fakenet: silent.py %s\n' "${SILENT_ARGS[*]}"
   printf 'fakenet: up in %s s; state in %s (env, root.hints, root.anchor, root.dnskey, queries-benign.txt)\n' \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" "$dir"
 }

@@ -468,9 +468,10 @@ impl Recursor {
             };
             let asked_full = target == name;
             let Some((m, zone)) = self.ask(&del, &target, ask_type, path).await else {
-                if minimise {
+                if minimise && !asked_full {
                     // Relaxed minimisation: servers that fail a shortened name may answer the
-                    // whole one.
+                    // whole one. (When they failed the whole name already, asking it again
+                    // only doubles the wait for a zone whose servers are all silent.)
                     minimise = false;
                     continue;
                 }
