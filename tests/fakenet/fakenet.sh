@@ -46,16 +46,24 @@ SERVERS=(
   "127.53.50.3|optout-child|unsigned.optout.net"
   "127.53.50.4|algorithms|ed25519.net rsasha256.net"
   "127.53.51.2|flaky-ns2|flaky.net steady.net rawsoa.net"
+  "127.53.52.9|observed|observed.net"
+  "127.53.52.10|observed-child|cut.observed.net slow.net"
   "::1|v6only|v6only.net"
 )
 
 # Servers that do not answer (tests/fakenet/silent.py, one process): --drop ADDR reads every
 # query and never answers; --filter ADDR BACKEND ZONE relays to BACKEND but drops ZONE's queries;
-# --soa-ttl ADDR BACKEND TTL relays to BACKEND and sets the TTL of the SOA in negative answers.
+# --soa-ttl ADDR BACKEND TTL relays to BACKEND and sets the TTL of the SOA in negative answers;
+# --log ADDR BACKEND LOGFILE DELAY_MS relays after DELAY_MS and logs every query to
+# STATEDIR/LOGFILE (what a resolver asks, for tests/recursor_behaviour.rs).
 SILENT_ARGS=(
   --drop 127.53.98.1 --drop 127.53.98.2
   --filter 127.53.51.1 127.53.51.2 flaky.net
   --soa-ttl 127.53.51.3 127.53.51.2 3600
+  --log 127.53.52.1 127.53.52.9 silent/observed-ns1.log 0
+  --log 127.53.52.2 127.53.52.9 silent/observed-ns2.log 400
+  --log 127.53.52.3 127.53.52.10 silent/cut.log 0
+  --log 127.53.52.4 127.53.52.10 silent/slow.log 300
 )
 
 # Zones in signing order (children before parents, so their DS can go into the parent).
@@ -86,6 +94,9 @@ ZONES=(
   "flaky.net|net|unsigned"
   "steady.net|net|unsigned"
   "rawsoa.net|net|unsigned"
+  "cut.observed.net|observed.net|unsigned"
+  "observed.net|net|unsigned"
+  "slow.net|net|unsigned"
   "com|.|nsec"
   "net|.|nsec"
   "org|.|unsigned"
@@ -170,15 +181,19 @@ server_ok() {
   for z in $zones; do answers "$addr" "$z" || return 1; done
 }
 
-# the relay of silent.py --filter answers for steady.net (and drops flaky.net)
-relay_ok() { answers 127.53.51.1 steady.net && answers 127.53.51.3 rawsoa.net; }
+# the relays of silent.py answer (--filter for steady.net, it drops flaky.net; --soa-ttl; --log)
+relay_ok() {
+  answers 127.53.51.1 steady.net && answers 127.53.51.3 rawsoa.net &&
+    answers 127.53.52.1 observed.net && answers 127.53.52.2 observed.net &&
+    answers 127.53.52.3 cut.observed.net && answers 127.53.52.4 slow.net
+}
 
 # starts tests/fakenet/silent.py (the servers that never answer); its pid file, written once its
 # sockets are bound, is under STATEDIR so that stop_all stops it with the NSDs.
 start_silent() {
   local dir=$1 sdir="$1/silent" i
   mkdir -p "$sdir"
-  rm -f "$sdir/silent.pid"
+  rm -f "$sdir/silent.pid" "$sdir"/observed-ns?.log "$sdir/cut.log" "$sdir/slow.log"
   python3 "$HERE/silent.py" "$dir" "$sdir/silent.pid" "${SILENT_ARGS[@]}" \
     </dev/null >>"$sdir/silent.log" 2>&1 9>&- &
   local pid=$!
@@ -220,7 +235,7 @@ cmd_status() {
   elif relay_ok; then
     echo "ok    silent.py (${SILENT_ARGS[*]}) pid $spid"
   else
-    echo "DOWN  silent.py: the relay 127.53.51.1 does not answer for steady.net"
+    echo "DOWN  silent.py: a relay does not answer (127.53.51.1 steady.net, 127.53.51.3, 127.53.52.1-4)"
     bad=1
   fi
   [[ -f $dir/env ]] || { echo "no $dir/env"; bad=1; }
@@ -471,6 +486,9 @@ cmd_up() {
     echo "SILENT_SERVERS=\"127.53.98.1 127.53.98.2\""
     echo "FLAKY_RELAY=127.53.51.1"
     echo "RAWSOA_RELAY=127.53.51.3"
+    echo "OBSERVED_LOGS=\"$dir/silent/observed-ns1.log $dir/silent/observed-ns2.log\""
+    echo "CUT_LOG=$dir/silent/cut.log"
+    echo "SLOW_LOG=$dir/silent/slow.log"
   } >"$dir/env"
 
   local t1

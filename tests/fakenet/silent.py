@@ -3,6 +3,7 @@
 
     silent.py STATEDIR PIDFILE [--drop ADDR]... [--filter ADDR BACKEND ZONE]...
                                [--soa-ttl ADDR BACKEND TTL]...
+                               [--log ADDR BACKEND LOGFILE DELAY_MS]...
 
 --drop ADDR: on ADDR:53, UDP and TCP, read every query and never answer (a server that is
   down without telling: no ICMP, no RST; the resolver can only time out).
@@ -12,6 +13,13 @@
 --soa-ttl ADDR BACKEND TTL: relay to BACKEND:53 as --filter (nothing dropped), and set the TTL
   of every SOA record in the authority section of the answers to TTL: a server that does not
   lower the SOA's TTL to its MINIMUM in negative answers (NSD does, RFC 2308 §3).
+--log ADDR BACKEND LOGFILE DELAY_MS: relay to BACKEND:53 as --filter (nothing dropped), each
+  query held DELAY_MS milliseconds before it is passed on (a distant server), and append one line
+  per query received to LOGFILE (relative: under STATEDIR), flushed at once:
+      <unix time, 6 decimals> <in flight> <qtype> <qname>
+  <in flight> counts the queries this relay holds at that moment, this one included (what a
+  resolver's caps bound); <qtype> is a mnemonic (A, NS, DS...) or TYPEn; <qname> is lower case
+  with a final dot. Tests read the lines appended after they started.
 
 The pid file is written once every socket is bound: it is the readiness signal. The process
 exits by itself when STATEDIR goes away (a fakenet whose state dir was deleted under it).
@@ -22,6 +30,11 @@ import asyncio
 import ipaddress
 import os
 import sys
+import time
+
+QTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
+          33: "SRV", 39: "DNAME", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 50: "NSEC3",
+          65: "HTTPS", 255: "ANY"}
 
 
 def qname(packet: bytes):
@@ -79,10 +92,20 @@ def set_soa_ttl(m: bytes, ttl: int) -> bytes:
     return bytes(m)
 
 
+def qtype(packet: bytes) -> str:
+    try:
+        i = skip_name(packet, 12)
+        t = int.from_bytes(packet[i : i + 2], "big")
+    except IndexError:
+        return "?"
+    return QTYPES.get(t, f"TYPE{t}")
+
+
 class Filter(asyncio.DatagramProtocol):
-    def __init__(self, backend, zone, soa_ttl=None):
+    def __init__(self, backend, zone, soa_ttl=None, log=None, delay_ms=0):
         self.backend, self.zone, self.transport = backend, zone.rstrip(".").lower(), None
         self.soa_ttl = soa_ttl
+        self.log, self.delay, self.inflight = log, delay_ms / 1000.0, 0
 
     def connection_made(self, transport):
         self.transport = transport
@@ -90,9 +113,22 @@ class Filter(asyncio.DatagramProtocol):
     def datagram_received(self, data, addr):
         if self.zone and under(qname(data), self.zone):
             return
+        if self.log is not None:
+            self.inflight += 1
+            self.log.write(f"{time.time():.6f} {self.inflight} {qtype(data)} {qname(data)}.\n")
+            self.log.flush()
         asyncio.ensure_future(self.forward(data, addr))
 
     async def forward(self, data, client):
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            await self.relay(data, client)
+        finally:
+            if self.log is not None:
+                self.inflight -= 1
+
+    async def relay(self, data, client):
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
 
@@ -140,6 +176,11 @@ async def main():
             addr, backend, ttl, args = args[1], args[2], int(args[3]), args[4:]
             assert ipaddress.ip_address(backend).is_loopback, backend
             proto = lambda b=backend, s=ttl: Filter(b, "", s)  # noqa: E731
+        elif args[0] == "--log" and len(args) >= 5:
+            addr, backend, path, delay, args = args[1], args[2], args[3], int(args[4]), args[5:]
+            assert ipaddress.ip_address(backend).is_loopback, backend
+            log = open(os.path.join(state_dir, path), "a", buffering=1)
+            proto = lambda b=backend, f=log, d=delay: Filter(b, "", None, f, d)  # noqa: E731
         else:
             sys.exit(__doc__)
         assert ipaddress.ip_address(addr).is_loopback, addr
