@@ -61,7 +61,7 @@ fn state_files() {
     ] {
         assert!(f.env.contains_key(k), "{k} missing from env");
     }
-    assert_eq!(f.servers().len(), 24, "IPv4 NSDs");
+    assert_eq!(f.servers().len(), 26, "IPv4 NSDs");
     assert!(
         f.env["SERVERS"].split(' ').any(|s| s == "::1"),
         "the IPv6 NSD"
@@ -704,4 +704,82 @@ fn added_servers_directly() {
         let r = common::dig(ns(a), &["+norec", zone, "SOA"]);
         assert!(r.aa(), "{a} {zone}\n{}", r.raw);
     }
+}
+
+/// The logging relays (silent.py --log): they answer as the NSD behind them, and write one line
+/// per query to their log under STATEDIR/silent/.
+#[test]
+fn logging_relays() {
+    let f = Fakenet::shared();
+    let ns = |a: [u8; 4]| Fakenet::ns(a.into());
+    for (addr, log, name, want) in [
+        (
+            [127, 53, 52, 1],
+            "observed-ns1.log",
+            "selftest1.observed.net",
+            "198.18.9.1",
+        ),
+        (
+            [127, 53, 52, 2],
+            "observed-ns2.log",
+            "selftest2.observed.net",
+            "198.18.9.1",
+        ),
+        (
+            [127, 53, 52, 3],
+            "cut.log",
+            "a.b.c.d.cut.observed.net",
+            "198.18.9.4",
+        ),
+        (
+            [127, 53, 52, 4],
+            "slow.log",
+            "selftest4.slow.net",
+            "198.18.9.2",
+        ),
+    ] {
+        let r = common::dig(ns(addr), &["+norec", name, "A"]);
+        assert!(r.aa(), "{addr:?}\n{}", r.raw);
+        assert_eq!(r.answer_rdata("A"), [want], "{}", r.raw);
+        let text = std::fs::read_to_string(f.state_dir.join("silent").join(log)).unwrap();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.ends_with(&format!(" A {name}.")))
+            .unwrap_or_else(|| panic!("{name} not in {log}:\n{text}"));
+        let w: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            w[0].parse::<f64>().is_ok() && w[1].parse::<u32>().unwrap() >= 1,
+            "{line}"
+        );
+    }
+    assert!(f.env["SLOW_LOG"].ends_with("/silent/slow.log"));
+    // the parent refers the child zone; through Unbound
+    let r = common::dig(ns([127, 53, 52, 1]), &["+norec", "x.cut.observed.net", "A"]);
+    assert!(!r.aa() && r.authority_types() == ["NS"], "{}", r.raw);
+    let u = unbound();
+    expect(
+        &u.dig(&["www.observed.net", "A"]),
+        "NOERROR",
+        false,
+        &["www.observed.net. A 198.18.9.1"],
+    );
+    expect(
+        &u.dig(&["a.b.c.d.cut.observed.net", "A"]),
+        "NOERROR",
+        false,
+        &["a.b.c.d.cut.observed.net. A 198.18.9.4"],
+    );
+    expect(
+        &u.dig(&["www.slow.net", "A"]),
+        "NOERROR",
+        false,
+        &["www.slow.net. A 198.18.9.2"],
+    );
+    expect(
+        &u.dig(&["nx.cut.observed.net", "A"]),
+        "NXDOMAIN",
+        false,
+        &[],
+    );
 }

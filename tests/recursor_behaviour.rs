@@ -302,7 +302,10 @@ fn the_faster_server_gets_most_queries() {
             .count()
     };
     let (to_fast, to_slow) = (count(&fast), count(&slow));
-    assert!(to_fast + to_slow >= n, "every name was asked: {to_fast} + {to_slow}");
+    assert!(
+        to_fast + to_slow >= n,
+        "every name was asked: {to_fast} + {to_slow}"
+    );
     assert!(
         to_fast * 10 >= (to_fast + to_slow) * 8,
         "at least 80 % to the fast server: {to_fast} fast, {to_slow} slow"
@@ -355,9 +358,18 @@ fn per_zone_cap_bounds_the_queries_to_a_slow_zone() {
     let limited = metric(&fw, LIMITED_ZONE) - before;
     let seen = log.seen();
     let most = seen.iter().map(|s| s.inflight).max().unwrap_or(0);
-    assert!(most <= 5, "at most 5 outstanding at slow.net's server: {seen:?}");
-    assert!(failed >= 1, "some lookups beyond the cap and its line: {got:?}");
-    assert_eq!(limited, failed as f64, "each SERVFAIL counted as limit=zone");
+    assert!(
+        most <= 5,
+        "at most 5 outstanding at slow.net's server: {seen:?}"
+    );
+    assert!(
+        failed >= 1,
+        "some lookups beyond the cap and its line: {got:?}"
+    );
+    assert_eq!(
+        limited, failed as f64,
+        "each SERVFAIL counted as limit=zone"
+    );
     let answered = got.len() - failed;
     assert!(answered >= 5, "the cap's worth answered: {got:?}");
     let asked = seen.iter().filter(|s| s.qname.starts_with("zone")).count();
@@ -379,15 +391,24 @@ fn per_client_cap_refuses_the_flooding_client_only() {
     queries.push((localhost(2), "other.slow.net".to_string()));
     let got = flood(&fw, &queries);
     let other = got.last().unwrap().clone();
-    assert_eq!(other.rcode, "NOERROR", "the other client is served: {got:?}");
+    assert_eq!(
+        other.rcode, "NOERROR",
+        "the other client is served: {got:?}"
+    );
     let failed = servfails(&got[..20]);
     let limited = metric(&fw, LIMITED_CLIENT) - before;
     assert!(failed >= 1, "the flooding client is capped: {got:?}");
     assert!(20 - failed >= 3, "its first three are answered: {got:?}");
-    assert_eq!(limited, failed as f64, "each SERVFAIL counted as limit=client");
+    assert_eq!(
+        limited, failed as f64,
+        "each SERVFAIL counted as limit=client"
+    );
     let seen = log.seen();
     let most = seen.iter().map(|s| s.inflight).max().unwrap_or(0);
-    assert!(most <= 3 + 1, "3 of the flooder + 1 other at most: {seen:?}");
+    assert!(
+        most <= 3 + 1,
+        "3 of the flooder + 1 other at most: {seen:?}"
+    );
 }
 
 /// `max_inflight: 4`: 20 distinct slow names at once (from four clients); beyond four misses
