@@ -782,4 +782,10 @@ fn logging_relays() {
         false,
         &[],
     );
+    expect(
+        &u.dig(&["www.viaslow.net", "A"]),
+        "NOERROR",
+        false,
+        &["www.viaslow.net. A 198.18.9.3"],
+    );
 }

@@ -46,7 +46,7 @@ SERVERS=(
   "127.53.50.3|optout-child|unsigned.optout.net"
   "127.53.50.4|algorithms|ed25519.net rsasha256.net"
   "127.53.51.2|flaky-ns2|flaky.net steady.net rawsoa.net"
-  "127.53.52.9|observed|observed.net"
+  "127.53.52.9|observed|observed.net viaslow.net"
   "127.53.52.10|observed-child|cut.observed.net slow.net"
   "::1|v6only|v6only.net"
 )
@@ -61,7 +61,7 @@ SILENT_ARGS=(
   --filter 127.53.51.1 127.53.51.2 flaky.net
   --soa-ttl 127.53.51.3 127.53.51.2 3600
   --log 127.53.52.1 127.53.52.9 silent/observed-ns1.log 0
-  --log 127.53.52.2 127.53.52.9 silent/observed-ns2.log 400
+  --log 127.53.52.2 127.53.52.9 silent/observed-ns2.log 150
   --log 127.53.52.3 127.53.52.10 silent/cut.log 0
   --log 127.53.52.4 127.53.52.10 silent/slow.log 300
 )
@@ -96,6 +96,7 @@ ZONES=(
   "rawsoa.net|net|unsigned"
   "cut.observed.net|observed.net|unsigned"
   "observed.net|net|unsigned"
+  "viaslow.net|net|unsigned"
   "slow.net|net|unsigned"
   "com|.|nsec"
   "net|.|nsec"
@@ -185,6 +186,7 @@ server_ok() {
 relay_ok() {
   answers 127.53.51.1 steady.net && answers 127.53.51.3 rawsoa.net &&
     answers 127.53.52.1 observed.net && answers 127.53.52.2 observed.net &&
+    answers 127.53.52.2 viaslow.net &&
     answers 127.53.52.3 cut.observed.net && answers 127.53.52.4 slow.net
 }
 

@@ -23,6 +23,12 @@ const HOLD_AFTER: u32 = 3;
 /// silent, up to [`MAX_HOLD`].
 const FIRST_HOLD: Duration = Duration::from_secs(5);
 const MAX_HOLD: Duration = Duration::from_secs(300);
+/// Each time a zone's query goes to a measured server while another of its servers was never
+/// asked, the RTT assumed for that one shrinks by this factor (BIND's decay of servers not
+/// chosen): a server never asked is tried within a few queries even when a measured one is below
+/// [`UNKNOWN_RTT`] (150 ms, say), and so found if it is the fastest. Without it the measured
+/// one was asked forever.
+const PASSED_OVER: f64 = 0.9;
 /// Servers remembered; beyond it the oldest entries go (a memory bound against floods of
 /// names under ever new delegations).
 const MAX_SERVERS: usize = 50_000;
@@ -44,6 +50,8 @@ struct State {
 #[derive(Debug)]
 pub struct Servers {
     states: Mutex<HashMap<IpAddr, State>>,
+    /// How many times each server never asked was passed over for a measured one.
+    passed_over: Mutex<HashMap<IpAddr, i32>>,
     /// Upper bound of one query's timeout (`resolver.server_timeout_ms`).
     max_timeout: Duration,
 }
@@ -53,6 +61,7 @@ impl Servers {
     pub fn new(max_timeout: Duration) -> Servers {
         Servers {
             states: Mutex::new(HashMap::new()),
+            passed_over: Mutex::new(HashMap::new()),
             max_timeout,
         }
     }
@@ -67,11 +76,15 @@ impl Servers {
     pub fn order(&self, addrs: &[IpAddr]) -> Vec<IpAddr> {
         let now = Instant::now();
         let states = self.lock();
+        let mut passed = self.passed_over.lock().unwrap_or_else(|e| e.into_inner());
         let mut ranked: Vec<(u8, Duration, IpAddr)> = addrs
             .iter()
             .map(|&ip| {
                 let (class, rtt) = match states.get(&ip) {
-                    None => (0, UNKNOWN_RTT),
+                    None => {
+                        let n = passed.get(&ip).copied().unwrap_or(0);
+                        (0, UNKNOWN_RTT.mul_f64(PASSED_OVER.powi(n)))
+                    }
                     Some(s) => {
                         let held = s.held_until.is_some_and(|t| t > now);
                         let lame = s.lame_until.is_some_and(|t| t > now);
@@ -83,6 +96,16 @@ impl Servers {
             })
             .collect();
         ranked.sort_by_key(|&(class, rtt, _)| (class, rtt));
+        if ranked.first().is_some_and(|f| states.contains_key(&f.2)) {
+            if passed.len() >= MAX_SERVERS {
+                passed.clear();
+            }
+            for (_, _, ip) in &ranked {
+                if !states.contains_key(ip) {
+                    *passed.entry(*ip).or_insert(0) += 1;
+                }
+            }
+        }
         ranked.into_iter().map(|(_, _, ip)| ip).collect()
     }
 
@@ -202,6 +225,16 @@ mod tests {
         assert_eq!(s.order(&[a, b, c])[2], b, "held servers go last");
         s.answered(b, Duration::from_millis(2));
         assert!(!s.is_held(b));
+    }
+
+    #[test]
+    fn a_server_never_asked_is_probed_after_a_few_queries() {
+        let s = Servers::new(Duration::from_millis(1500));
+        let (slow, unknown): (IpAddr, IpAddr) =
+            ("127.55.0.1".parse().unwrap(), "127.55.0.2".parse().unwrap());
+        s.answered(slow, Duration::from_millis(150));
+        let first = (0..30).position(|_| s.order(&[slow, unknown])[0] == unknown);
+        assert!(first.is_some_and(|n| n >= 3), "{first:?}");
     }
 
     #[test]
