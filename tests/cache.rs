@@ -15,7 +15,7 @@ use std::{
 
 use common::{Fakenet, Fraudwall, dig};
 use hickory_proto::{
-    op::{Message, MessageType, OpCode},
+    op::{Message, MessageType, OpCode, ResponseCode},
     rr::{RData, Record, RecordType, rdata::A},
 };
 
@@ -203,19 +203,26 @@ struct UpstreamState {
     asked: Mutex<Vec<String>>,
     /// Hold the answer to a name's second and later questions until `release` (or 5 s).
     hold_repeats: AtomicBool,
+    /// Answer a name's second and later questions with SERVFAIL.
+    fail_repeats: AtomicBool,
     release: AtomicBool,
     stop: AtomicBool,
 }
 
 impl Upstream {
-    fn start(ttl: u32, hold_repeats: bool) -> Upstream {
+    fn start(ttl: u32, repeats: Repeats) -> Upstream {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let addr = socket.local_addr().unwrap();
         let state = Arc::new(UpstreamState::default());
-        state.hold_repeats.store(hold_repeats, Ordering::SeqCst);
+        state
+            .hold_repeats
+            .store(repeats == Repeats::Hold, Ordering::SeqCst);
+        state
+            .fail_repeats
+            .store(repeats == Repeats::Fail, Ordering::SeqCst);
         let st = state.clone();
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -239,7 +246,9 @@ impl Upstream {
                 r.metadata.recursion_desired = q.metadata.recursion_desired;
                 r.metadata.recursion_available = true;
                 r.add_query(question.clone());
-                if question.query_type() == RecordType::A {
+                if nth > 1 && st.fail_repeats.load(Ordering::SeqCst) {
+                    r.metadata.response_code = ResponseCode::ServFail;
+                } else if question.query_type() == RecordType::A {
                     r.answers.push(Record::from_rdata(
                         question.name().clone(),
                         ttl,
@@ -286,6 +295,14 @@ impl Upstream {
     }
 }
 
+/// What the [`Upstream`] does with a name's second and later questions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeats {
+    Answer,
+    Hold,
+    Fail,
+}
+
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop();
@@ -307,7 +324,7 @@ fn start_forwarding(upstream: &Upstream, cache: &str) -> Fraudwall {
 /// The second answer comes from the cache: it still comes when the upstream is gone.
 #[test]
 fn a_cached_answer_needs_no_upstream() {
-    let mut upstream = Upstream::start(3600, false);
+    let mut upstream = Upstream::start(3600, Repeats::Answer);
     let fw = start_forwarding(&upstream, "");
     let first = dig(fw.addr, &["www.fw.test", "A"]);
     assert_eq!(first.answer_rdata("A"), ["198.18.9.1"], "{}", first.raw);
@@ -328,7 +345,7 @@ fn a_cached_answer_needs_no_upstream() {
 #[test]
 fn a_popular_entry_is_refreshed_before_it_expires() {
     const TTL: u32 = 20;
-    let upstream = Upstream::start(TTL, true);
+    let upstream = Upstream::start(TTL, Repeats::Hold);
     let fw = start_forwarding(&upstream, "    prefetch: true\n");
     let name = "pop.fw.test.";
     let a = |r: &common::DigResult| (r.answer_rdata("A"), r.answer.first().map(|x| x.ttl));
@@ -378,7 +395,7 @@ fn a_popular_entry_is_refreshed_before_it_expires() {
 #[test]
 fn without_prefetch_an_entry_is_only_renewed_after_it_expires() {
     const TTL: u32 = 20;
-    let upstream = Upstream::start(TTL, false);
+    let upstream = Upstream::start(TTL, Repeats::Answer);
     let fw = start_forwarding(&upstream, "    prefetch: false\n");
     let name = "pop.fw.test.";
     let first = dig(fw.addr, &[name, "A"]);
@@ -444,4 +461,41 @@ fn a_list_swap_takes_effect_on_the_next_query_for_a_cached_name() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A refresh that fails does not replace the entry it was to renew: clients get the cached
+/// answer until it expires (and only then the upstream's failure).
+#[test]
+fn a_failed_prefetch_keeps_the_cached_answer_until_it_expires() {
+    const TTL: u32 = 20;
+    let upstream = Upstream::start(TTL, Repeats::Fail);
+    let fw = start_forwarding(&upstream, "    prefetch: true\n");
+    let name = "pop.fw.test.";
+    let asked = Instant::now();
+    let first = dig(fw.addr, &[name, "A"]);
+    assert_eq!(first.answer_rdata("A"), ["198.18.9.1"]);
+    let deadline = asked + Duration::from_secs(3 * TTL as u64);
+    loop {
+        assert!(Instant::now() < deadline, "never failed:\n{}", fw.log());
+        std::thread::sleep(Duration::from_millis(200));
+        let r = dig(fw.addr, &[name, "A"]);
+        // The entry was stored after `asked`: until TTL seconds after it, it is fresh.
+        let fresh = asked.elapsed() < Duration::from_secs(TTL as u64);
+        if r.answer_rdata("A") == ["198.18.9.1"] {
+            continue;
+        }
+        assert!(
+            !fresh,
+            "{} while the cached answer was fresh (refresh asked: {}):\n{}",
+            r.status,
+            upstream.asked(name) > 1,
+            r.raw
+        );
+        assert_eq!(r.status, "SERVFAIL", "{}", r.raw);
+        break;
+    }
+    assert!(
+        upstream.asked(name) >= 2,
+        "the refresh or the miss asked again"
+    );
 }
