@@ -54,17 +54,14 @@ pub fn parse_file(path: &Path) -> Result<AnchorFile, AnchorError> {
         .map_err(read_error)?;
     let mut ds = Vec::new();
     for r in zone.values().flat_map(RecordSet::records_without_rrsigs) {
-        match &r.data {
-            RData::DNSSEC(DNSSECRData::DS(d)) => {
-                if !r.name.is_root() {
-                    return Err(AnchorError::NonRootDs {
-                        path: p,
-                        owner: r.name.to_string(),
-                    });
-                }
-                ds.push(d.clone());
+        if let RData::DNSSEC(DNSSECRData::DS(d)) = &r.data {
+            if !r.name.is_root() {
+                return Err(AnchorError::NonRootDs {
+                    path: p,
+                    owner: r.name.to_string(),
+                });
             }
-            _ => {}
+            ds.push(d.clone());
         }
     }
     if ds.is_empty() && keys.is_empty() {
