@@ -262,6 +262,13 @@ fn build_forwarder(cfg: &ResolverConfig) -> Result<TokioResolver, ResolveError> 
         HickoryResolverConfig::from_name_servers(servers),
         TokioRuntimeProvider::default(),
     );
+    if cfg
+        .forwarders
+        .iter()
+        .any(|f| f.protocol == ForwardProtocol::Tls)
+    {
+        builder = builder.with_tls_config(tls_client_config()?);
+    }
     let opts = builder.options_mut();
     opts.timeout = cfg.timeout / 2;
     opts.attempts = 2;
@@ -272,6 +279,51 @@ fn build_forwarder(cfg: &ResolverConfig) -> Result<TokioResolver, ResolveError> 
     builder
         .build()
         .map_err(|e| ResolveError::Forwarder(e.to_string()))
+}
+
+/// Where the system's CA bundle is, as OpenSSL looks for it: `SSL_CERT_FILE`, else the
+/// Debian/Ubuntu or the Red Hat path.
+fn ca_bundle() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SSL_CERT_FILE") {
+        return Some(p.into());
+    }
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// The TLS client of DoT forwarders: their certificates must chain to a CA of the system's
+/// bundle ([`ca_bundle`]). hickory's own default trusts no CA at all unless it is built with
+/// `webpki-roots` or the platform verifier, and we build it with neither: without this, every
+/// DoT forwarder failed its handshake and every forwarded query was SERVFAIL.
+fn tls_client_config() -> Result<rustls::ClientConfig, ResolveError> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let fail = |why: String| ResolveError::Forwarder(format!("DNS over TLS: {why}"));
+    let path = ca_bundle().ok_or_else(|| {
+        fail("no CA bundle (install ca-certificates, or set SSL_CERT_FILE)".into())
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(&path)
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        // A bundle may hold certificates rustls cannot use; the others still count.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(fail(format!("{}: no CA certificates", path.display())));
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| fail(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 /// Reads root server addresses from a zone-format hints file.

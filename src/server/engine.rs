@@ -428,9 +428,26 @@ impl Engine {
 
     /// Refreshes a popular entry before it expires (off the hot path; nobody waits for it).
     pub async fn refresh(&self, miss: Miss) {
-        let _ = self
-            .resolve_into_cache(&miss.query.as_query(), &miss.key, None)
-            .await;
+        let q = miss.query.as_query();
+        let Some(question) =
+            Question::from_wire(q.qname, RecordType::from(q.qtype), q.dnssec_ok(), q.cd())
+        else {
+            return;
+        };
+        let resolved = self.resolver.resolve(&question).await;
+        // A refresh that fails leaves the entry it was to renew: that one is still fresh, and
+        // serve-stale can give it out once it has expired. Storing the SERVFAIL would answer
+        // clients with failures while a good answer was still valid.
+        if resolved.message.metadata.response_code == hickory_proto::op::ResponseCode::ServFail {
+            debug!(qname = %wire::name_to_string(q.qname), "prefetch failed; entry kept");
+            return;
+        }
+        let secure = resolved.security == Security::Secure;
+        if let Some(entry) =
+            Entry::from_message(&resolved.message, secure, resolved.ede, self.cache.config())
+        {
+            self.cache.insert(&miss.key, entry);
+        }
     }
 
     /// Resolves `q`, stores the answer, and returns the entry to serve: the new one, or `stale`
