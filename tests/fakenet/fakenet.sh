@@ -196,7 +196,7 @@ start_silent() {
   local dir=$1 sdir="$1/silent" i
   mkdir -p "$sdir"
   rm -f "$sdir/silent.pid" "$sdir"/observed-ns?.log "$sdir/cut.log" "$sdir/slow.log"
-  python3 "$HERE/silent.py" "$dir" "$sdir/silent.pid" "${SILENT_ARGS[@]}" \
+  python3 -B "$HERE/silent.py" "$dir" "$sdir/silent.pid" "${SILENT_ARGS[@]}" \
     </dev/null >>"$sdir/silent.log" 2>&1 9>&- &
   local pid=$!
   for ((i = 0; i < 100; i++)); do
