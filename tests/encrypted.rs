@@ -515,7 +515,10 @@ fn curl_over_doh_lands_on_the_warning_page() {
     ));
     let page = logged(&s.fw, "warning page listening on http ");
     let out = Command::new("curl")
-        .args(["-s", "--max-time", "10", "-H", "Accept: text/html"])
+        // Bound to loopback: were the name not blocked, curl could not reach its real address
+        // (198.18.0.0/15) off this machine.
+        .args(["-s", "--max-time", "10", "--interface", "lo"])
+        .args(["-H", "Accept: text/html"])
         .arg("--cacert")
         .arg(&pki().ca)
         .arg("--doh-url")
@@ -677,7 +680,8 @@ async fn dot_pipelines_and_answers_out_of_order() {
 /// opened before keeps answering. A broken file afterwards keeps the last good one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_swap_keeps_open_connections() {
-    let s = start("");
+    let s = start("metrics:\n  listen: \"127.0.0.1:0\"\n");
+    let metrics = logged(&s.fw, "metrics listening on http ");
     let mut old = dot_connect(s.dot, NAME).await.expect("first certificate");
     old.write_all(&framed_query(7, "www.scam-shop.net"))
         .await
@@ -721,7 +725,11 @@ async fn certificate_swap_keeps_open_connections() {
     std::fs::write(tls.join("new"), "-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
     std::fs::rename(tls.join("new"), tls.join("cert.pem")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !s.fw.log().contains("tls certificate reload failed") {
+    while !s
+        .fw
+        .log()
+        .contains("cert.pem: cannot use as certificate chain")
+    {
         assert!(
             Instant::now() < deadline,
             "no reload failure logged:\n{}",
@@ -730,10 +738,23 @@ async fn certificate_swap_keeps_open_connections() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(
-        s.fw.log().contains("cert.pem"),
-        "the file is named:\n{}",
+        s.fw.log().contains("tls certificate reload failed"),
+        "{}",
         s.fw.log()
     );
+    let scrape = Command::new("curl")
+        .args(["-s", &format!("http://{metrics}/metrics")])
+        .output()
+        .unwrap();
+    let failures = String::from_utf8_lossy(&scrape.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fraudwall_tls_reload_failures_total ")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        });
+    assert!(failures.is_some_and(|n| n >= 1.0), "{failures:?}");
     let mut c = dot_connect(s.dot, NAME2)
         .await
         .expect("the last good certificate");
