@@ -136,8 +136,9 @@ const LISTS: &[(&str, &str)] = &[
     ("lists/dropped.txt", "dropped.example.com\n"),
 ];
 
-/// A fraudwall resolving the fakenet, with DoT and DoH on loopback port 0 and `extra` config.
-fn config(extra: &str) -> String {
+/// A fraudwall resolving the fakenet, with DoT and DoH on loopback port 0 and `extra` config;
+/// `dot_extra` is added to the `dot:` section.
+fn config(dot_extra: &str, extra: &str) -> String {
     let net = Fakenet::shared();
     format!(
         "listen: [\"127.0.0.1:0\"]\n\
@@ -148,7 +149,7 @@ fn config(extra: &str) -> String {
          \x20   - file: refused.txt\n      action: refused\n\
          \x20   - file: dropped.txt\n      action: drop\n\
          tls:\n  cert: tls/cert.pem\n  key: tls/key.pem\n  reload_secs: 1\n\
-         dot:\n  listen: [\"127.0.0.1:0\"]\n\
+         dot:\n  listen: [\"127.0.0.1:0\"]\n{dot_extra}\
          doh:\n  listen: [\"127.0.0.1:0\"]\n\
          {extra}",
         net.hints.display(),
@@ -164,11 +165,15 @@ struct Server {
 }
 
 fn start(extra: &str) -> Server {
+    start_dot(extra, "")
+}
+
+fn start_dot(extra: &str, dot_extra: &str) -> Server {
     let p = pki();
     let mut files: Vec<(&str, &str)> = LISTS.to_vec();
     files.push(("tls/cert.pem", &p.cert));
     files.push(("tls/key.pem", &p.key));
-    let fw = Fraudwall::start(&config(extra), &files);
+    let fw = Fraudwall::start(&config(dot_extra, extra), &files);
     let dot = logged(&fw, "listening on dot ");
     let doh = logged(&fw, "listening on doh ");
     Server { fw, dot, doh }
@@ -789,6 +794,24 @@ fn bad_certificate_at_start_is_an_error_naming_the_file() {
         text.contains("tls.key") && text.contains("key.pem") && text.contains("line 3"),
         "{text}"
     );
+    // A DDR name the certificate does not cover: no client could verify it.
+    std::fs::write(dir.path().join("key.pem"), &pki().key).unwrap();
+    std::fs::write(
+        dir.path().join("fw.yaml"),
+        "tls:\n  cert: cert.pem\n  key: key.pem\nddr:\n  name: other.fraudwall.test\n",
+    )
+    .unwrap();
+    let out = Command::new(common::fraudwall::bin())
+        .args(["config", "check"])
+        .arg(dir.path().join("fw.yaml"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("line 5: ddr.name"),
+        "{text}"
+    );
     // DoT without a certificate.
     std::fs::write(
         dir.path().join("fw.yaml"),
@@ -803,4 +826,48 @@ fn bad_certificate_at_start_is_an_error_naming_the_file() {
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && text.contains("tls"), "{text}");
+}
+
+/// Whether the server closed `c` within `within` (reads return EOF or an error).
+async fn closed_within(c: &mut Dot, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, c.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// A DoT connection that sends no complete query is closed after `dot.idle_timeout_secs`, also
+/// when it trickles the bytes of a frame that never completes (slowloris); one that keeps
+/// asking stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_idle_connections_are_closed_even_when_trickling() {
+    let s = start_dot("", "  idle_timeout_secs: 2\n");
+    // Silent: closed after the idle timeout (the bound is generous: it checks the timeout, not
+    // a speed).
+    let mut silent = dot_connect(s.dot, NAME).await.expect("handshake");
+    assert!(closed_within(&mut silent, Duration::from_secs(15)).await);
+    // Trickling: a frame that announces 100 bytes, sent one byte a second.
+    let mut slow = dot_connect(s.dot, NAME).await.expect("handshake");
+    let started = Instant::now();
+    slow.write_all(&[0, 100]).await.unwrap();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if slow.write_all(&[0]).await.is_err()
+            || closed_within(&mut slow, Duration::from_secs(1)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a trickling client kept its connection open");
+    // Asking: a query every second keeps a connection open past the timeout.
+    let mut busy = dot_connect(s.dot, NAME).await.expect("handshake");
+    for id in 0..4 {
+        busy.write_all(&framed_query(id, "www.scam-shop.net"))
+            .await
+            .unwrap();
+        assert_eq!(read_answer(&mut busy).await, (id, 0));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
