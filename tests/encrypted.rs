@@ -602,8 +602,13 @@ fn acl_refuses_dot_and_doh_before_the_handshake() {
     );
 }
 
-/// A rustls client trusting the test CA.
+/// A rustls client trusting the test CA, offering ALPN `dot`.
 fn connector() -> tokio_rustls::TlsConnector {
+    connector_alpn(b"dot")
+}
+
+/// A rustls client trusting the test CA, offering `alpn`.
+fn connector_alpn(alpn: &[u8]) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&pki().ca).unwrap() {
@@ -617,7 +622,7 @@ fn connector() -> tokio_rustls::TlsConnector {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let mut config = config;
-    config.alpn_protocols = vec![b"dot".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
@@ -870,4 +875,43 @@ async fn dot_idle_connections_are_closed_even_when_trickling() {
         assert_eq!(read_answer(&mut busy).await, (id, 0));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// CVE-2023-44487: a client that opens HTTP/2 streams and resets them at once is cut off
+/// (GOAWAY, ENHANCE_YOUR_CALM) instead of making the server work for each; DoH keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doh_rapid_reset_flood_is_cut_off() {
+    let s = shared();
+    let tcp = tokio::net::TcpStream::connect(s.doh).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(NAME).unwrap();
+    let tls = connector_alpn(b"h2").connect(name, tcp).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tls).await.expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let uri = format!("https://{NAME}/dns-query?dns=AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB");
+    let mut refused = false;
+    for _ in 0..5_000 {
+        client = match client.ready().await {
+            Ok(c) => c,
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        };
+        let req = hyper::Request::get(uri.as_str()).body(()).unwrap();
+        match client.send_request(req, true) {
+            Ok((_, mut stream)) => stream.send_reset(h2::Reason::CANCEL),
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(15), conn).await;
+    let reason = match ended {
+        Ok(Ok(Err(e))) => e.reason(),
+        other => panic!("the flooding connection was not cut off (refused: {refused}): {other:?}"),
+    };
+    assert_eq!(reason, Some(h2::Reason::ENHANCE_YOUR_CALM));
+    let raw = kdig(s.doh, "+https", &["www.scam-shop.net", "A"]);
+    assert_eq!(parse_kdig(&raw).status, "NOERROR", "{raw}");
 }
