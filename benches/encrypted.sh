@@ -78,6 +78,8 @@ awk '{print $1" A"}' "$work/lists/fraud.txt" >"$work/queries"
   echo "  access-control: 127.0.0.0/8 allow"
   echo "  do-not-query-localhost: yes"
   echo "  prefetch: no"
+  # Nothing outside the list is ever looked up: no query can leave the machine.
+  echo "  local-zone: \".\" refuse"
   awk '{print "  local-zone: \""$1".\" always_null"}' "$work/lists/fraud.txt"
   echo "remote-control:"
   echo "  control-enable: no"
