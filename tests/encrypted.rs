@@ -148,7 +148,7 @@ fn config(dot_extra: &str, extra: &str) -> String {
          \x20   - file: nodata.txt\n      action: nodata\n\
          \x20   - file: refused.txt\n      action: refused\n\
          \x20   - file: dropped.txt\n      action: drop\n\
-         tls:\n  cert: tls/cert.pem\n  key: tls/key.pem\n  reload_secs: 1\n\
+         tls:\n  cert: tls/cert.pem\n  key: tls/key.pem\n  reload_secs: 1\n  handshake_timeout_secs: 2\n\
          dot:\n  listen: [\"127.0.0.1:0\"]\n{dot_extra}\
          doh:\n  listen: [\"127.0.0.1:0\"]\n\
          {extra}",
@@ -765,6 +765,16 @@ async fn certificate_swap_keeps_open_connections() {
                 .ok()
         });
     assert!(failures.is_some_and(|n| n >= 1.0), "{failures:?}");
+    // DoT answers are counted as such.
+    let dot_answers = String::from_utf8_lossy(&scrape.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fraudwall_queries_total{protocol=\"tls\",rcode=\"NOERROR\"} ")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        });
+    assert!(dot_answers.is_some_and(|n| n >= 3.0), "{dot_answers:?}");
     let mut c = dot_connect(s.dot, NAME2)
         .await
         .expect("the last good certificate");
@@ -912,6 +922,45 @@ async fn doh_rapid_reset_flood_is_cut_off() {
         other => panic!("the flooding connection was not cut off (refused: {refused}): {other:?}"),
     };
     assert_eq!(reason, Some(h2::Reason::ENHANCE_YOUR_CALM));
+    let raw = kdig(s.doh, "+https", &["www.scam-shop.net", "A"]);
+    assert_eq!(parse_kdig(&raw).status, "NOERROR", "{raw}");
+}
+
+/// Garbage instead of a TLS handshake, and a client that connects and never starts one: both
+/// are closed (the silent one after `tls.handshake_timeout_secs`), and DoT and DoH keep
+/// serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_stalled_handshakes_are_closed() {
+    let s = start("");
+    for addr in [s.dot, s.doh] {
+        for i in 0..50u8 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let junk: Vec<u8> = (0..512u16)
+                .map(|b| (b as u8).wrapping_mul(31).wrapping_add(i))
+                .collect();
+            let _ = c.write_all(&junk).await;
+            let mut buf = [0u8; 256];
+            // The server answers with an alert or just closes; either way the read ends.
+            let r = tokio::time::timeout(Duration::from_secs(15), async {
+                while let Ok(n) = c.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+            assert!(r.is_ok(), "{addr}: garbage connection left open");
+        }
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let r = tokio::time::timeout(Duration::from_secs(15), silent.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "{addr}: a client that never handshakes is not closed"
+        );
+    }
+    let raw = kdig(s.dot, "+tls", &["www.scam-shop.net", "A"]);
+    assert_eq!(parse_kdig(&raw).status, "NOERROR", "{raw}");
     let raw = kdig(s.doh, "+https", &["www.scam-shop.net", "A"]);
     assert_eq!(parse_kdig(&raw).status, "NOERROR", "{raw}");
 }
