@@ -917,11 +917,17 @@ async fn doh_rapid_reset_flood_is_cut_off() {
         }
     }
     let ended = tokio::time::timeout(Duration::from_secs(15), conn).await;
-    let reason = match ended {
-        Ok(Ok(Err(e))) => e.reason(),
+    // Cut off: the GOAWAY's reason, or, when the server's close overtook the client's reading
+    // of it, an I/O error on the closed connection. An unprotected server would keep the
+    // connection (a timeout here) or end it cleanly.
+    match ended {
+        Ok(Ok(Err(e))) => assert!(
+            e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+                || (e.reason().is_none() && e.is_io()),
+            "{e:?}"
+        ),
         other => panic!("the flooding connection was not cut off (refused: {refused}): {other:?}"),
-    };
-    assert_eq!(reason, Some(h2::Reason::ENHANCE_YOUR_CALM));
+    }
     let raw = kdig(s.doh, "+https", &["www.scam-shop.net", "A"]);
     assert_eq!(parse_kdig(&raw).status, "NOERROR", "{raw}");
 }
