@@ -177,6 +177,9 @@ pub async fn serve(
         dot,
         doh,
     } = listeners;
+    if (!dot.is_empty() || !doh.is_empty()) && certs.is_none() {
+        return Err(io::Error::other("dot and doh need a certificate (tls:)"));
+    }
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut workers = udp::Workers::default();
@@ -195,9 +198,6 @@ pub async fn serve(
             tracker.clone(),
         ));
         info!("listening on tcp {}", b.addr);
-    }
-    if (!dot.is_empty() || !doh.is_empty()) && certs.is_none() {
-        return Err(io::Error::other("dot and doh need a certificate (tls:)"));
     }
     if let Some(certs) = &certs {
         tracker.spawn(certs.clone().watch(stop.clone()));

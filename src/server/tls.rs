@@ -76,7 +76,7 @@ pub fn load(cfg: &TlsConfig) -> Result<CertifiedKey, TlsError> {
         .map_err(|e| key_err(format!("{e} (is it the key of {}?)", cfg.cert.display())))
 }
 
-/// Whether the first certificate of `cfg` is valid for `name` (the DDR TargetName).
+/// Whether the leaf certificate of `key` is valid for `name` (the DDR TargetName).
 pub fn covers(key: &CertifiedKey, name: &str) -> bool {
     let Ok(leaf) = key.end_entity_cert() else {
         return false;
