@@ -137,8 +137,8 @@ const LISTS: &[(&str, &str)] = &[
 ];
 
 /// A fraudwall resolving the fakenet, with DoT and DoH on loopback port 0 and `extra` config;
-/// `dot_extra` is added to the `dot:` section.
-fn config(dot_extra: &str, extra: &str) -> String {
+/// `dot_extra` and `doh_extra` are added to the `dot:` and `doh:` sections.
+fn config(dot_extra: &str, doh_extra: &str, extra: &str) -> String {
     let net = Fakenet::shared();
     format!(
         "listen: [\"127.0.0.1:0\"]\n\
@@ -150,7 +150,7 @@ fn config(dot_extra: &str, extra: &str) -> String {
          \x20   - file: dropped.txt\n      action: drop\n\
          tls:\n  cert: tls/cert.pem\n  key: tls/key.pem\n  reload_secs: 1\n  handshake_timeout_secs: 2\n\
          dot:\n  listen: [\"127.0.0.1:0\"]\n{dot_extra}\
-         doh:\n  listen: [\"127.0.0.1:0\"]\n\
+         doh:\n  listen: [\"127.0.0.1:0\"]\n{doh_extra}\
          {extra}",
         net.hints.display(),
         net.trust_anchor.display()
@@ -169,11 +169,15 @@ fn start(extra: &str) -> Server {
 }
 
 fn start_dot(extra: &str, dot_extra: &str) -> Server {
+    start_with(extra, dot_extra, "")
+}
+
+fn start_with(extra: &str, dot_extra: &str, doh_extra: &str) -> Server {
     let p = pki();
     let mut files: Vec<(&str, &str)> = LISTS.to_vec();
     files.push(("tls/cert.pem", &p.cert));
     files.push(("tls/key.pem", &p.key));
-    let fw = Fraudwall::start(&config(dot_extra, extra), &files);
+    let fw = Fraudwall::start(&config(dot_extra, doh_extra, extra), &files);
     let dot = logged(&fw, "listening on dot ");
     let doh = logged(&fw, "listening on doh ");
     Server { fw, dot, doh }
@@ -969,4 +973,42 @@ async fn garbage_and_stalled_handshakes_are_closed() {
     assert_eq!(parse_kdig(&raw).status, "NOERROR", "{raw}");
     let raw = kdig(s.doh, "+https", &["www.scam-shop.net", "A"]);
     assert_eq!(parse_kdig(&raw).status, "NOERROR", "{raw}");
+}
+
+/// A DoH connection with no request for `doh.idle_timeout_secs` is closed, even while the
+/// client keeps it busy with HTTP/2 pings; one with requests stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doh_idle_connections_are_closed_despite_pings() {
+    let s = start_with("", "", "  idle_timeout_secs: 2\n");
+    let h2_connect = || async {
+        let tcp = tokio::net::TcpStream::connect(s.doh).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from(NAME).unwrap();
+        let tls = connector_alpn(b"h2").connect(name, tcp).await.unwrap();
+        h2::client::handshake(tls).await.expect("h2 handshake")
+    };
+    let (_client, mut conn) = h2_connect().await;
+    let mut pings = conn.ping_pong().expect("ping_pong");
+    let conn = tokio::spawn(conn);
+    let pinger = tokio::spawn(async move {
+        while pings.ping(h2::Ping::opaque()).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(15), conn).await;
+    assert!(ended.is_ok(), "pings kept an idle DoH connection open");
+    pinger.abort();
+
+    // Requests keep it open past the timeout.
+    let (client, conn) = h2_connect().await;
+    let conn = tokio::spawn(conn);
+    let uri = format!("https://{NAME}/dns-query?dns=AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB");
+    let mut client = client;
+    for _ in 0..4 {
+        client = client.ready().await.expect("connection still open");
+        let req = hyper::Request::get(uri.as_str()).body(()).unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        assert_eq!(resp.await.expect("an answer").status(), 200);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(!conn.is_finished());
 }
