@@ -1012,3 +1012,183 @@ async fn doh_idle_connections_are_closed_despite_pings() {
     }
     assert!(!conn.is_finished());
 }
+
+/// Headless Chromium whose only resolver is fraudwall's DoH endpoint (secure mode: no fallback
+/// to the system resolver), with the test CA trusted through an NSS database in a throwaway
+/// `$HOME`. No `--host-resolver-rules`: the browser resolves the blocked name itself, gets the
+/// sinkhole address (127.0.0.1) and lands on the warning page. The same run with a wrong DoH
+/// path, or without the CA, must not reach the page: what reaches it went through DoH.
+///
+/// Needs `chromium` and `certutil` (tests/browser/install.sh); skipped loudly without them unless
+/// FRAUDWALL_REQUIRE_BROWSER is set.
+#[test]
+fn chromium_over_doh_lands_on_the_warning_page() {
+    const HOST: &str = "www.fraudwall-demo.test";
+    let find = |names: &[&str]| {
+        let path = std::env::var_os("PATH")?;
+        names
+            .iter()
+            .flat_map(|n| std::env::split_paths(&path).map(move |d| d.join(n)))
+            .find(|p| p.is_file())
+    };
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| find(&["chromium", "chromium-browser", "google-chrome"]));
+    let (Some(chromium), Some(certutil)) = (chromium, find(&["certutil"])) else {
+        assert!(
+            std::env::var_os("FRAUDWALL_REQUIRE_BROWSER").is_none(),
+            "chromium or certutil not found but FRAUDWALL_REQUIRE_BROWSER is set"
+        );
+        eprintln!(
+            "\n\n!!!!!!!! SKIPPED chromium_over_doh_lands_on_the_warning_page: chromium or \
+             certutil not found. Run tests/browser/install.sh. !!!!!!!!\n"
+        );
+        return;
+    };
+
+    let p = pki();
+    // Nothing to forward to (port 9 on loopback): every name the browser may ask besides the
+    // blocked one fails here instead of leaving the machine.
+    let fw = Fraudwall::start(
+        "listen: [\"127.0.0.1:0\"]\n\
+         resolver:\n  mode: forward\n  forwarders: [{address: \"127.0.0.1:9\"}]\n\
+         blocklists:\n  dir: lists\n\
+         sinkhole:\n  ipv4: 127.0.0.1\n\
+         tls:\n  cert: tls/cert.pem\n  key: tls/key.pem\n\
+         doh:\n  listen: [\"127.0.0.1:0\"]\n\
+         warning_page:\n  listen: [\"127.0.0.1:0\"]\n",
+        &[
+            ("lists/fraud.txt", "fraudwall-demo.test\n"),
+            ("tls/cert.pem", &p.cert),
+            ("tls/key.pem", &p.key),
+        ],
+    );
+    let doh = logged(&fw, "listening on doh ");
+    let page = logged(&fw, "warning page listening on http ");
+    let url = format!("http://{HOST}:{}/", page.port());
+
+    // A HOME whose NSS database trusts the test CA (Chromium on Linux reads $HOME/.pki/nssdb).
+    let trusting_home = tempfile::tempdir().unwrap();
+    let nssdb = trusting_home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).unwrap();
+    let db = format!("sql:{}", nssdb.display());
+    for args in [
+        vec!["-d", &db, "-N", "--empty-password"],
+        vec!["-d", &db, "-A", "-t", "C,,", "-n", "fraudwall-test-ca"]
+            .into_iter()
+            .chain(["-i", p.ca.to_str().unwrap()])
+            .collect(),
+    ] {
+        let out = Command::new(&certutil).args(&args).output().unwrap();
+        assert!(out.status.success(), "certutil {args:?}: {out:?}");
+    }
+    let empty_home = tempfile::tempdir().unwrap();
+
+    // One browser run: a fresh profile whose Local State sets DoH (the prefs behind
+    // chrome://settings/security "Use secure DNS"), the DOM of `url` on stdout.
+    let browse = |home: &Path, template: &str| -> String {
+        let profile = tempfile::tempdir().unwrap();
+        std::fs::write(
+            profile.path().join("Local State"),
+            format!(r#"{{"dns_over_https":{{"mode":"secure","templates":"{template}"}}}}"#),
+        )
+        .unwrap();
+        let mut child = Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--no-proxy-server",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(&url)
+            .env("HOME", home)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+            s
+        });
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium did not finish within 90 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        reader.join().unwrap()
+    };
+    let events = || std::fs::read_to_string(fw.dir.path().join("events.jsonl")).unwrap_or_default();
+    let good = format!("https://127.0.0.1:{}/dns-query", doh.port());
+
+    // DoH broken for the browser: a path fraudwall does not serve (404), or a certificate it
+    // does not trust. Secure mode must not fall back, so no page and no query reaches us.
+    let wrong_path = format!("https://127.0.0.1:{}/not-dns-query", doh.port());
+    for (what, home, template) in [
+        (
+            "a wrong DoH path",
+            trusting_home.path(),
+            wrong_path.as_str(),
+        ),
+        ("an untrusted CA", empty_home.path(), good.as_str()),
+    ] {
+        let dom = browse(home, template);
+        assert!(
+            !dom.contains("Blocked: suspected fraud site"),
+            "the warning page loaded with {what}:\n{dom}"
+        );
+    }
+    assert!(
+        !events().contains(HOST),
+        "blocked queries answered although DoH was unusable:\n{}",
+        events()
+    );
+
+    let dom = browse(trusting_home.path(), &good);
+    assert!(
+        dom.contains("Blocked: suspected fraud site"),
+        "Chromium did not land on the warning page:\n{dom}\n{}",
+        fw.log()
+    );
+    assert!(
+        dom.contains(HOST),
+        "the page names the blocked host:\n{dom}"
+    );
+    let title = dom
+        .split("<title>")
+        .nth(1)
+        .and_then(|t| t.split("</title>").next())
+        .unwrap_or_default();
+    assert!(
+        title.contains("Blocked: suspected fraud site") && !title.contains("&lt;"),
+        "the tab title shows markup: {title:?}"
+    );
+    // The browser's own query, answered over DoH: the event names the transport.
+    wait_for_events(
+        &fw,
+        &[&format!(
+            "\"qname\":\"{HOST}\",\"qtype\":\"A\",\"action\":\"sinkhole\""
+        )],
+    );
+    let ev = events();
+    for line in ev.lines().filter(|l| l.contains(HOST)) {
+        assert!(
+            line.contains("\"protocol\":\"https\""),
+            "not over DoH: {line}"
+        );
+    }
+}
