@@ -16,24 +16,38 @@ use crate::{
     lists, metrics, process,
     resolve::Resolver,
     server::{
-        self, Bound,
+        self, Listeners,
+        ddr::Ddr,
         engine::{Engine, Parts},
         report::BlockReporter,
+        tls::Certificates,
     },
     sinkhole::page,
 };
 
 type PageTask = tokio::task::JoinHandle<Result<(), page::Error>>;
 
-/// Binds every `listen` address of `config` (UDP and TCP on one port each). Must run inside
-/// the runtime that will serve them.
-pub fn bind(config: &Config) -> anyhow::Result<Vec<Bound>> {
-    config
-        .server
-        .listen
-        .iter()
-        .map(|addr| server::bind(*addr).with_context(|| format!("binding {addr}")))
-        .collect()
+/// Binds every `listen` address of `config` (UDP and TCP on one port each), and the DoT and
+/// DoH addresses. Must run inside the runtime that will serve them.
+pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    let stream = |addrs: &[std::net::SocketAddr], what: &str| {
+        addrs
+            .iter()
+            .map(|addr| {
+                server::bind_stream(*addr).with_context(|| format!("binding {what} {addr}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    Ok(Listeners {
+        dns: config
+            .server
+            .listen
+            .iter()
+            .map(|addr| server::bind(*addr).with_context(|| format!("binding {addr}")))
+            .collect::<anyhow::Result<_>>()?,
+        dot: stream(&config.encrypted.dot_listen, "dot")?,
+        doh: stream(&config.encrypted.doh_listen, "doh")?,
+    })
 }
 
 /// The warning page's sockets, bound before root is given up (port 80).
@@ -77,10 +91,11 @@ fn start_warning_page(
     (stop, tasks)
 }
 
-/// Runs the resolver on `listeners` until `shutdown` completes. SIGHUP reloads the lists.
+/// Runs the resolver on `listeners` until `shutdown` completes. SIGHUP reloads the lists and
+/// the DoT/DoH certificate.
 pub async fn serve(
     config: Config,
-    listeners: Vec<Bound>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Metrics first, so everything after can count; the handle keeps the endpoint alive.
@@ -88,6 +103,12 @@ pub async fn serve(
     // Every socket is bound now; nothing after needs root, and files made from here on belong
     // to the user that runs the service.
     let page_listeners = bind_warning_page(&config).await?;
+    // Read before privileges go: the key is often readable by root alone. Reloads read it as
+    // the service user (docs/OPERATING.md, "Encrypted DNS").
+    let certs = match &config.encrypted.tls {
+        Some(tls) => Some(Certificates::load(tls).context("loading the DoT/DoH certificate")?),
+        None => None,
+    };
     process::drop_privileges(
         config.server.user.as_deref(),
         config.server.group.as_deref(),
@@ -96,10 +117,14 @@ pub async fn serve(
     let (reloader, blocklist) = lists::Reloader::start(&config.blocklists).await?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
+    let hup_certs = certs.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             info!("SIGHUP received: reloading lists");
             reloader.reload(lists::Trigger::Sighup);
+            if let Some(c) = hup_certs.clone() {
+                let _ = tokio::task::spawn_blocking(move || c.reload(true)).await;
+            }
         }
     });
     let (events, events_writer) =
@@ -109,19 +134,31 @@ pub async fn serve(
     let resolver = Resolver::build(&config.resolver, config.cache().recursor_bytes())
         .await
         .context("building the resolver")?;
-    let engine = Arc::new(Engine::new(Parts {
-        server: config.server.clone(),
-        access: config.access.clone(),
-        sinkhole: config.sinkhole.clone(),
-        doh_canary: config.blocklists.doh_canary,
-        max_inflight: config.resolver.max_inflight,
-        max_inflight_per_client: config.resolver.max_inflight_per_client,
-        blocklist,
-        cache: Cache::new(config.cache().clone()),
-        resolver: Arc::new(resolver),
-        observer: Box::new(BlockReporter::new(events)),
-    }));
-    server::run(engine, &config.server, listeners, shutdown).await?;
+    let engine = Arc::new(
+        Engine::new(Parts {
+            server: config.server.clone(),
+            access: config.access.clone(),
+            sinkhole: config.sinkhole.clone(),
+            doh_canary: config.blocklists.doh_canary,
+            max_inflight: config.resolver.max_inflight,
+            max_inflight_per_client: config.resolver.max_inflight_per_client,
+            blocklist,
+            cache: Cache::new(config.cache().clone()),
+            resolver: Arc::new(resolver),
+            observer: Box::new(BlockReporter::new(events)),
+        })
+        .with_ddr(ddr(&config, &listeners)),
+    );
+    let encrypted = &config.encrypted;
+    server::serve(
+        engine,
+        &config.server,
+        encrypted,
+        listeners,
+        certs,
+        shutdown,
+    )
+    .await?;
     let _ = page_stop.send(true);
     for t in page_tasks {
         let _ = t.await;
@@ -130,4 +167,22 @@ pub async fn serve(
     let _ = events_writer.await;
     info!("stopped");
     Ok(())
+}
+
+/// Our DDR answer; says at start why there is none when DoT or DoH listens.
+fn ddr(config: &Config, listeners: &Listeners) -> Ddr {
+    let e = &config.encrypted;
+    let addrs = |l: &[tokio::net::TcpListener]| {
+        l.iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect::<Vec<_>>()
+    };
+    let ddr = Ddr::new(e, &addrs(&listeners.doh), &addrs(&listeners.dot));
+    if ddr.is_empty() && (!e.dot_listen.is_empty() || !e.doh_listen.is_empty()) {
+        tracing::warn!(
+            "ddr.name is not set: _dns.resolver.arpa answers NODATA, so browsers and phones \
+             will not discover our DoT/DoH; set ddr.name to the name of tls.cert"
+        );
+    }
+    ddr
 }

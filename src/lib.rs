@@ -8,7 +8,7 @@
 //! | command | `main.rs`, [`cli`] | the command line; every exit code |
 //! | wiring | [`app`] | config → the parts → listeners → shutdown |
 //! | config | [`config`] | YAML → every section validated by its owner |
-//! | transports | [`server`] | UDP, TCP and the [`server::engine`] they share |
+//! | transports | [`server`] | UDP, TCP, DoT, DoH and the [`server::engine`] they share |
 //! | services | [`resolve`], [`lists`], [`sinkhole`], [`events`] | asking upstream; keeping the blocklist current; the warning page; the block log |
 //! | counting | [`metrics`] | metric names, hot-path counters, `/metrics` |
 //! | ground | [`dns`], [`blocklist`], [`logging`] | DNS bytes (codec, answer cache, blocked answers, EDE); the compiled blocklist and its file format; `tracing` setup |
@@ -16,15 +16,19 @@
 //!
 //! # How a query flows
 //! UDP packets are read in batches (`recvmmsg`) by worker threads sharing each address's socket
-//! ([`server::udp`]); TCP connections are read by [`server::tcp`], pipelined. Both hand the
-//! bytes to the [`server::engine::Engine`]: the query is parsed on the wire ([`dns::wire`]), the
-//! client is checked against `access.allow`, the name is looked up in the live
+//! ([`server::udp`]); TCP and DoT connections are read by [`server::tcp`], pipelined (DoT after
+//! a TLS handshake with the certificate [`server::tls`] keeps current); DoH requests arrive
+//! through hyper ([`server::doh`]). All hand the bytes to the [`server::engine::Engine`]: the
+//! query is parsed on the wire ([`dns::wire`]), the client is checked against `access.allow`,
+//! names under `resolver.arpa` are answered locally ([`server::ddr`]), the name is looked up in
+//! the live
 //! [`blocklist::SharedBlocklist`] (one FST walk over its reversed labels), and a blocked name
 //! gets its answer at once ([`dns::blocked`]). Anything else is answered from the wire-format
 //! [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
 //! [`resolve::Resolver`] (our iterative [`resolve::recursor`], or forwarders), stores the
 //! answer, and re-checks every CNAME target against the blocklist (CNAME cloaking). Answers of a
-//! UDP batch leave with one `sendmmsg`; TCP answers are the engine's bytes, framed.
+//! UDP batch leave with one `sendmmsg`; TCP and DoT answers are the engine's bytes, framed; DoH
+//! answers are them as an HTTP body.
 //!
 //! # How a list flows
 //! Analysts drop files into `blocklists.dir`. The [`lists`] reloader notices (notify, a poll as

@@ -80,8 +80,10 @@ pub const TASK_RESTARTS_TOTAL: &str = "fraudwall_task_restarts_total";
 pub const RECURSOR_LIMITED_TOTAL: &str = "fraudwall_recursor_limited_total";
 /// Negative answers synthesised from validated NSEC records (RFC 8198).
 pub const NSEC_SYNTHESISED_TOTAL: &str = "fraudwall_nsec_synthesised_total";
-/// TCP connections closed at accept, by reason (`acl`, `limit`, `client_limit`).
+/// TCP connections (plain, DoT and DoH) closed at accept, by reason (`acl`, `limit`, `client_limit`).
 pub const TCP_REFUSED_TOTAL: &str = "fraudwall_tcp_refused_total";
+/// Reloads of the DoT/DoH certificate that failed (the previous certificate stays in service).
+pub const TLS_RELOAD_FAILURES_TOTAL: &str = "fraudwall_tls_reload_failures_total";
 /// 1 when a compiled blocklist is being served, 0 when none could be loaded.
 pub const LISTS_LOADED: &str = "fraudwall_lists_loaded";
 
@@ -309,6 +311,10 @@ fn describe() {
         TCP_REFUSED_TOTAL,
         "TCP connections closed at accept, by reason"
     );
+    describe_counter!(
+        TLS_RELOAD_FAILURES_TOTAL,
+        "DoT/DoH certificate reloads that failed (the previous certificate stays)"
+    );
     describe_gauge!(
         LISTS_LOADED,
         "1 when a compiled blocklist is served, 0 when none could be loaded"
@@ -530,6 +536,11 @@ pub fn nsec_synthesised() {
 /// `client_limit`).
 pub fn tcp_refused(reason: &'static str) {
     metrics::counter!(TCP_REFUSED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Counts a failed reload of the DoT/DoH certificate.
+pub fn tls_reload_failed() {
+    metrics::counter!(TLS_RELOAD_FAILURES_TOTAL).increment(1);
 }
 
 /// Sets whether lists are loaded (1) or fraudwall serves without any (0).

@@ -3,8 +3,8 @@
 //!
 //! Every section belongs to the module that uses it ([`crate::section`] says how): `resolver:`
 //! to [`crate::resolve`], `resolver.cache:` to [`crate::dns::cache`], `blocklists:` to
-//! [`crate::lists`], `sinkhole:` to [`crate::dns::blocked`], `listen`, `server:` and `access:`
-//! to [`crate::server`], `warning_page:` to [`crate::sinkhole::page`], `events:` to
+//! [`crate::lists`], `sinkhole:` to [`crate::dns::blocked`], `listen`, `server:`, `access:`,
+//! `tls:`, `dot:`, `doh:` and `ddr:` to [`crate::server`], `warning_page:` to [`crate::sinkhole::page`], `events:` to
 //! [`crate::events`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
 //! module only assembles them and reports.
 //!
@@ -31,7 +31,10 @@ use crate::{
     metrics::MetricsConfig,
     resolve::config::{RawResolver, ResolverConfig},
     section::Check,
-    server::{AccessConfig, RawAccess, RawServer, ServerConfig},
+    server::{
+        AccessConfig, EncryptedConfig, RawAccess, RawDdr, RawDoh, RawDot, RawServer, RawTls,
+        ServerConfig,
+    },
     sinkhole::page::WarningPageConfig,
 };
 
@@ -71,6 +74,10 @@ struct RawConfig {
     sinkhole: RawSinkhole,
     access: RawAccess,
     server: RawServer,
+    tls: Option<RawTls>,
+    dot: RawDot,
+    doh: RawDoh,
+    ddr: RawDdr,
     log: LogConfig,
     warning_page: WarningPageConfig,
     events: EventLogConfig,
@@ -86,6 +93,10 @@ impl Default for RawConfig {
             sinkhole: Default::default(),
             access: Default::default(),
             server: Default::default(),
+            tls: None,
+            dot: Default::default(),
+            doh: Default::default(),
+            ddr: Default::default(),
             log: Default::default(),
             warning_page: Default::default(),
             events: Default::default(),
@@ -104,6 +115,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// `listen` and `server:`.
     pub server: ServerConfig,
+    /// `tls:`, `dot:`, `doh:` and `ddr:`.
+    pub encrypted: EncryptedConfig,
     pub log: LogConfig,
     pub warning_page: WarningPageConfig,
     pub events: EventLogConfig,
@@ -177,6 +190,8 @@ impl RawConfig {
         let sinkhole = check.section("sinkhole", |c| self.sinkhole.validate(c));
         let access = check.section("access", |c| self.access.validate(c));
         let server = check.section("server", |c| self.server.validate(self.listen, c));
+        let encrypted =
+            crate::server::validate_encrypted(self.tls, self.dot, self.doh, self.ddr, check);
         let log = check.section("log", |c| self.log.validate(c));
         let warning_page = check.section("warning_page", |c| self.warning_page.validate(c));
         let events = check.section("events", |c| self.events.validate(c));
@@ -195,6 +210,7 @@ impl RawConfig {
             sinkhole,
             access,
             server,
+            encrypted,
             log,
             warning_page,
             events,

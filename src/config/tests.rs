@@ -252,3 +252,34 @@ fn values_that_cannot_work_are_refused() {
     let c = parse("access:\n  allow: [0.0.0.0/0]\n  open_resolver: true\n").unwrap();
     assert!(c.access.allows("8.8.8.8".parse().unwrap()));
 }
+
+#[test]
+fn encrypted_sections_are_checked_with_key_and_line() {
+    let e = parse("dot:\n  listen: [\"127.0.0.1:853\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tls:") && e.contains("tls.cert"), "{e}");
+    let e = parse("doh:\n  listen: []\n  path: dns-query\n  idle_timeout_secs: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3: doh.path"), "{e}");
+    assert!(e.contains("line 4: doh.idle_timeout_secs"), "{e}");
+    let e = parse("tls:\n  cert: /nonexistent/c.pem\n  key: /nonexistent/k.pem\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("line 2: tls.cert") && e.contains("line 3: tls.key"),
+        "{e}"
+    );
+    let e = parse("doh:\n  path: /q\n  paht: /x\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3") && e.contains("unknown field"), "{e}");
+    let e = parse("ddr:\n  name: \"not a name!\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2: ddr.name"), "{e}");
+    let c = parse("").unwrap();
+    assert!(c.encrypted.tls.is_none() && c.encrypted.dot_listen.is_empty());
+    assert_eq!(c.encrypted.doh_path, "/dns-query");
+}

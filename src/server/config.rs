@@ -181,3 +181,204 @@ impl AccessConfig {
         self.allow.iter().any(|net| net.contains(&ip))
     }
 }
+
+/// `tls:` as YAML spells it: the certificate DoT and DoH present.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// How often the two files are checked for a new certificate, in seconds (SIGHUP checks at
+    /// once).
+    #[serde(default = "default_reload_secs")]
+    pub reload_secs: u64,
+    /// Seconds a client has to finish its TLS handshake.
+    #[serde(default = "default_handshake_secs")]
+    pub handshake_timeout_secs: u64,
+}
+
+fn default_reload_secs() -> u64 {
+    10
+}
+
+fn default_handshake_secs() -> u64 {
+    5
+}
+
+/// `dot:` as YAML spells it (RFC 7858, DNS over TLS).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDot {
+    pub listen: Vec<SocketAddr>,
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for RawDot {
+    fn default() -> Self {
+        RawDot {
+            listen: Vec::new(),
+            idle_timeout_secs: 30,
+        }
+    }
+}
+
+/// `doh:` as YAML spells it (RFC 8484, DNS over HTTPS).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDoh {
+    pub listen: Vec<SocketAddr>,
+    pub path: String,
+    pub idle_timeout_secs: u64,
+    pub max_streams: u32,
+}
+
+impl Default for RawDoh {
+    fn default() -> Self {
+        RawDoh {
+            listen: Vec::new(),
+            path: "/dns-query".into(),
+            idle_timeout_secs: 30,
+            max_streams: 100,
+        }
+    }
+}
+
+/// `ddr:` as YAML spells it (RFC 9462, discovery of designated resolvers).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDdr {
+    /// The name clients verify our certificate for: the SVCB TargetName.
+    pub name: Option<String>,
+}
+
+/// The certificate files, validated.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub reload: Duration,
+    pub handshake_timeout: Duration,
+}
+
+/// DoT, DoH and DDR, validated.
+#[derive(Debug, Clone)]
+pub struct EncryptedConfig {
+    /// Present when `dot` or `doh` listens (it is required then).
+    pub tls: Option<TlsConfig>,
+    pub dot_listen: Vec<SocketAddr>,
+    pub dot_idle: Duration,
+    pub doh_listen: Vec<SocketAddr>,
+    /// The DoH path, `/dns-query` by default.
+    pub doh_path: String,
+    pub doh_idle: Duration,
+    /// HTTP/2 streams one DoH connection may have open at once.
+    pub doh_max_streams: u32,
+    /// The SVCB TargetName of our DDR answer; `None`: DDR answers NODATA.
+    pub ddr_name: Option<hickory_proto::rr::Name>,
+}
+
+impl Default for EncryptedConfig {
+    /// No DoT, no DoH.
+    fn default() -> Self {
+        let mut check = Check::new(std::path::Path::new("."));
+        validate_encrypted(
+            None,
+            RawDot::default(),
+            RawDoh::default(),
+            RawDdr::default(),
+            &mut check,
+        )
+    }
+}
+
+/// Validates `tls:`, `dot:`, `doh:` and `ddr:` together: each listener needs the certificate,
+/// and the certificate is loaded here, so `fraudwall config check` finds a bad one.
+pub fn validate_encrypted(
+    tls: Option<RawTls>,
+    dot: RawDot,
+    doh: RawDoh,
+    ddr: RawDdr,
+    check: &mut Check,
+) -> EncryptedConfig {
+    let mut loaded = None;
+    let tls = tls.map(|t| {
+        check.section("tls", |c| {
+            let cert = c.file("cert", &t.cert);
+            let key = c.file("key", &t.key);
+            c.range("reload_secs", t.reload_secs, 1, 86_400);
+            c.range("handshake_timeout_secs", t.handshake_timeout_secs, 1, 300);
+            let cfg = TlsConfig {
+                cert,
+                key,
+                reload: Duration::from_secs(t.reload_secs),
+                handshake_timeout: Duration::from_secs(t.handshake_timeout_secs),
+            };
+            if c.is_clean() {
+                match super::tls::load(&cfg) {
+                    Ok(k) => loaded = Some(k),
+                    Err(e) => c.problem(if e.is_key() { "key" } else { "cert" }, e.to_string()),
+                }
+            }
+            cfg
+        })
+    });
+    let serving = !dot.listen.is_empty() || !doh.listen.is_empty();
+    if serving && tls.is_none() {
+        check.problem(
+            "tls",
+            "dot or doh listens: tls.cert and tls.key are needed (a PEM chain and its key)",
+        );
+    }
+    check.section("dot", |c| {
+        c.range("idle_timeout_secs", dot.idle_timeout_secs, 1, 3600)
+    });
+    check.section("doh", |c| {
+        c.range("idle_timeout_secs", doh.idle_timeout_secs, 1, 3600);
+        c.range("max_streams", doh.max_streams, 1, 10_000);
+        if !doh.path.starts_with('/') || doh.path.contains(['?', '#', '{', ' ']) {
+            c.problem(
+                "path",
+                format!(
+                    "{:?}: must start with / and have no query, '#', '{{' or space",
+                    doh.path
+                ),
+            );
+        }
+    });
+    let ddr_name = check.section("ddr", |c| {
+        let name = ddr.name.as_deref()?;
+        match hickory_proto::rr::Name::from_ascii(name) {
+            Ok(n) if n.num_labels() > 0 => {
+                // Clients verify the certificate for this name: a name it does not cover
+                // would advertise endpoints no client can use.
+                if let Some(k) = &loaded
+                    && !super::tls::covers(k, name)
+                {
+                    c.problem(
+                        "name",
+                        format!("{name} is not a name of the certificate in tls.cert"),
+                    );
+                }
+                let mut n = n.to_lowercase();
+                n.set_fqdn(true);
+                Some(n)
+            }
+            _ => {
+                c.problem("name", format!("{name:?} is not a domain name"));
+                None
+            }
+        }
+    });
+    EncryptedConfig {
+        tls,
+        dot_listen: dot.listen,
+        dot_idle: Duration::from_secs(dot.idle_timeout_secs),
+        doh_listen: doh.listen,
+        doh_path: doh.path,
+        doh_idle: Duration::from_secs(doh.idle_timeout_secs),
+        doh_max_streams: doh.max_streams,
+        ddr_name,
+    }
+}

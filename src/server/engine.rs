@@ -31,7 +31,10 @@ use crate::{
     },
     metrics,
     resolve::{Question, Resolve, Security},
-    server::{AccessConfig, ServerConfig},
+    server::{
+        AccessConfig, ServerConfig,
+        ddr::{Ddr, Local},
+    },
 };
 
 /// What the fast path decided.
@@ -123,6 +126,7 @@ pub struct Engine {
     resolver: Arc<dyn Resolve>,
     observer: Box<dyn BlockObserver>,
     inflight: AtomicUsize,
+    ddr: Ddr,
 }
 
 /// Per-worker scratch buffers, reused across packets.
@@ -149,7 +153,14 @@ impl Engine {
             resolver: parts.resolver,
             observer: parts.observer,
             inflight: AtomicUsize::new(0),
+            ddr: Ddr::none(),
         }
+    }
+
+    /// The engine answering `_dns.resolver.arpa` with `ddr`'s endpoints (without it: NODATA).
+    pub fn with_ddr(mut self, ddr: Ddr) -> Engine {
+        self.ddr = ddr;
+        self
     }
 
     /// The answer cache.
@@ -213,6 +224,19 @@ impl Engine {
         }
         if q.qtype == rtype::OPT {
             *out = wire::bare_response(&q, rcode::FORMERR, 0, self.payload(), None);
+            return Fast::Reply;
+        }
+        // resolver.arpa is ours to answer (RFC 9462): never forwarded, never recursed.
+        if let Some(local) = self.ddr.local(&q) {
+            match local {
+                Local::Endpoints => self.ddr.write(&q, self.payload(), out),
+                Local::Nodata(off) => {
+                    self.write_blocked(&q, Blocked::Nodata, SoaOwner::InQuestion(off), None, out)
+                }
+                Local::Nxdomain(off) => {
+                    self.write_blocked(&q, Blocked::Nxdomain, SoaOwner::InQuestion(off), None, out)
+                }
+            }
             return Fast::Reply;
         }
         if self.doh_canary && q.qname.eq_ignore_ascii_case(DOH_CANARY) {

@@ -4,16 +4,23 @@
 //!   transport.
 //! - [`udp`]: our own fast path: one socket per address, drained in batches by several
 //!   threads that answer blocked and cached queries inline and hand only misses to the runtime.
-//! - [`tcp`]: length-prefixed DNS with pipelining; answers are the engine's bytes as they are.
+//! - [`tcp`]: length-prefixed DNS with pipelining, over TCP and over TLS (DoT); answers are the
+//!   engine's bytes as they are.
+//! - [`doh`]: DNS over HTTPS, HTTP/2 and HTTP/1.1.
+//! - [`tls`]: the certificate DoT and DoH present, reloaded when its files change.
+//! - [`ddr`]: `resolver.arpa`, answered locally: our encrypted endpoints for DDR (RFC 9462).
 //! - [`report`]: what a block leaves behind (event, metrics).
 //!
-//! [`bind`] makes the sockets; [`run`] serves them until the shutdown future completes, so a
-//! caller (the binary, or a test) decides both.
+//! [`bind`] and [`bind_stream`] make the sockets; [`serve`] serves them until the shutdown
+//! future completes, so a caller (the binary, or a test) decides both.
 
 mod config;
+pub mod ddr;
+pub mod doh;
 pub mod engine;
 pub mod report;
 mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::{
@@ -29,7 +36,10 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-pub use config::{AccessConfig, RawAccess, RawServer, ServerConfig};
+pub use config::{
+    AccessConfig, EncryptedConfig, RawAccess, RawDdr, RawDoh, RawDot, RawServer, RawTls,
+    ServerConfig, TlsConfig, validate_encrypted,
+};
 use engine::Engine;
 
 use crate::dns::Transport;
@@ -96,6 +106,18 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
+/// Every listening socket: UDP+TCP per `listen` address, and the DoT and DoH listeners.
+pub struct Listeners {
+    pub dns: Vec<Bound>,
+    pub dot: Vec<TcpListener>,
+    pub doh: Vec<TcpListener>,
+}
+
+/// Binds a TCP listener alone (DoT, DoH). Must run inside a tokio runtime.
+pub fn bind_stream(addr: SocketAddr) -> io::Result<TcpListener> {
+    tcp_listener(addr)
+}
+
 /// Binds a UDP socket and a TCP listener on `addr`, on one port. Must run inside a tokio
 /// runtime (the TCP listener registers with it).
 pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
@@ -121,15 +143,43 @@ pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
     Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
 }
 
-/// Serves every bound address until `shutdown` completes: `config.udp_threads()` UDP workers
-/// each, and TCP. Then stops reading, lets answers still owed go out (for up to 2 s) and
-/// returns.
+/// Serves plain DNS on every bound address until `shutdown` completes: [`serve`] without DoT
+/// or DoH.
 pub async fn run(
     engine: Arc<Engine>,
     config: &ServerConfig,
     bound: Vec<Bound>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let listeners = Listeners {
+        dns: bound,
+        dot: Vec::new(),
+        doh: Vec::new(),
+    };
+    let encrypted = EncryptedConfig::default();
+    serve(engine, config, &encrypted, listeners, None, shutdown).await
+}
+
+/// Serves every bound address until `shutdown` completes: `config.udp_threads()` UDP workers
+/// each, TCP, and DoT and DoH with `certs` (required when either listens). Then stops reading,
+/// lets answers still owed go out (for up to 2 s) and returns. Connection caps are shared by
+/// TCP, DoT and DoH.
+pub async fn serve(
+    engine: Arc<Engine>,
+    config: &ServerConfig,
+    encrypted: &EncryptedConfig,
+    listeners: Listeners,
+    certs: Option<Arc<tls::Certificates>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let Listeners {
+        dns: bound,
+        dot,
+        doh,
+    } = listeners;
+    if (!dot.is_empty() || !doh.is_empty()) && certs.is_none() {
+        return Err(io::Error::other("dot and doh need a certificate (tls:)"));
+    }
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut workers = udp::Workers::default();
@@ -143,10 +193,46 @@ pub async fn run(
             engine.clone(),
             admission.clone(),
             config.tcp_timeout,
+            None,
             stop.clone(),
             tracker.clone(),
         ));
         info!("listening on tcp {}", b.addr);
+    }
+    if let Some(certs) = &certs {
+        tracker.spawn(certs.clone().watch(stop.clone()));
+    }
+    for l in dot {
+        let certs = certs.clone().expect("checked above");
+        let tls = (certs.acceptor(&[b"dot"]), certs);
+        let addr = l.local_addr()?;
+        tracker.spawn(tcp::serve(
+            l,
+            engine.clone(),
+            admission.clone(),
+            encrypted.dot_idle,
+            Some(tls),
+            stop.clone(),
+            tracker.clone(),
+        ));
+        info!("listening on dot {addr}");
+    }
+    if let Some(certs) = certs.as_ref().filter(|_| !doh.is_empty()) {
+        let shared = Arc::new(doh::Doh {
+            engine: engine.clone(),
+            admission: admission.clone(),
+            tls: (certs.acceptor(&[b"h2", b"http/1.1"]), certs.clone()),
+            path: encrypted.doh_path.clone(),
+            idle: encrypted.doh_idle,
+            max_streams: encrypted.doh_max_streams,
+            stop: stop.clone(),
+            tracker: tracker.clone(),
+        });
+        for l in doh {
+            let addr = l.local_addr()?;
+            tracker.spawn(doh::serve(l, shared.clone()));
+            info!("listening on doh {addr}");
+        }
     }
     shutdown.await;
     info!("shutting down: finishing queries in flight");

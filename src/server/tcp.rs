@@ -1,4 +1,5 @@
-//! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): two-byte length, then the message.
+//! DNS over TCP (RFC 1035 §4.2.2, RFC 7766) and over TLS (RFC 7858): two-byte length, then
+//! the message. DoT is the same connection handling inside a TLS stream.
 //!
 //! Each connection has a reader and a writer task. The reader takes queries one after another
 //! and answers what the fast path can at once; a miss is resolved in a task of its own, so
@@ -6,8 +7,9 @@
 //! §6.2.1.1). Every answer goes to the writer as the engine wrote it, with its length in front;
 //! the writer gathers what is ready into one write. Connections from clients outside the access
 //! list, and beyond the caps (in total, and per client prefix), are closed as soon as they are
-//! accepted. A connection is closed when no query has
-//! arrived for `server.tcp_timeout_secs`, when the client sends a zero-length frame, when the
+//! accepted, before any TLS handshake. A connection is closed when no complete query has
+//! arrived for `server.tcp_timeout_secs` (`dot.idle_timeout_secs` for DoT; bytes of a frame
+//! that never completes do not extend it), when the client sends a zero-length frame, when the
 //! client closes its side (after the answers still owed are written), or at shutdown.
 
 use std::{
@@ -17,19 +19,18 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        TcpListener, TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
 };
+use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, warn};
 
 use super::{
     ServerConfig, count,
     engine::{Engine, Fast, Scratch},
+    tls::{self, Certificates},
 };
 use crate::client::{Caps, Place};
 use crate::dns::Transport;
@@ -48,7 +49,7 @@ pub(super) struct Admission {
 }
 
 /// A connection's places under the caps; given back when the connection ends.
-struct Admitted {
+pub(super) struct Admitted {
     _total: OwnedSemaphorePermit,
     _client: Place,
 }
@@ -62,7 +63,7 @@ impl Admission {
     }
 
     /// Places for a connection from `ip`, or why there are none.
-    fn admit(&self, ip: IpAddr, engine: &Engine) -> Result<Admitted, &'static str> {
+    pub(super) fn admit(&self, ip: IpAddr, engine: &Engine) -> Result<Admitted, &'static str> {
         if !engine.access().allows(ip) {
             return Err("acl");
         }
@@ -79,16 +80,26 @@ impl Admission {
     }
 }
 
+/// With TLS (DoT): the acceptor (ALPN `dot`) and the live certificate.
+pub(super) type Tls = (TlsAcceptor, Arc<Certificates>);
+
 /// Accepts connections on `listener` until `stop` is cancelled; every connection runs on
-/// `tracker` so that shutdown can wait for the answers still owed.
+/// `tracker` so that shutdown can wait for the answers still owed. With `tls`, each admitted
+/// connection does its handshake first (bounded by `tls.handshake_timeout_secs`).
 pub(super) async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     admission: Arc<Admission>,
     idle: Duration,
+    tls: Option<Tls>,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -100,7 +111,7 @@ pub(super) async fn serve(
                 let admitted = match admission.admit(peer.ip(), &engine) {
                     Ok(a) => a,
                     Err(reason) => {
-                        debug!(client = %peer, reason, "tcp connection refused");
+                        debug!(client = %peer, reason, transport = transport.as_str(), "connection refused");
                         crate::metrics::tcp_refused(reason);
                         continue;
                     }
@@ -110,11 +121,25 @@ pub(super) async fn serve(
                     engine: engine.clone(),
                     peer,
                     idle,
+                    transport,
                     stop: stop.clone(),
                     tracker: tracker.clone(),
                 };
+                let tls = tls.clone();
                 tracker.spawn(async move {
-                    conn.run(stream).await;
+                    match tls {
+                        None => conn.run(stream).await,
+                        Some((acceptor, certs)) => {
+                            let handshake = tls::handshake(&acceptor, &certs, stream, peer);
+                            let done = tokio::select! {
+                                _ = conn.stop.cancelled() => None,
+                                t = handshake => t,
+                            };
+                            if let Some(stream) = done {
+                                conn.run(stream).await;
+                            }
+                        }
+                    }
                     drop(admitted);
                 });
             }
@@ -131,13 +156,17 @@ struct Connection {
     engine: Arc<Engine>,
     peer: SocketAddr,
     idle: Duration,
+    transport: Transport,
     stop: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream) {
-        let (reader, writer) = stream.into_split();
+    async fn run<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let writing = self.tracker.spawn(write_answers(writer, rx));
         self.read_queries(reader, tx).await;
@@ -145,7 +174,8 @@ impl Connection {
         let _ = writing.await;
     }
 
-    async fn read_queries(&self, mut reader: OwnedReadHalf, tx: mpsc::Sender<Vec<u8>>) {
+    async fn read_queries(&self, mut reader: impl AsyncRead + Unpin, tx: mpsc::Sender<Vec<u8>>) {
+        let transport = self.transport;
         let pipelined = Arc::new(Semaphore::new(MAX_PIPELINED));
         let mut scratch = Scratch::default();
         let mut packet = Vec::with_capacity(512);
@@ -156,7 +186,7 @@ impl Connection {
             };
             match read {
                 Err(_) => {
-                    debug!(client = %self.peer, "tcp connection idle: closing");
+                    debug!(client = %self.peer, transport = transport.as_str(), "connection idle: closing");
                     return;
                 }
                 Ok(Err(_)) | Ok(Ok(false)) => return,
@@ -166,16 +196,16 @@ impl Connection {
             let mut out = Vec::with_capacity(512);
             let fast =
                 self.engine
-                    .answer_fast(&packet, self.peer, Transport::Tcp, &mut out, &mut scratch);
+                    .answer_fast(&packet, self.peer, transport, &mut out, &mut scratch);
             match fast {
                 Fast::Reply => {
-                    count(Transport::Tcp, &out, started);
+                    count(transport, &out, started);
                     if tx.send(out).await.is_err() {
                         return;
                     }
                 }
                 Fast::ReplyAndRefresh(miss) => {
-                    count(Transport::Tcp, &out, started);
+                    count(transport, &out, started);
                     let engine = self.engine.clone();
                     self.tracker
                         .spawn(async move { engine.refresh(miss).await });
@@ -191,7 +221,7 @@ impl Connection {
                     let (engine, tx) = (self.engine.clone(), tx.clone());
                     self.tracker.spawn(async move {
                         if let Some(answer) = engine.resolve(miss).await {
-                            count(Transport::Tcp, &answer, started);
+                            count(transport, &answer, started);
                             let _ = tx.send(answer).await;
                         }
                         drop(permit);
@@ -204,7 +234,10 @@ impl Connection {
 
 /// Reads one length-prefixed message into `packet`. `Ok(false)`: the client closed the
 /// connection, or sent a zero-length frame (nothing a DNS client sends).
-async fn read_frame(reader: &mut OwnedReadHalf, packet: &mut Vec<u8>) -> std::io::Result<bool> {
+async fn read_frame(
+    reader: &mut (impl AsyncRead + Unpin),
+    packet: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     let mut len = [0u8; 2];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -222,7 +255,7 @@ async fn read_frame(reader: &mut OwnedReadHalf, packet: &mut Vec<u8>) -> std::io
 
 /// Writes answers as they come, each with its length in front; what is ready at once goes out
 /// in one write.
-async fn write_answers(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_answers(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut buf = Vec::with_capacity(4096);
     while let Some(first) = rx.recv().await {
         buf.clear();

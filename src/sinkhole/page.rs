@@ -819,16 +819,18 @@ fn wants_html(method: &Method, path: &str, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Removes every `<!--name-->…<!--/name-->` span whose flag is false. Markers of kept spans
-/// stay (they are comments). An unterminated span is left alone rather than eating the page.
+/// Removes every `<!--name-->…<!--/name-->` span whose flag is false, and the markers of kept
+/// spans: inside `<title>` (text only, no comments) a browser would show them in the tab.
+/// An unterminated span is left alone rather than eating the page.
 fn keep_sections(template: &str, flags: &[(&str, bool)]) -> String {
     let mut out = template.to_string();
     for &(name, keep) in flags {
-        if keep {
-            continue;
-        }
         let open = format!("<!--{name}-->");
         let close = format!("<!--/{name}-->");
+        if keep {
+            out = out.replace(&open, "").replace(&close, "");
+            continue;
+        }
         let mut result = String::with_capacity(out.len());
         let mut rest = out.as_str();
         while let Some(start) = rest.find(&open) {
@@ -1221,10 +1223,7 @@ mod tests {
     #[test]
     fn sections_are_removed_or_kept() {
         let t = "A<!--zh-->中<!--/zh--><!--en-->E<!--/en-->Z<!--zh-->文<!--/zh-->";
-        assert_eq!(
-            keep_sections(t, &[("zh", false), ("en", true)]),
-            "A<!--en-->E<!--/en-->Z"
-        );
+        assert_eq!(keep_sections(t, &[("zh", false), ("en", true)]), "AEZ");
         assert_eq!(
             keep_sections("x<!--zh-->no end", &[("zh", false)]),
             "x<!--zh-->no end"
