@@ -71,22 +71,6 @@ fn tcp_exchange(addr: SocketAddr) -> Option<Vec<u8>> {
     }
 }
 
-/// The value of one series in a scrape of the instance's `/metrics`; 0 when absent.
-fn metric(fw: &Fraudwall, series: &str) -> f64 {
-    let addr = fw
-        .logged_addr("metrics listening on http ")
-        .expect("metrics endpoint logged");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 const ACL_REFUSED: &str = "fraudwall_tcp_refused_total{reason=\"acl\"}";
 
 /// Asserts that `fw` (which does not let the querying address in) refuses over UDP and closes
@@ -96,7 +80,7 @@ fn assert_refused_everywhere(fw: &Fraudwall) {
     assert_eq!(r.status, "REFUSED", "{}", r.raw);
     assert!(r.answer.is_empty(), "not even a blocked answer leaks");
 
-    let refused_before = metric(fw, ACL_REFUSED);
+    let refused_before = fw.metric(ACL_REFUSED);
     let started = Instant::now();
     let r = dig(fw.addr, &["blocked.test", "A", "+tcp", "+time=5"]);
     assert_eq!(r.status, "NO-RESPONSE", "{}", r.raw);
@@ -116,7 +100,7 @@ fn assert_refused_everywhere(fw: &Fraudwall) {
     let got = tcp_exchange(fw.addr).expect("the connection is closed, not held open");
     assert!(got.is_empty(), "not a byte for a refused client: {got:?}");
     // dig's connection and ours.
-    let refused = metric(fw, ACL_REFUSED) - refused_before;
+    let refused = fw.metric(ACL_REFUSED) - refused_before;
     assert_eq!(refused, 2.0, "each connection counted");
 }
 
@@ -130,7 +114,7 @@ fn assert_answers_everywhere(fw: &Fraudwall) {
     let got = tcp_exchange(fw.addr).expect("an answer");
     assert!(got.len() > 14, "a whole answer: {got:?}");
     assert_eq!(&got[2..4], &[0x12, 0x34], "our query's id");
-    assert_eq!(metric(fw, ACL_REFUSED), 0.0);
+    assert_eq!(fw.metric(ACL_REFUSED), 0.0);
 }
 
 #[test]

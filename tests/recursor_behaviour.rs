@@ -13,8 +13,7 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
+    net::{IpAddr, SocketAddr, UdpSocket},
     path::{Path, PathBuf},
     sync::Mutex,
     time::Duration,
@@ -44,22 +43,6 @@ fn fraudwall(resolver: &str) -> Fraudwall {
         ),
         &[("lists/unrelated.txt", "unrelated-fraud.test\n")],
     )
-}
-
-/// The value of one series in a scrape of `/metrics`; 0 when absent.
-fn metric(fw: &Fraudwall, series: &str) -> f64 {
-    let addr = fw
-        .logged_addr("metrics listening on http ")
-        .expect("metrics endpoint logged");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 const LIMITED_ZONE: &str = "fraudwall_recursor_limited_total{limit=\"zone\"}";
@@ -367,13 +350,13 @@ fn per_zone_cap_bounds_the_queries_to_a_slow_zone() {
     let fw = fraudwall("  max_inflight_per_zone: 5\n");
     warm_slow(&fw);
     let log = RelayLog::named("slow.log");
-    let before = metric(&fw, LIMITED_ZONE);
+    let before = fw.metric(LIMITED_ZONE);
     let queries: Vec<(IpAddr, String)> = (0..60)
         .map(|i| (localhost(1), format!("zone{i}.slow.net")))
         .collect();
     let got = flood(&fw, &queries);
     let failed = servfails(&got);
-    let limited = metric(&fw, LIMITED_ZONE) - before;
+    let limited = fw.metric(LIMITED_ZONE) - before;
     let seen = log.seen();
     let most = seen.iter().map(|s| s.inflight).max().unwrap_or(0);
     assert!(
@@ -402,7 +385,7 @@ fn per_client_cap_refuses_the_flooding_client_only() {
     let fw = fraudwall("  max_inflight_per_client: 3\n");
     warm_slow(&fw);
     let log = RelayLog::named("slow.log");
-    let before = metric(&fw, LIMITED_CLIENT);
+    let before = fw.metric(LIMITED_CLIENT);
     let mut queries: Vec<(IpAddr, String)> = (0..20)
         .map(|i| (localhost(1), format!("client{i}.slow.net")))
         .collect();
@@ -414,7 +397,7 @@ fn per_client_cap_refuses_the_flooding_client_only() {
         "the other client is served: {got:?}"
     );
     let failed = servfails(&got[..20]);
-    let limited = metric(&fw, LIMITED_CLIENT) - before;
+    let limited = fw.metric(LIMITED_CLIENT) - before;
     assert!(failed >= 1, "the flooding client is capped: {got:?}");
     assert!(20 - failed >= 3, "its first three are answered: {got:?}");
     assert_eq!(
@@ -437,13 +420,13 @@ fn max_inflight_caps_every_miss() {
     let fw = fraudwall("  max_inflight: 4\n");
     warm_slow(&fw);
     let log = RelayLog::named("slow.log");
-    let before = metric(&fw, QUEUE_FULL);
+    let before = fw.metric(QUEUE_FULL);
     let queries: Vec<(IpAddr, String)> = (0..20u8)
         .map(|i| (localhost(1 + i % 4), format!("all{i}.slow.net")))
         .collect();
     let got = flood(&fw, &queries);
     let failed = servfails(&got);
-    let full = metric(&fw, QUEUE_FULL) - before;
+    let full = fw.metric(QUEUE_FULL) - before;
     assert!(failed >= 1, "misses beyond the cap: {got:?}");
     assert!(20 - failed >= 4, "the cap's worth answered: {got:?}");
     assert_eq!(full, failed as f64, "each SERVFAIL counted as queue full");

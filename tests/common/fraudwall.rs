@@ -178,6 +178,24 @@ impl Fraudwall {
             .find_map(|l| l.split(prefix).nth(1)?.trim().parse().ok())
     }
 
+    /// The value of one series (`name{labels}` as exported) in a scrape of this instance's
+    /// `/metrics` (its config must set `metrics.listen`); 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        use std::io::{Read, Write};
+        let addr = self
+            .logged_addr("metrics listening on http ")
+            .expect("metrics endpoint logged");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
