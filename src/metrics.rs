@@ -82,6 +82,9 @@ pub const RECURSOR_LIMITED_TOTAL: &str = "fraudwall_recursor_limited_total";
 pub const NSEC_SYNTHESISED_TOTAL: &str = "fraudwall_nsec_synthesised_total";
 /// TCP connections (plain, DoT and DoH) closed at accept, by reason (`acl`, `limit`, `client_limit`).
 pub const TCP_REFUSED_TOTAL: &str = "fraudwall_tcp_refused_total";
+/// Datagrams and connections dropped for their PROXY protocol header, by `transport` and
+/// `reason` (`missing`, `untrusted`, `truncated`, `oversized`, `invalid`, `timeout`).
+pub const PROXY_PROTOCOL_ERRORS_TOTAL: &str = "fraudwall_proxy_protocol_errors_total";
 /// Reloads of the DoT/DoH certificate that failed (the previous certificate stays in service).
 pub const TLS_RELOAD_FAILURES_TOTAL: &str = "fraudwall_tls_reload_failures_total";
 /// 1 when a compiled blocklist is being served, 0 when none could be loaded.
@@ -312,6 +315,10 @@ fn describe() {
         "TCP connections closed at accept, by reason"
     );
     describe_counter!(
+        PROXY_PROTOCOL_ERRORS_TOTAL,
+        "Datagrams and connections dropped for their PROXY header, by transport and reason"
+    );
+    describe_counter!(
         TLS_RELOAD_FAILURES_TOTAL,
         "DoT/DoH certificate reloads that failed (the previous certificate stays)"
     );
@@ -536,6 +543,12 @@ pub fn nsec_synthesised() {
 /// `client_limit`).
 pub fn tcp_refused(reason: &'static str) {
     metrics::counter!(TCP_REFUSED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Counts a datagram or connection dropped for its PROXY header ([`crate::server::proxy`]).
+pub fn proxy_protocol_error(transport: &'static str, reason: &'static str) {
+    metrics::counter!(PROXY_PROTOCOL_ERRORS_TOTAL, "transport" => transport, "reason" => reason)
+        .increment(1);
 }
 
 /// Counts a failed reload of the DoT/DoH certificate.

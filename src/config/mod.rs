@@ -4,7 +4,7 @@
 //! Every section belongs to the module that uses it ([`crate::section`] says how): `resolver:`
 //! to [`crate::resolve`], `resolver.cache:` to [`crate::dns::cache`], `blocklists:` to
 //! [`crate::lists`], `sinkhole:` to [`crate::dns::blocked`], `listen`, `server:`, `access:`,
-//! `tls:`, `dot:`, `doh:` and `ddr:` to [`crate::server`], `warning_page:` to [`crate::sinkhole::page`], `events:` to
+//! `tls:`, `dot:`, `doh:`, `ddr:` and `proxy_protocol:` to [`crate::server`], `warning_page:` to [`crate::sinkhole::page`], `events:` to
 //! [`crate::events`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
 //! module only assembles them and reports.
 //!
@@ -33,7 +33,7 @@ use crate::{
     section::Check,
     server::{
         AccessConfig, EncryptedConfig, RawAccess, RawDdr, RawDoh, RawDot, RawServer, RawTls,
-        ServerConfig,
+        ServerConfig, proxy::RawProxyProtocol,
     },
     sinkhole::page::WarningPageConfig,
 };
@@ -78,6 +78,7 @@ struct RawConfig {
     dot: RawDot,
     doh: RawDoh,
     ddr: RawDdr,
+    proxy_protocol: RawProxyProtocol,
     log: LogConfig,
     warning_page: WarningPageConfig,
     events: EventLogConfig,
@@ -97,6 +98,7 @@ impl Default for RawConfig {
             dot: Default::default(),
             doh: Default::default(),
             ddr: Default::default(),
+            proxy_protocol: Default::default(),
             log: Default::default(),
             warning_page: Default::default(),
             events: Default::default(),
@@ -113,7 +115,7 @@ pub struct Config {
     pub blocklists: BlocklistsConfig,
     pub sinkhole: SinkholeConfig,
     pub access: AccessConfig,
-    /// `listen` and `server:`.
+    /// `listen`, `server:` and `proxy_protocol:`.
     pub server: ServerConfig,
     /// `tls:`, `dot:`, `doh:` and `ddr:`.
     pub encrypted: EncryptedConfig,
@@ -189,7 +191,8 @@ impl RawConfig {
         let blocklists = check.section("blocklists", |c| self.blocklists.validate(c));
         let sinkhole = check.section("sinkhole", |c| self.sinkhole.validate(c));
         let access = check.section("access", |c| self.access.validate(c));
-        let server = check.section("server", |c| self.server.validate(self.listen, c));
+        let mut server = check.section("server", |c| self.server.validate(self.listen, c));
+        server.proxy = check.section("proxy_protocol", |c| self.proxy_protocol.validate(c));
         let encrypted =
             crate::server::validate_encrypted(self.tls, self.dot, self.doh, self.ddr, check);
         let log = check.section("log", |c| self.log.validate(c));

@@ -283,3 +283,18 @@ fn encrypted_sections_are_checked_with_key_and_line() {
     assert!(c.encrypted.tls.is_none() && c.encrypted.dot_listen.is_empty());
     assert_eq!(c.encrypted.doh_path, "/dns-query");
 }
+
+#[test]
+fn proxy_protocol_is_checked_with_key_and_line() {
+    let e = parse("listen: [\"127.0.0.1:53\"]\nproxy_protocol:\n  from: [\"10.53.0.0/24\", \"10.53.0.300/24\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3: proxy_protocol.from") && e.contains("10.53.0.300/24"), "{e}");
+    let e = parse("proxy_protocol:\n  from: [\"::/0\"]\n").unwrap_err().to_string();
+    assert!(e.contains("line 2: proxy_protocol.from"), "{e}");
+    let e = parse("proxy_protocol:\n  frm: []\n").unwrap_err().to_string();
+    assert!(e.contains("line 2") && e.contains("unknown field"), "{e}");
+    assert!(!parse("").unwrap().server.proxy.is_on());
+    let c = parse("proxy_protocol:\n  from: [\"10.53.0.0/24\", \"::1\"]\n").unwrap();
+    assert!(c.server.proxy.trusts("::1".parse().unwrap()));
+}

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     /// Started as root: the user (and group) to switch to once every socket is bound.
     pub user: Option<String>,
     pub group: Option<String>,
+    /// `proxy_protocol.from`: the peers that speak for their clients ([`super::proxy`]).
+    pub proxy: super::proxy::ProxyFrom,
 }
 
 impl RawServer {
@@ -94,6 +96,7 @@ impl RawServer {
             tcp_max_per_client: self.tcp_max_per_client,
             user: self.user,
             group: self.group,
+            proxy: Default::default(),
         }
     }
 }

@@ -75,7 +75,7 @@ pub(super) async fn serve(listener: TcpListener, doh: Arc<Doh>) {
             _ = doh.stop.cancelled() => return,
             r = listener.accept() => r,
         };
-        let (stream, peer) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e, "doh accept failed");
@@ -84,7 +84,7 @@ pub(super) async fn serve(listener: TcpListener, doh: Arc<Doh>) {
             }
         };
         // Refused before the handshake: a refused client costs no TLS work.
-        let admitted = match doh.admission.admit(peer.ip(), &doh.engine) {
+        let early = match doh.admission.accept(peer, &doh.engine) {
             Ok(a) => a,
             Err(reason) => {
                 debug!(client = %peer, reason, transport = "https", "connection refused");
@@ -95,6 +95,15 @@ pub(super) async fn serve(listener: TcpListener, doh: Arc<Doh>) {
         let _ = stream.set_nodelay(true);
         let doh2 = doh.clone();
         doh.tracker.spawn(async move {
+            let (engine, idle) = (&doh2.engine, doh2.idle);
+            let arrived = doh2.admission.arrive(&mut stream, peer, early, engine, Transport::Https, idle);
+            let arrived = tokio::select! {
+                _ = doh2.stop.cancelled() => None,
+                a = arrived => a,
+            };
+            let Some((client, admitted)) = arrived else {
+                return;
+            };
             let (acceptor, certs) = &doh2.tls;
             let handshake = tls::handshake(acceptor, certs, stream, peer);
             let stream = tokio::select! {
@@ -102,7 +111,7 @@ pub(super) async fn serve(listener: TcpListener, doh: Arc<Doh>) {
                 s = handshake => s,
             };
             if let Some(stream) = stream {
-                connection(TokioIo::new(stream), peer, &doh2).await;
+                connection(TokioIo::new(stream), client, &doh2).await;
             }
             drop(admitted);
         });

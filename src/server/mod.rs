@@ -10,6 +10,7 @@
 //! - [`tls`]: the certificate DoT and DoH present, reloaded when its files change.
 //! - [`ddr`]: `resolver.arpa`, answered locally: our encrypted endpoints for DDR (RFC 9462).
 //! - [`report`]: what a block leaves behind (event, metrics).
+//! - [`proxy`]: the PROXY protocol v2: the client a trusted load balancer speaks for.
 //!
 //! [`bind`] and [`bind_stream`] make the sockets; [`serve`] serves them until the shutdown
 //! future completes, so a caller (the binary, or a test) decides both.
@@ -18,6 +19,7 @@ mod config;
 pub mod ddr;
 pub mod doh;
 pub mod engine;
+pub mod proxy;
 pub mod report;
 mod tcp;
 pub mod tls;
@@ -186,7 +188,7 @@ pub async fn serve(
     let runtime = tokio::runtime::Handle::current();
     let admission = tcp::Admission::new(config);
     for b in bound {
-        workers.spawn(b.udp, config.udp_threads(), &engine, &runtime, &tracker)?;
+        workers.spawn(b.udp, config.udp_threads(), &engine, &config.proxy, &runtime, &tracker)?;
         info!("listening on udp {}", b.addr);
         tracker.spawn(tcp::serve(
             b.tcp,

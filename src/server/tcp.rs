@@ -20,7 +20,7 @@ use std::{
 
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
 };
 use tokio_rustls::TlsAcceptor;
@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 use super::{
     ServerConfig, count,
     engine::{Engine, Fast, Scratch},
+    proxy::ProxyFrom,
     tls::{self, Certificates},
 };
 use crate::client::{Caps, Place};
@@ -46,6 +47,9 @@ const WRITE_QUEUE: usize = 64;
 pub(super) struct Admission {
     total: Arc<Semaphore>,
     per_client: Caps,
+    /// Peers whose connections start with a PROXY header naming the client; those are
+    /// admitted by that client once the header is read.
+    proxy: ProxyFrom,
 }
 
 /// A connection's places under the caps; given back when the connection ends.
@@ -59,7 +63,48 @@ impl Admission {
         Arc::new(Admission {
             total: Arc::new(Semaphore::new(config.tcp_max_connections)),
             per_client: Caps::new(config.tcp_max_per_client),
+            proxy: config.proxy.clone(),
         })
+    }
+
+    /// At accept: places for a connection from `peer` now, or why there are none. `Ok(None)`:
+    /// `peer` is a load balancer; the client its PROXY header names is admitted by
+    /// [`Admission::arrive`].
+    pub(super) fn accept(
+        &self,
+        peer: SocketAddr,
+        engine: &Engine,
+    ) -> Result<Option<Admitted>, &'static str> {
+        if self.proxy.is_on() && self.proxy.trusts(peer.ip()) {
+            return Ok(None);
+        }
+        self.admit(peer.ip(), engine).map(Some)
+    }
+
+    /// Before anything else is read from the connection (and before a TLS handshake): the
+    /// client it serves (the peer, or the one its PROXY header names) and its places, or
+    /// `None` (counted) to close it. `early`: what [`Admission::accept`] gave.
+    pub(super) async fn arrive(
+        &self,
+        stream: &mut TcpStream,
+        peer: SocketAddr,
+        early: Option<Admitted>,
+        engine: &Engine,
+        transport: Transport,
+        wait: Duration,
+    ) -> Option<(SocketAddr, Admitted)> {
+        let client = self.proxy.stream(stream, peer, transport, wait).await?;
+        if let Some(admitted) = early {
+            return Some((client, admitted));
+        }
+        match self.admit(client.ip(), engine) {
+            Ok(admitted) => Some((client, admitted)),
+            Err(reason) => {
+                debug!(client = %client, peer = %peer, reason, transport = transport.as_str(), "connection refused");
+                crate::metrics::tcp_refused(reason);
+                None
+            }
+        }
     }
 
     /// Places for a connection from `ip`, or why there are none.
@@ -106,9 +151,9 @@ pub(super) async fn serve(
             r = listener.accept() => r,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
                 // Refused connections are closed at once: no handshake, no buffer, no task.
-                let admitted = match admission.admit(peer.ip(), &engine) {
+                let early = match admission.accept(peer, &engine) {
                     Ok(a) => a,
                     Err(reason) => {
                         debug!(client = %peer, reason, transport = transport.as_str(), "connection refused");
@@ -117,16 +162,26 @@ pub(super) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = Connection {
-                    engine: engine.clone(),
-                    peer,
-                    idle,
-                    transport,
-                    stop: stop.clone(),
-                    tracker: tracker.clone(),
-                };
+                let (engine, admission) = (engine.clone(), admission.clone());
+                let (stop, conn_tracker) = (stop.clone(), tracker.clone());
                 let tls = tls.clone();
                 tracker.spawn(async move {
+                    let arrived = admission.arrive(&mut stream, peer, early, &engine, transport, idle);
+                    let arrived = tokio::select! {
+                        _ = stop.cancelled() => None,
+                        a = arrived => a,
+                    };
+                    let Some((client, admitted)) = arrived else {
+                        return;
+                    };
+                    let conn = Connection {
+                        engine,
+                        client,
+                        idle,
+                        transport,
+                        stop,
+                        tracker: conn_tracker,
+                    };
                     match tls {
                         None => conn.run(stream).await,
                         Some((acceptor, certs)) => {
@@ -154,7 +209,8 @@ pub(super) async fn serve(
 
 struct Connection {
     engine: Arc<Engine>,
-    peer: SocketAddr,
+    /// The client: the peer, or the one its PROXY header named.
+    client: SocketAddr,
     idle: Duration,
     transport: Transport,
     stop: CancellationToken,
@@ -186,7 +242,7 @@ impl Connection {
             };
             match read {
                 Err(_) => {
-                    debug!(client = %self.peer, transport = transport.as_str(), "connection idle: closing");
+                    debug!(client = %self.client, transport = transport.as_str(), "connection idle: closing");
                     return;
                 }
                 Ok(Err(_)) | Ok(Ok(false)) => return,
@@ -196,7 +252,7 @@ impl Connection {
             let mut out = Vec::with_capacity(512);
             let fast =
                 self.engine
-                    .answer_fast(&packet, self.peer, transport, &mut out, &mut scratch);
+                    .answer_fast(&packet, self.client, transport, &mut out, &mut scratch);
             match fast {
                 Fast::Reply => {
                     count(transport, &out, started);

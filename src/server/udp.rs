@@ -36,6 +36,7 @@ use tracing::warn;
 use super::{
     count,
     engine::{Engine, Fast, Scratch},
+    proxy::ProxyFrom,
 };
 use crate::dns::Transport;
 
@@ -65,6 +66,7 @@ impl Workers {
         sock: UdpSocket,
         threads: usize,
         engine: &Arc<Engine>,
+        proxy: &ProxyFrom,
         runtime: &tokio::runtime::Handle,
         tracker: &TaskTracker,
     ) -> io::Result<()> {
@@ -72,7 +74,7 @@ impl Workers {
         sock.set_read_timeout(None)?;
         let sock = Arc::new(sock);
         for _ in 0..threads.max(1) {
-            let (sock, engine) = (sock.clone(), engine.clone());
+            let (sock, engine, proxy) = (sock.clone(), engine.clone(), proxy.clone());
             let (runtime, tracker) = (runtime.clone(), tracker.clone());
             let stop = self.stop.clone();
             let name = format!("udp-{}", self.threads.len());
@@ -86,6 +88,7 @@ impl Workers {
                             let worker = Worker::new(
                                 sock.clone(),
                                 engine.clone(),
+                                proxy.clone(),
                                 runtime.clone(),
                                 tracker.clone(),
                             );
@@ -130,6 +133,7 @@ impl Workers {
 struct Worker {
     sock: Arc<UdpSocket>,
     engine: Arc<Engine>,
+    proxy: ProxyFrom,
     runtime: tokio::runtime::Handle,
     /// Miss tasks run on it, so that shutdown can wait for them.
     tracker: TaskTracker,
@@ -145,6 +149,7 @@ impl Worker {
     fn new(
         sock: Arc<UdpSocket>,
         engine: Arc<Engine>,
+        proxy: ProxyFrom,
         runtime: tokio::runtime::Handle,
         tracker: TaskTracker,
     ) -> Worker {
@@ -153,6 +158,7 @@ impl Worker {
         Worker {
             sock,
             engine,
+            proxy,
             runtime,
             tracker,
             bufs: vec![[0u8; MAX_QUERY]; BATCH],
@@ -243,14 +249,18 @@ impl Worker {
                 continue;
             }
             let started = Instant::now();
-            let packet = &self.bufs[i][..len];
+            // Behind a load balancer the client is the one its PROXY header names; the answer
+            // still goes to `src`, the balancer.
+            let Some((client, packet)) = self.proxy.datagram(src, &self.bufs[i][..len]) else {
+                continue;
+            };
             if crate::failpoint::fire("udp-worker-panic") {
                 panic!("failpoint udp-worker-panic");
             }
             let out = &mut self.outs[ready];
             match self
                 .engine
-                .answer_fast(packet, src, Transport::Udp, out, &mut self.scratch)
+                .answer_fast(packet, client, Transport::Udp, out, &mut self.scratch)
             {
                 Fast::Reply => {}
                 Fast::ReplyAndRefresh(miss) => {
