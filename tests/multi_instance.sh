@@ -16,6 +16,10 @@
 #   4. after one instance is killed (SIGKILL: a crash), dnsdist marks it down and keeps
 #      answering from the other;
 #   5. SIGTERM stops the other gracefully, and dnsdist then answers SERVFAIL at once.
+# dnsdist talks to the instances with the PROXY protocol v2 (useProxyProtocol, from its own
+# loopback source DD_SOURCE, the only address in their proxy_protocol.from): a blocked event
+# of a query sent through dnsdist from another loopback address names that address, not
+# dnsdist's, over UDP and TCP; direct queries (no header, from elsewhere) still work.
 # The last line is "multi_instance: PASS|FAIL: N passed, N failed, N skipped"; exit 0 only on
 # PASS. Everything it starts listens on and talks to 127.0.0.0/8 only (dnsdist's security
 # polling is off in docker/dnsdist.conf), and is stopped on exit.
@@ -32,6 +36,7 @@ FW_PAGE=($((BASE + 6)) $((BASE + 7)))
 SWAP_DEADLINE=${MI_SWAP_DEADLINE:-20}
 USE_FAKENET=${MI_FAKENET:-1}
 SINKHOLE=127.0.0.1
+DD_SOURCE=127.0.1.53       # dnsdist's source towards the instances: their one PROXY peer
 
 need=()
 command -v dnsdist >/dev/null || need+=(dnsdist)
@@ -222,6 +227,8 @@ sinkhole:
   ttl: 60
 access:
   allow: [127.0.0.0/8]
+proxy_protocol:
+  from: [$DD_SOURCE/32]
 server:
   udp_workers: 1
 log:
@@ -257,6 +264,7 @@ done
 FRAUDWALL_BACKENDS="127.0.0.1:${FW_PORT[0]},127.0.0.1:${FW_PORT[1]}" \
   DNSDIST_LISTEN="127.0.0.1:$DD_PORT" DNSDIST_ACL="127.0.0.0/8" \
   DNSDIST_WEBSERVER="127.0.0.1:$DD_WEB" DNSDIST_WEBSERVER_ACL="127.0.0.0/8" \
+  DNSDIST_PROXY_PROTOCOL=1 DNSDIST_BACKEND_SOURCE="$DD_SOURCE" \
   dnsdist --supervised --disable-syslog -C docker/dnsdist.conf >"$work/dnsdist.log" 2>&1 &
 dd_pid=$!
 pids+=("$dd_pid")
@@ -308,6 +316,46 @@ for i in 0 1; do
     skip "fraudwall-$n: event log (this build has no events section)"
   fi
 done
+
+# The real client behind dnsdist (PROXY protocol): a query from a loopback address of its own,
+# over UDP and over TCP, leaves an event naming that address in one instance's log, and no
+# event names dnsdist's source.
+real_client_named() { # CLIENT DIG-FLAG
+  local name="pp-$RANDOM.fraudwall-demo.test" end=$((SECONDS + 5))
+  expect_from "$1" "$2" "$name" || return 1
+  until cat "$work"/fw[12]/blocked.jsonl 2>/dev/null | grep -q "\"client\":\"$1\",\"qname\":\"$name\""; do
+    if ((SECONDS >= end)); then
+      echo "      no event for $name naming $1; events for it:"
+      grep -h "\"qname\":\"$name\"" "$work"/fw[12]/blocked.jsonl | sed 's/^/      /'
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+expect_from() { # CLIENT DIG-FLAG NAME: the sinkhole answer, asked through dnsdist from CLIENT
+  local got
+  got=$(dig @127.0.0.1 -p "$DD_PORT" -b "$1" "$2" +time=2 +tries=1 +short "$3" A 2>&1)
+  [ "$got" = "$SINKHOLE" ] || { echo "      $3 from $1 ($2): got '$got'"; return 1; }
+}
+no_event_names_dnsdist() {
+  ! cat "$work"/fw[12]/blocked.jsonl 2>/dev/null | grep -F "\"client\":\"$DD_SOURCE\""
+}
+if [[ " $extra " == *" events "* ]]; then
+  check "PROXY: a blocked query via dnsdist over UDP from 127.0.0.77 is logged as 127.0.0.77" \
+    real_client_named 127.0.0.77 +notcp
+  check "PROXY: a blocked query via dnsdist over TCP from 127.0.0.78 is logged as 127.0.0.78" \
+    real_client_named 127.0.0.78 +tcp
+  check "PROXY: no event names dnsdist ($DD_SOURCE)" no_event_names_dnsdist
+else
+  skip "PROXY: events name the real client (this build has no events section)"
+fi
+if [[ " $extra " == *" metrics "* ]]; then
+  no_proxy_errors() { # dnsdist's health checks (LOCAL headers) and queries: none refused
+    ! curl -s --max-time 2 "http://127.0.0.1:${FW_METRICS[0]}/metrics" "http://127.0.0.1:${FW_METRICS[1]}/metrics" |
+      grep '^fraudwall_proxy_protocol_errors_total'
+  }
+  check "PROXY: no header refused by either instance (health checks included)" no_proxy_errors
+fi
 
 # --- 3. a new list, then an allowlist, dropped into the shared directory -------------------------
 # As analysts should: write a hidden temporary file, then rename it into place.
