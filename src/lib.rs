@@ -18,7 +18,9 @@
 //! UDP packets are read in batches (`recvmmsg`) by worker threads sharing each address's socket
 //! ([`server::udp`]); TCP and DoT connections are read by [`server::tcp`], pipelined (DoT after
 //! a TLS handshake with the certificate [`server::tls`] keeps current); DoH requests arrive
-//! through hyper ([`server::doh`]). All hand the bytes to the [`server::engine::Engine`]: the
+//! through hyper ([`server::doh`]). Behind a load balancer each datagram or connection first
+//! gives up its PROXY header ([`server::proxy`]), and the client it names is the client from
+//! then on. All hand the bytes to the [`server::engine::Engine`]: the
 //! query is parsed on the wire ([`dns::wire`]), the client is checked against `access.allow`,
 //! names under `resolver.arpa` are answered locally ([`server::ddr`]), the name is looked up in
 //! the live
