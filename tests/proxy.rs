@@ -281,9 +281,11 @@ fn pki() -> &'static Pki {
             format!("subjectAltName=DNS:{TLS_NAME}\nextendedKeyUsage=serverAuth\n"),
         )
         .unwrap();
-        run("x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem \
+        run(
+            "x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem \
              -days 3650 -extfile srv.ext"
-            .to_owned());
+                .to_owned(),
+        );
         Pki {
             ca: d.join("ca.pem"),
             cert: d.join("srv.pem"),
@@ -345,7 +347,10 @@ fn event_for(fw: &Fraudwall, qname: &str) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(&format!("\"qname\":\"{qname}\""))) {
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains(&format!("\"qname\":\"{qname}\"")))
+        {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             return (
                 v["client"].as_str().unwrap().to_owned(),
@@ -361,7 +366,11 @@ fn event_for(fw: &Fraudwall, qname: &str) -> (String, String) {
 }
 
 fn sinkholed(answer: &[u8], id: u16) {
-    assert_eq!(summary(answer), (id, 0, Some(SINK4.to_owned())), "not the sinkhole answer");
+    assert_eq!(
+        summary(answer),
+        (id, 0, Some(SINK4.to_owned())),
+        "not the sinkhole answer"
+    );
 }
 
 // --- dnsdist -----------------------------------------------------------------------------------
@@ -416,7 +425,9 @@ impl Dnsdist {
             .env("DNSDIST_BACKEND_SOURCE", DNSDIST_SOURCE)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("err")).unwrap()));
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("err")).unwrap(),
+            ));
         let child = common::fraudwall::spawn_owned(cmd).expect("spawn dnsdist");
         Some(Dnsdist {
             child,
@@ -468,7 +479,10 @@ fn dnsdist_in_front_names_the_real_client() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    for (from, proto, flag) in [("127.0.0.77", "udp", "+notcp"), ("127.0.0.78", "tcp", "+tcp")] {
+    for (from, proto, flag) in [
+        ("127.0.0.77", "udp", "+notcp"),
+        ("127.0.0.78", "tcp", "+tcp"),
+    ] {
         let name = format!("{proto}.fraudwall-demo.test");
         let r = dig(dd.addr, &["-b", from, flag, &name, "A"]);
         assert_eq!(r.rcode(), "NOERROR", "{r:?}");
@@ -501,46 +515,102 @@ fn acl_applies_to_the_proxied_address() {
     let outside: SocketAddr = "198.18.0.9:4242".parse().unwrap();
     let udp = udp_from(TRUSTED);
 
-    let a = udp_exchange(&udp, fw.addr, &cat(&header(outside, false), &query(1, "a.blocked.test")))
-        .expect("an answer over UDP");
-    assert_eq!(summary(&a), (1, 5, None), "REFUSED for a client outside access.allow");
+    let a = udp_exchange(
+        &udp,
+        fw.addr,
+        &cat(&header(outside, false), &query(1, "a.blocked.test")),
+    )
+    .expect("an answer over UDP");
+    assert_eq!(
+        summary(&a),
+        (1, 5, None),
+        "REFUSED for a client outside access.allow"
+    );
 
     let acl = "fraudwall_tcp_refused_total{reason=\"acl\"}";
     let before = fw.metric(acl);
     let q = framed(&query(2, "b.blocked.test"));
-    let got = tcp_exchange(tcp_from(TRUSTED, fw.addr), &cat(&header(outside, true), &q), false);
-    assert_eq!(got, None, "the TCP connection of a client outside access.allow is closed");
-    let got = dot_exchange(TRUSTED, dot_addr(&fw), &header(outside, true), &query(3, "c.blocked.test"));
-    assert!(got.is_err(), "DoT for a client outside access.allow: {got:?}");
+    let got = tcp_exchange(
+        tcp_from(TRUSTED, fw.addr),
+        &cat(&header(outside, true), &q),
+        false,
+    );
+    assert_eq!(
+        got, None,
+        "the TCP connection of a client outside access.allow is closed"
+    );
+    let got = dot_exchange(
+        TRUSTED,
+        dot_addr(&fw),
+        &header(outside, true),
+        &query(3, "c.blocked.test"),
+    );
+    assert!(
+        got.is_err(),
+        "DoT for a client outside access.allow: {got:?}"
+    );
     assert_eq!(fw.metric(acl) - before, 2.0);
 
     // Inside the list: served, and the event names the proxied client.
     let v4: SocketAddr = "127.0.0.9:5555".parse().unwrap();
-    let a = udp_exchange(&udp, fw.addr, &cat(&header(v4, false), &query(4, "d.blocked.test")))
-        .expect("an answer over UDP");
+    let a = udp_exchange(
+        &udp,
+        fw.addr,
+        &cat(&header(v4, false), &query(4, "d.blocked.test")),
+    )
+    .expect("an answer over UDP");
     sinkholed(&a, 4);
-    assert_eq!(event_for(&fw, "d.blocked.test"), ("127.0.0.9".into(), "udp".into()));
+    assert_eq!(
+        event_for(&fw, "d.blocked.test"),
+        ("127.0.0.9".into(), "udp".into())
+    );
 
     let v6: SocketAddr = "[2001:db8::7]:5555".parse().unwrap();
-    let a = udp_exchange(&udp, fw.addr, &cat(&header(v6, false), &query(5, "e.blocked.test")))
-        .expect("an answer over UDP");
+    let a = udp_exchange(
+        &udp,
+        fw.addr,
+        &cat(&header(v6, false), &query(5, "e.blocked.test")),
+    )
+    .expect("an answer over UDP");
     sinkholed(&a, 5);
-    assert_eq!(event_for(&fw, "e.blocked.test"), ("2001:db8::7".into(), "udp".into()));
+    assert_eq!(
+        event_for(&fw, "e.blocked.test"),
+        ("2001:db8::7".into(), "udp".into())
+    );
 
     let q = framed(&query(6, "f.blocked.test"));
-    let a = tcp_exchange(tcp_from(TRUSTED, fw.addr), &cat(&header(v6, true), &q), false)
-        .expect("an answer over TCP");
+    let a = tcp_exchange(
+        tcp_from(TRUSTED, fw.addr),
+        &cat(&header(v6, true), &q),
+        false,
+    )
+    .expect("an answer over TCP");
     sinkholed(&a, 6);
-    assert_eq!(event_for(&fw, "f.blocked.test"), ("2001:db8::7".into(), "tcp".into()));
+    assert_eq!(
+        event_for(&fw, "f.blocked.test"),
+        ("2001:db8::7".into(), "tcp".into())
+    );
 
-    let a = dot_exchange(TRUSTED, dot_addr(&fw), &header(v4, true), &query(7, "g.blocked.test"))
-        .expect("an answer over DoT");
+    let a = dot_exchange(
+        TRUSTED,
+        dot_addr(&fw),
+        &header(v4, true),
+        &query(7, "g.blocked.test"),
+    )
+    .expect("an answer over DoT");
     sinkholed(&a, 7);
-    assert_eq!(event_for(&fw, "g.blocked.test"), ("127.0.0.9".into(), "tls".into()));
+    assert_eq!(
+        event_for(&fw, "g.blocked.test"),
+        ("127.0.0.9".into(), "tls".into())
+    );
 
     // LOCAL (a health check): the peer itself.
-    let a = udp_exchange(&udp, fw.addr, &cat(&local_header(), &query(8, "h.blocked.test")))
-        .expect("an answer to a LOCAL header");
+    let a = udp_exchange(
+        &udp,
+        fw.addr,
+        &cat(&local_header(), &query(8, "h.blocked.test")),
+    )
+    .expect("an answer to a LOCAL header");
     sinkholed(&a, 8);
     assert_eq!(event_for(&fw, "h.blocked.test").0, TRUSTED);
 }
@@ -554,15 +624,31 @@ fn headers_from_untrusted_sources_are_refused() {
     let fw = start(&format!("{TRUSTED}/32"), &up);
     let forged: SocketAddr = "127.0.0.99:1".parse().unwrap();
     let udp = udp_from(UNTRUSTED);
-    let got = udp_exchange(&udp, fw.addr, &cat(&header(forged, false), &query(1, "a.blocked.test")));
-    assert_eq!(got, None, "a datagram with a header from an untrusted source is dropped");
+    let got = udp_exchange(
+        &udp,
+        fw.addr,
+        &cat(&header(forged, false), &query(1, "a.blocked.test")),
+    );
+    assert_eq!(
+        got, None,
+        "a datagram with a header from an untrusted source is dropped"
+    );
     expect_errors(&fw, "udp", "untrusted", 1.0);
 
     let q = framed(&query(2, "b.blocked.test"));
-    let got = tcp_exchange(tcp_from(UNTRUSTED, fw.addr), &cat(&header(forged, true), &q), false);
+    let got = tcp_exchange(
+        tcp_from(UNTRUSTED, fw.addr),
+        &cat(&header(forged, true), &q),
+        false,
+    );
     assert_eq!(got, None);
     expect_errors(&fw, "tcp", "untrusted", 1.0);
-    let got = dot_exchange(UNTRUSTED, dot_addr(&fw), &header(forged, true), &query(3, "c.blocked.test"));
+    let got = dot_exchange(
+        UNTRUSTED,
+        dot_addr(&fw),
+        &header(forged, true),
+        &query(3, "c.blocked.test"),
+    );
     assert!(got.is_err(), "{got:?}");
     expect_errors(&fw, "tls", "untrusted", 1.0);
 
@@ -570,12 +656,20 @@ fn headers_from_untrusted_sources_are_refused() {
     let a = udp_exchange(&udp, fw.addr, &query(4, "d.blocked.test")).expect("answer");
     sinkholed(&a, 4);
     assert_eq!(event_for(&fw, "d.blocked.test").0, UNTRUSTED);
-    let a = tcp_exchange(tcp_from(UNTRUSTED, fw.addr), &framed(&query(5, "e.blocked.test")), false)
-        .expect("answer");
+    let a = tcp_exchange(
+        tcp_from(UNTRUSTED, fw.addr),
+        &framed(&query(5, "e.blocked.test")),
+        false,
+    )
+    .expect("answer");
     sinkholed(&a, 5);
-    let a = dot_exchange(UNTRUSTED, dot_addr(&fw), &[], &query(6, "f.blocked.test")).expect("answer");
+    let a =
+        dot_exchange(UNTRUSTED, dot_addr(&fw), &[], &query(6, "f.blocked.test")).expect("answer");
     sinkholed(&a, 6);
-    assert_eq!(event_for(&fw, "f.blocked.test"), (UNTRUSTED.into(), "tls".into()));
+    assert_eq!(
+        event_for(&fw, "f.blocked.test"),
+        (UNTRUSTED.into(), "tls".into())
+    );
     assert!(fw.log().contains("PROXY header refused"), "{}", fw.log());
 }
 
@@ -587,9 +681,16 @@ fn trusted_sources_must_send_a_header() {
     let up = silent_upstream();
     let fw = start(&format!("{TRUSTED}/32"), &up);
     let udp = udp_from(TRUSTED);
-    assert_eq!(udp_exchange(&udp, fw.addr, &query(1, "a.blocked.test")), None);
+    assert_eq!(
+        udp_exchange(&udp, fw.addr, &query(1, "a.blocked.test")),
+        None
+    );
     expect_errors(&fw, "udp", "missing", 1.0);
-    let got = tcp_exchange(tcp_from(TRUSTED, fw.addr), &framed(&query(2, "b.blocked.test")), false);
+    let got = tcp_exchange(
+        tcp_from(TRUSTED, fw.addr),
+        &framed(&query(2, "b.blocked.test")),
+        false,
+    );
     assert_eq!(got, None);
     expect_errors(&fw, "tcp", "missing", 1.0);
     let got = dot_exchange(TRUSTED, dot_addr(&fw), &[], &query(3, "c.blocked.test"));
@@ -618,14 +719,46 @@ fn bad_headers_are_dropped_and_counted() {
     let udp_cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("signature cut short", good_udp[..8].to_vec(), "truncated"),
         ("fixed part cut short", good_udp[..14].to_vec(), "truncated"),
-        ("length beyond the datagram", cat(&raw_header(0x21, 0x12, v4, 200), &q), "truncated"),
-        ("600-byte TLVs", cat(&raw_header(0x21, 0x12, &[0; 600], 600), &q), "oversized"),
-        ("65535-byte length", cat(&raw_header(0x21, 0x12, v4, 65535), &q), "oversized"),
-        ("version 1 in binary", cat(&raw_header(0x11, 0x12, v4, 12), &q), "invalid"),
-        ("command 3", cat(&raw_header(0x23, 0x12, v4, 12), &q), "invalid"),
-        ("family 4", cat(&raw_header(0x21, 0x42, v4, 12), &q), "invalid"),
-        ("IPv6 family, IPv4-sized block", cat(&raw_header(0x21, 0x22, v4, 12), &q), "invalid"),
-        ("UNIX family", cat(&raw_header(0x21, 0x32, &[0; 216], 216), &q), "invalid"),
+        (
+            "length beyond the datagram",
+            cat(&raw_header(0x21, 0x12, v4, 200), &q),
+            "truncated",
+        ),
+        (
+            "600-byte TLVs",
+            cat(&raw_header(0x21, 0x12, &[0; 600], 600), &q),
+            "oversized",
+        ),
+        (
+            "65535-byte length",
+            cat(&raw_header(0x21, 0x12, v4, 65535), &q),
+            "oversized",
+        ),
+        (
+            "version 1 in binary",
+            cat(&raw_header(0x11, 0x12, v4, 12), &q),
+            "invalid",
+        ),
+        (
+            "command 3",
+            cat(&raw_header(0x23, 0x12, v4, 12), &q),
+            "invalid",
+        ),
+        (
+            "family 4",
+            cat(&raw_header(0x21, 0x42, v4, 12), &q),
+            "invalid",
+        ),
+        (
+            "IPv6 family, IPv4-sized block",
+            cat(&raw_header(0x21, 0x22, v4, 12), &q),
+            "invalid",
+        ),
+        (
+            "UNIX family",
+            cat(&raw_header(0x21, 0x32, &[0; 216], 216), &q),
+            "invalid",
+        ),
     ];
     let udp = udp_from(TRUSTED);
     let mut want = std::collections::BTreeMap::<&str, f64>::new();
@@ -637,18 +770,34 @@ fn bad_headers_are_dropped_and_counted() {
         expect_errors(&fw, "udp", reason, *n);
     }
     // None was answered: the first datagram back is the answer to a good query sent now.
-    let a = udp_exchange(&udp, fw.addr, &cat(&good_udp, &query(9, "z.blocked.test")))
-        .expect("answer");
+    let a =
+        udp_exchange(&udp, fw.addr, &cat(&good_udp, &query(9, "z.blocked.test"))).expect("answer");
     assert_eq!(summary(&a).0, 9, "a bad header was answered: {udp_cases:?}");
     sinkholed(&a, 9);
 
     // Over TCP the header alone, then our side closed: what follows a header is not read.
     let tcp_cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("signature then EOF", good_tcp[..8].to_vec(), "truncated"),
-        ("addresses cut short, then EOF", good_tcp[..20].to_vec(), "truncated"),
-        ("600-byte TLVs", raw_header(0x21, 0x11, &[0; 600], 600), "oversized"),
-        ("version 1 in binary", raw_header(0x11, 0x11, &good_tcp[16..], 12), "invalid"),
-        ("UNIX family", raw_header(0x21, 0x31, &[0; 216], 216), "invalid"),
+        (
+            "addresses cut short, then EOF",
+            good_tcp[..20].to_vec(),
+            "truncated",
+        ),
+        (
+            "600-byte TLVs",
+            raw_header(0x21, 0x11, &[0; 600], 600),
+            "oversized",
+        ),
+        (
+            "version 1 in binary",
+            raw_header(0x11, 0x11, &good_tcp[16..], 12),
+            "invalid",
+        ),
+        (
+            "UNIX family",
+            raw_header(0x21, 0x31, &[0; 216], 216),
+            "invalid",
+        ),
     ];
     let mut want = std::collections::BTreeMap::<&str, f64>::new();
     for (what, h, reason) in &tcp_cases {
@@ -661,8 +810,12 @@ fn bad_headers_are_dropped_and_counted() {
     }
 
     // Still serving.
-    let a = tcp_exchange(tcp_from(TRUSTED, fw.addr), &cat(&good_tcp, &framed(&query(10, "y.blocked.test"))), false)
-        .expect("answer");
+    let a = tcp_exchange(
+        tcp_from(TRUSTED, fw.addr),
+        &cat(&good_tcp, &framed(&query(10, "y.blocked.test"))),
+        false,
+    )
+    .expect("answer");
     sinkholed(&a, 10);
     assert!(!fw.log().contains("panicked"), "{}", fw.log());
 }

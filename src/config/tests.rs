@@ -289,10 +289,17 @@ fn proxy_protocol_is_checked_with_key_and_line() {
     let e = parse("listen: [\"127.0.0.1:53\"]\nproxy_protocol:\n  from: [\"10.53.0.0/24\", \"10.53.0.300/24\"]\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("line 3: proxy_protocol.from") && e.contains("10.53.0.300/24"), "{e}");
-    let e = parse("proxy_protocol:\n  from: [\"::/0\"]\n").unwrap_err().to_string();
+    assert!(
+        e.contains("line 3: proxy_protocol.from") && e.contains("10.53.0.300/24"),
+        "{e}"
+    );
+    let e = parse("proxy_protocol:\n  from: [\"::/0\"]\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("line 2: proxy_protocol.from"), "{e}");
-    let e = parse("proxy_protocol:\n  frm: []\n").unwrap_err().to_string();
+    let e = parse("proxy_protocol:\n  frm: []\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("line 2") && e.contains("unknown field"), "{e}");
     assert!(!parse("").unwrap().server.proxy.is_on());
     let c = parse("proxy_protocol:\n  from: [\"10.53.0.0/24\", \"::1\"]\n").unwrap();

@@ -96,7 +96,9 @@ pub(super) async fn serve(listener: TcpListener, doh: Arc<Doh>) {
         let doh2 = doh.clone();
         doh.tracker.spawn(async move {
             let (engine, idle) = (&doh2.engine, doh2.idle);
-            let arrived = doh2.admission.arrive(&mut stream, peer, early, engine, Transport::Https, idle);
+            let arrived =
+                doh2.admission
+                    .arrive(&mut stream, peer, early, engine, Transport::Https, idle);
             let arrived = tokio::select! {
                 _ = doh2.stop.cancelled() => None,
                 a = arrived => a,

@@ -188,7 +188,14 @@ pub async fn serve(
     let runtime = tokio::runtime::Handle::current();
     let admission = tcp::Admission::new(config);
     for b in bound {
-        workers.spawn(b.udp, config.udp_threads(), &engine, &config.proxy, &runtime, &tracker)?;
+        workers.spawn(
+            b.udp,
+            config.udp_threads(),
+            &engine,
+            &config.proxy,
+            &runtime,
+            &tracker,
+        )?;
         info!("listening on udp {}", b.addr);
         tracker.spawn(tcp::serve(
             b.tcp,

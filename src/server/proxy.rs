@@ -102,14 +102,22 @@ impl ProxyFrom {
     /// One UDP datagram from `peer`: the client it speaks for and the DNS message in it, or
     /// `None` (counted) when it must be dropped. Off, this is `(peer, packet)`.
     #[inline]
-    pub fn datagram<'a>(&self, peer: SocketAddr, packet: &'a [u8]) -> Option<(SocketAddr, &'a [u8])> {
+    pub fn datagram<'a>(
+        &self,
+        peer: SocketAddr,
+        packet: &'a [u8],
+    ) -> Option<(SocketAddr, &'a [u8])> {
         if !self.is_on() {
             return Some((peer, packet));
         }
         self.datagram_slow(peer, packet)
     }
 
-    fn datagram_slow<'a>(&self, peer: SocketAddr, packet: &'a [u8]) -> Option<(SocketAddr, &'a [u8])> {
+    fn datagram_slow<'a>(
+        &self,
+        peer: SocketAddr,
+        packet: &'a [u8],
+    ) -> Option<(SocketAddr, &'a [u8])> {
         if !self.trusts(peer.ip()) {
             if packet.starts_with(SIGNATURE) {
                 refuse(Transport::Udp, Reason::Untrusted, peer);
@@ -325,14 +333,22 @@ mod tests {
         assert_eq!(&p[len..], b"dns message");
 
         let mut a6 = Vec::new();
-        a6.extend_from_slice(&"2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        a6.extend_from_slice(
+            &"2001:db8::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
         a6.extend_from_slice(&[0; 16]);
         a6.extend_from_slice(&[0x15, 0xb3, 0, 53]);
         let (client, _) = parse(&header(0x21, 0x21, &a6, &[]), peer).unwrap();
         assert_eq!(client, "[2001:db8::7]:5555".parse().unwrap());
 
         // LOCAL (health checks) and UNSPEC: the peer itself.
-        assert_eq!(parse(&header(0x20, 0x00, &[], &[]), peer).unwrap(), (peer, 16));
+        assert_eq!(
+            parse(&header(0x20, 0x00, &[], &[]), peer).unwrap(),
+            (peer, 16)
+        );
         assert_eq!(parse(&header(0x21, 0x00, &[], &[]), peer).unwrap().0, peer);
         // TLVs are skipped.
         let (client, len) = parse(&header(0x21, 0x12, &v4(), &[0x04, 0, 1, 9]), peer).unwrap();
@@ -368,7 +384,12 @@ mod tests {
     #[test]
     fn from_is_validated() {
         let raw = RawProxyProtocol {
-            from: vec!["10.53.0.0/24".into(), "::1".into(), "nope".into(), "0.0.0.0/0".into()],
+            from: vec![
+                "10.53.0.0/24".into(),
+                "::1".into(),
+                "nope".into(),
+                "0.0.0.0/0".into(),
+            ],
         };
         let mut c = Check::new(std::path::Path::new("."));
         let from = c.section("proxy_protocol", |c| raw.validate(c));

@@ -166,7 +166,8 @@ pub(super) async fn serve(
                 let (stop, conn_tracker) = (stop.clone(), tracker.clone());
                 let tls = tls.clone();
                 tracker.spawn(async move {
-                    let arrived = admission.arrive(&mut stream, peer, early, &engine, transport, idle);
+                    let arrived =
+                        admission.arrive(&mut stream, peer, early, &engine, transport, idle);
                     let arrived = tokio::select! {
                         _ = stop.cancelled() => None,
                         a = arrived => a,
