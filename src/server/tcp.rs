@@ -7,7 +7,8 @@
 //! §6.2.1.1). Every answer goes to the writer as the engine wrote it, with its length in front;
 //! the writer gathers what is ready into one write. Connections from clients outside the access
 //! list, and beyond the caps (in total, and per client prefix), are closed as soon as they are
-//! accepted, before any TLS handshake. A connection is closed when no complete query has
+//! accepted, before any TLS handshake; from a load balancer in `proxy_protocol.from`, as soon
+//! as its PROXY header ([`super::proxy`]) has named the client. A connection is closed when no complete query has
 //! arrived for `server.tcp_timeout_secs` (`dot.idle_timeout_secs` for DoT; bytes of a frame
 //! that never completes do not extend it), when the client sends a zero-length frame, when the
 //! client closes its side (after the answers still owed are written), or at shutdown.
