@@ -5,7 +5,7 @@
 //! to [`crate::resolve`], `resolver.cache:` to [`crate::dns::cache`], `blocklists:` to
 //! [`crate::lists`], `sinkhole:` to [`crate::dns::blocked`], `listen`, `server:`, `access:`,
 //! `tls:`, `dot:`, `doh:` and `ddr:` to [`crate::server`], `warning_page:` to [`crate::sinkhole::page`], `events:` to
-//! [`crate::events`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
+//! [`crate::events`], `dnstap:` to [`crate::dnstap`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
 //! module only assembles them and reports.
 //!
 //! Parsing reports the first syntax or type error with its line and column (serde-saphyr);
@@ -25,6 +25,7 @@ use crate::{
         blocked::{RawSinkhole, SinkholeConfig},
         cache::CacheConfig,
     },
+    dnstap::{DnstapConfig, RawDnstap},
     events::EventLogConfig,
     lists::config::{BlocklistsConfig, RawBlocklists},
     logging::LogConfig,
@@ -81,6 +82,7 @@ struct RawConfig {
     log: LogConfig,
     warning_page: WarningPageConfig,
     events: EventLogConfig,
+    dnstap: Option<RawDnstap>,
     metrics: MetricsConfig,
 }
 
@@ -100,6 +102,7 @@ impl Default for RawConfig {
             log: Default::default(),
             warning_page: Default::default(),
             events: Default::default(),
+            dnstap: None,
             metrics: Default::default(),
         }
     }
@@ -120,6 +123,8 @@ pub struct Config {
     pub log: LogConfig,
     pub warning_page: WarningPageConfig,
     pub events: EventLogConfig,
+    /// `dnstap:`; absent, nothing is tapped.
+    pub dnstap: Option<DnstapConfig>,
     pub metrics: MetricsConfig,
 }
 
@@ -195,6 +200,9 @@ impl RawConfig {
         let log = check.section("log", |c| self.log.validate(c));
         let warning_page = check.section("warning_page", |c| self.warning_page.validate(c));
         let events = check.section("events", |c| self.events.validate(c));
+        let dnstap = self
+            .dnstap
+            .map(|d| check.section("dnstap", |c| d.validate(c)));
         let metrics = check.section("metrics", |c| self.metrics.validate(c));
         let v4 = sinkhole.ipv4;
         if v4.is_loopback() && server.listen.iter().any(|a| !a.ip().is_loopback()) {
@@ -214,6 +222,7 @@ impl RawConfig {
             log,
             warning_page,
             events,
+            dnstap,
             metrics,
         }
     }
