@@ -493,3 +493,42 @@ fn a_restarted_collector_gets_frames_again() {
         fw.log()
     );
 }
+
+/// `fraudwall config check`: an unknown message type, and a section naming both targets, are
+/// problems with their key and line; a good section passes.
+#[test]
+fn config_check_names_dnstap_problems_with_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |yaml: &str| {
+        let p = dir.path().join("f.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        let out = Command::new(common::fraudwall::bin())
+            .args(["config", "check"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(
+        "listen: [\"127.0.0.1:5399\"]\ndnstap:\n  socket: /run/t.sock\n  \
+         messages: [client_query, auth_response]\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("line 4: dnstap.messages") && err.contains("auth_response"),
+        "{err}"
+    );
+    let (code, err) = check(
+        "listen: [\"127.0.0.1:5399\"]\ndnstap:\n  socket: /run/t.sock\n  tcp: \"127.0.0.1:6000\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("line 2: dnstap") && err.contains("exactly one"),
+        "{err}"
+    );
+    let (code, err) = check("listen: [\"127.0.0.1:5399\"]\ndnstap:\n  tcp: \"127.0.0.1:6000\"\n");
+    assert_eq!(code, Some(0), "{err}");
+}
