@@ -532,3 +532,90 @@ fn config_check_names_dnstap_problems_with_key_and_line() {
     let (code, err) = check("listen: [\"127.0.0.1:5399\"]\ndnstap:\n  tcp: \"127.0.0.1:6000\"\n");
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// DoT and DoH (`kdig +tls`, `kdig +https`) go through the same taps: protoc reads
+/// `socket_protocol: DOT` and `DOH` (dnstap-ldns 0.2.1 predates both values).
+#[test]
+fn dot_and_doh_are_tapped_with_their_protocol() {
+    let test = "dnstap::dot_and_doh_are_tapped_with_their_protocol";
+    if tools_missing(test) {
+        return;
+    }
+    let net = Fakenet::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=dns.fraudwall.test"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:dns.fraudwall.test,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "{out:?}");
+    let sock = dir.path().join("dnstap.sock");
+    let cap = Capture::start(Listen::Unix(&sock), &dir.path().join("out.fstrm"));
+    let extra = format!(
+        "tls:\n  cert: {0}/cert.pem\n  key: {0}/key.pem\n\
+         dot:\n  listen: [\"127.0.0.1:0\"]\ndoh:\n  listen: [\"127.0.0.1:0\"]\n",
+        tls.display()
+    );
+    let mut fw = fraudwall_with(net, &format!("  socket: {}\n", sock.display()), &extra);
+    wait_for(|| connected(&fw) == 1, "fraudwall to connect");
+    let dot = fw
+        .logged_addr("listening on dot ")
+        .expect("dot address logged");
+    let doh = fw
+        .logged_addr("listening on doh ")
+        .expect("doh address logged");
+    for (server, mode) in [(dot, "+tls"), (doh, "+https")] {
+        let out = Command::new("kdig")
+            .arg(format!("@{}", server.ip()))
+            .args(["-p", &server.port().to_string(), mode])
+            .arg(format!("+tls-ca={}", tls.join("cert.pem").display()))
+            .args(["+tls-hostname=dns.fraudwall.test", "+time=5", "+retry=0"])
+            .args([BLOCKED, "A"])
+            .output()
+            .expect("run kdig (knot-dnsutils)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("198.18.0.53"), "{mode}: {text}");
+    }
+    stop(&mut fw);
+    let protocols: Vec<(String, String)> = frames(&cap.stop())
+        .iter()
+        .map(|p| {
+            let text = protoc_decode(p);
+            let field = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.trim().strip_prefix(k))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            // protoc prints fields by number: the message (14) before the envelope's type (15).
+            (field("type: "), field("socket_protocol: "))
+        })
+        .collect();
+    let want = |t: &str, p: &str| (t.to_owned(), p.to_owned());
+    assert_eq!(
+        protocols,
+        [
+            want("CLIENT_QUERY", "DOT"),
+            want("CLIENT_RESPONSE", "DOT"),
+            want("CLIENT_QUERY", "DOH"),
+            want("CLIENT_RESPONSE", "DOH"),
+        ]
+    );
+}
