@@ -131,6 +131,7 @@ pub async fn serve(
         EventLog::start(&config.events).context("starting the blocked-event log")?;
     let (page_stop, page_tasks) =
         start_warning_page(&config, page_listeners, Arc::new(blocklist.clone()));
+    let (tap, tap_writer) = config.dnstap.as_ref().map(crate::dnstap::start).unzip();
     let resolver = Resolver::build(&config.resolver, config.cache().recursor_bytes())
         .await
         .context("building the resolver")?;
@@ -147,7 +148,8 @@ pub async fn serve(
             resolver: Arc::new(resolver),
             observer: Box::new(BlockReporter::new(events)),
         })
-        .with_ddr(ddr(&config, &listeners)),
+        .with_ddr(ddr(&config, &listeners))
+        .with_tap(tap),
     );
     let encrypted = &config.encrypted;
     server::serve(
@@ -165,6 +167,14 @@ pub async fn serve(
     }
     // The engine (and with it the last event sink) is gone: the writer drains and exits.
     let _ = events_writer.await;
+    // Likewise the dnstap writer: it sends what is queued, then STOP, and waits for FINISH.
+    if let Some(w) = tap_writer
+        && tokio::time::timeout(std::time::Duration::from_secs(3), w)
+            .await
+            .is_err()
+    {
+        tracing::warn!("dnstap: the collector did not take the last messages in time");
+    }
     info!("stopped");
     Ok(())
 }

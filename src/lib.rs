@@ -9,7 +9,7 @@
 //! | wiring | [`app`] | config → the parts → listeners → shutdown |
 //! | config | [`config`] | YAML → every section validated by its owner |
 //! | transports | [`server`] | UDP, TCP, DoT, DoH and the [`server::engine`] they share |
-//! | services | [`resolve`], [`lists`], [`sinkhole`], [`events`] | asking upstream; keeping the blocklist current; the warning page; the block log |
+//! | services | [`resolve`], [`lists`], [`sinkhole`], [`events`], [`dnstap`] | asking upstream; keeping the blocklist current; the warning page; the block log; queries and answers to a dnstap collector |
 //! | counting | [`metrics`] | metric names, hot-path counters, `/metrics` |
 //! | ground | [`dns`], [`blocklist`], [`logging`] | DNS bytes (codec, answer cache, blocked answers, EDE); the compiled blocklist and its file format; `tracing` setup |
 //! | footing | [`section`], [`atomic_file`], [`client`], [`process`], [`failpoint`] | the config-section contract; writing files beside and renaming them into place; who a client is (address or /64) and per-client caps; the process itself (allocator, privileges, signals, panic messages); failure injection for recovery tests (debug builds) |
@@ -45,7 +45,9 @@
 //! # What a block leaves behind
 //! The blocked answer points browsers at the warning page ([`sinkhole::page`]); the block is
 //! queued, off the query path, to the JSON-lines [`events`] log that lets an ISP warn the person
-//! ([`server::report`]); and [`metrics`] counts it for Prometheus.
+//! ([`server::report`]); and [`metrics`] counts it for Prometheus. With a `dnstap:` section, every query and answer
+//! (a block with its dnstap `Policy`) is also queued, off the query path, to a Frame Streams
+//! collector ([`dnstap`]).
 
 pub mod app;
 pub mod atomic_file;
@@ -54,6 +56,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod dns;
+pub mod dnstap;
 pub mod events;
 pub mod failpoint;
 pub mod lists;

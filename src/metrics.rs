@@ -69,6 +69,10 @@ pub const REPORTS_TOTAL: &str = "fraudwall_reports_total";
 pub const EVENTS_DROPPED_TOTAL: &str = "fraudwall_events_dropped_total";
 /// Blocked events written to the event log.
 pub const EVENTS_WRITTEN_TOTAL: &str = "fraudwall_events_written_total";
+/// dnstap messages lost: the queue to the collector was full, or their write failed.
+pub const DNSTAP_DROPPED_TOTAL: &str = "fraudwall_dnstap_dropped_total";
+/// dnstap messages written to the collector.
+pub const DNSTAP_SENT_TOTAL: &str = "fraudwall_dnstap_sent_total";
 /// Recursive lookups refused because the recursor's queue was full.
 pub const RECURSOR_QUEUE_FULL_TOTAL: &str = "fraudwall_recursor_queue_full_total";
 /// Recursive lookups that timed out.
@@ -293,6 +297,14 @@ fn describe() {
     describe_counter!(REPORTS_TOTAL, "Report-a-mistake submissions");
     describe_counter!(EVENTS_DROPPED_TOTAL, "Blocked events dropped (queue full)");
     describe_counter!(EVENTS_WRITTEN_TOTAL, "Blocked events written to the log");
+    describe_counter!(
+        DNSTAP_DROPPED_TOTAL,
+        "dnstap messages dropped (queue full or write failed)"
+    );
+    describe_counter!(
+        DNSTAP_SENT_TOTAL,
+        "dnstap messages written to the collector"
+    );
     describe_counter!(
         RECURSOR_QUEUE_FULL_TOTAL,
         "Recursive lookups refused: queue full"
@@ -658,6 +670,8 @@ mod tests {
             REPORTS_TOTAL,
             EVENTS_DROPPED_TOTAL,
             EVENTS_WRITTEN_TOTAL,
+            DNSTAP_DROPPED_TOTAL,
+            DNSTAP_SENT_TOTAL,
             RECURSOR_QUEUE_FULL_TOTAL,
             RECURSOR_TIMEOUTS_TOTAL,
         ] {

@@ -14,6 +14,10 @@ command -v unbound >/dev/null || need+=(unbound)
 command -v ldns-signzone >/dev/null || need+=(ldnsutils)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v ip >/dev/null || need+=(iproute2)
+# dnstap: a Frame Streams collector, a decoder, and protoc to read the Policy (tests/dnstap.rs).
+command -v fstrm_capture >/dev/null || need+=(fstrm-bin)
+command -v dnstap-ldns >/dev/null || need+=(dnstap-ldns)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 if ((${#need[@]})); then
   echo "tests/run.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -4,8 +4,9 @@
 //! Every section belongs to the module that uses it ([`crate::section`] says how): `resolver:`
 //! to [`crate::resolve`], `resolver.cache:` to [`crate::dns::cache`], `blocklists:` to
 //! [`crate::lists`], `sinkhole:` to [`crate::dns::blocked`], `listen`, `server:`, `access:`,
-//! `tls:`, `dot:`, `doh:`, `ddr:` and `proxy_protocol:` to [`crate::server`], `warning_page:` to [`crate::sinkhole::page`], `events:` to
-//! [`crate::events`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
+//! `tls:`, `dot:`, `doh:`, `ddr:` and `proxy_protocol:` to [`crate::server`], `warning_page:`
+//! to [`crate::sinkhole::page`], `events:` to [`crate::events`], `dnstap:` to
+//! [`crate::dnstap`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
 //! module only assembles them and reports.
 //!
 //! Parsing reports the first syntax or type error with its line and column (serde-saphyr);
@@ -25,6 +26,7 @@ use crate::{
         blocked::{RawSinkhole, SinkholeConfig},
         cache::CacheConfig,
     },
+    dnstap::{DnstapConfig, RawDnstap},
     events::EventLogConfig,
     lists::config::{BlocklistsConfig, RawBlocklists},
     logging::LogConfig,
@@ -82,6 +84,7 @@ struct RawConfig {
     log: LogConfig,
     warning_page: WarningPageConfig,
     events: EventLogConfig,
+    dnstap: Option<RawDnstap>,
     metrics: MetricsConfig,
 }
 
@@ -102,6 +105,7 @@ impl Default for RawConfig {
             log: Default::default(),
             warning_page: Default::default(),
             events: Default::default(),
+            dnstap: None,
             metrics: Default::default(),
         }
     }
@@ -122,6 +126,8 @@ pub struct Config {
     pub log: LogConfig,
     pub warning_page: WarningPageConfig,
     pub events: EventLogConfig,
+    /// `dnstap:`; absent, nothing is tapped.
+    pub dnstap: Option<DnstapConfig>,
     pub metrics: MetricsConfig,
 }
 
@@ -198,6 +204,9 @@ impl RawConfig {
         let log = check.section("log", |c| self.log.validate(c));
         let warning_page = check.section("warning_page", |c| self.warning_page.validate(c));
         let events = check.section("events", |c| self.events.validate(c));
+        let dnstap = self
+            .dnstap
+            .map(|d| check.section("dnstap", |c| d.validate(c)));
         let metrics = check.section("metrics", |c| self.metrics.validate(c));
         let v4 = sinkhole.ipv4;
         if v4.is_loopback() && server.listen.iter().any(|a| !a.ip().is_loopback()) {
@@ -217,6 +226,7 @@ impl RawConfig {
             log,
             warning_page,
             events,
+            dnstap,
             metrics,
         }
     }

@@ -29,6 +29,7 @@ use crate::{
         ede,
         wire::{self, OwnedQuery, Query, rcode, rtype},
     },
+    dnstap::{self, Tap, proto::Policy},
     metrics,
     resolve::{Question, Resolve, Security},
     server::{
@@ -127,6 +128,7 @@ pub struct Engine {
     observer: Box<dyn BlockObserver>,
     inflight: AtomicUsize,
     ddr: Ddr,
+    tap: Option<Tap>,
 }
 
 /// Per-worker scratch buffers, reused across packets.
@@ -134,6 +136,8 @@ pub struct Engine {
 pub struct Scratch {
     key: Vec<u8>,
     text: String,
+    /// The dnstap `Policy` of this query's block (only made when tapping).
+    policy: Option<Box<Policy>>,
 }
 
 const DOH_CANARY: &[u8] = b"\x13use-application-dns\x03net\x00";
@@ -154,7 +158,14 @@ impl Engine {
             observer: parts.observer,
             inflight: AtomicUsize::new(0),
             ddr: Ddr::none(),
+            tap: None,
         }
+    }
+
+    /// The engine writing every client query and answer to `tap` (dnstap; `None`: off).
+    pub fn with_tap(mut self, tap: Option<Tap>) -> Engine {
+        self.tap = tap;
+        self
     }
 
     /// The engine answering `_dns.resolver.arpa` with `ddr`'s endpoints (without it: NODATA).
@@ -195,6 +206,26 @@ impl Engine {
 
     /// Everything that needs no network: answers into `out`, or says what to do.
     pub fn answer_fast(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) -> Fast {
+        let fast = self.decide(packet, client, transport, out, scratch);
+        // Without dnstap, this branch is all it costs.
+        if let Some(tap) = &self.tap {
+            let policy = scratch.policy.take();
+            tap.client_query(packet, client, transport, policy.as_deref());
+            if matches!(fast, Fast::Reply | Fast::ReplyAndRefresh(_)) {
+                tap.client_response(out, client, transport, policy.as_deref());
+            }
+        }
+        fast
+    }
+
+    fn decide(
         &self,
         packet: &[u8],
         client: SocketAddr,
@@ -249,7 +280,8 @@ impl Engine {
             && v.kind == ListKind::Block
         {
             let hit = (client, transport);
-            if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, &mut scratch.text, out) {
+            let (text, policy) = (&mut scratch.text, &mut scratch.policy);
+            if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, text, policy, out) {
                 return fast;
             }
         }
@@ -269,7 +301,9 @@ impl Engine {
         match entry.freshness(Instant::now(), self.cache.config().stale_window()) {
             Some(f @ Freshness::Fresh { age }) => {
                 metrics::cache_hit();
-                if let Some(fast) = self.cloaked(&bl, &q, &entry, client, transport, out) {
+                let policy = &mut scratch.policy;
+                if let Some(fast) = self.cloaked(&bl, &q, &entry, (client, transport), policy, out)
+                {
                     return fast;
                 }
                 entry.write_response(
@@ -316,8 +350,8 @@ impl Engine {
         bl: &Blocklist,
         q: &Query<'_>,
         entry: &Entry,
-        client: SocketAddr,
-        transport: Transport,
+        (client, transport): (SocketAddr, Transport),
+        policy: &mut Option<Box<Policy>>,
         out: &mut Vec<u8>,
     ) -> Option<Fast> {
         for target in entry.chain.iter() {
@@ -328,9 +362,8 @@ impl Engine {
                 continue;
             }
             let mut text = String::new();
-            if let Some(fast) =
-                self.apply_block(bl, q, v, target, (client, transport), &mut text, out)
-            {
+            let hit = (client, transport);
+            if let Some(fast) = self.apply_block(bl, q, v, target, hit, &mut text, policy, out) {
                 return Some(fast);
             }
         }
@@ -348,8 +381,16 @@ impl Engine {
         matched: &[u8],
         (client, transport): (SocketAddr, Transport),
         text: &mut String,
+        policy: &mut Option<Box<Policy>>,
         out: &mut Vec<u8>,
     ) -> Option<Fast> {
+        if self.tap.as_ref().is_some_and(Tap::wants_policy)
+            && let Some(list) = bl.list(&v)
+        {
+            let entry = v.entry_name_wire(matched).unwrap_or_default();
+            let p = dnstap::policy(&list.name, &entry, v.action, matched);
+            *policy = Some(Box::new(p));
+        }
         self.observer.on_block(
             bl,
             &BlockHit {
@@ -406,6 +447,16 @@ impl Engine {
     /// Answers a miss: resolves it, stores the answer, checks its CNAME chain against the live
     /// blocklist. `None`: send nothing.
     pub async fn resolve(&self, miss: Miss) -> Option<Vec<u8>> {
+        let (client, transport) = (miss.client, miss.transport);
+        let mut policy = None;
+        let answer = self.resolve_miss(miss, &mut policy).await;
+        if let (Some(tap), Some(a)) = (&self.tap, &answer) {
+            tap.client_response(a, client, transport, policy.as_deref());
+        }
+        answer
+    }
+
+    async fn resolve_miss(&self, miss: Miss, policy: &mut Option<Box<Policy>>) -> Option<Vec<u8>> {
         let q = miss.query.as_query();
         let servfail = || {
             Some(wire::bare_response(
@@ -436,7 +487,8 @@ impl Engine {
         let (entry, freshness) = entry?;
         let mut out = Vec::with_capacity(512);
         let bl = self.blocklist.load();
-        if let Some(fast) = self.cloaked(&bl, &q, &entry, miss.client, miss.transport, &mut out) {
+        let hit = (miss.client, miss.transport);
+        if let Some(fast) = self.cloaked(&bl, &q, &entry, hit, policy, &mut out) {
             return matches!(fast, Fast::Reply).then_some(out);
         }
         entry.write_response(
