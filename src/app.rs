@@ -147,7 +147,8 @@ pub async fn serve(
             resolver: Arc::new(resolver),
             observer: Box::new(BlockReporter::new(events)),
         })
-        .with_ddr(ddr(&config, &listeners)),
+        .with_ddr(ddr(&config, &listeners))
+        .with_policy(crate::policy::Policy::new(&config.policy)),
     );
     let encrypted = &config.encrypted;
     server::serve(

@@ -160,7 +160,7 @@ fn damaged_compiled_files_are_refused() {
         open(&b),
         Error::Version {
             found: 9,
-            expected: 3,
+            expected: 4,
             ..
         }
     ));

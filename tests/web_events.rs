@@ -18,6 +18,7 @@ fn event(client: &str, qname: &str) -> BlockEvent {
         entry: "evil.example".to_string(),
         category: Arc::from("fraud"),
         protocol: "udp",
+        group: Arc::from("default"),
     }
 }
 

@@ -5,7 +5,8 @@
 //! to [`crate::resolve`], `resolver.cache:` to [`crate::dns::cache`], `blocklists:` to
 //! [`crate::lists`], `sinkhole:` to [`crate::dns::blocked`], `listen`, `server:`, `access:`,
 //! `tls:`, `dot:`, `doh:` and `ddr:` to [`crate::server`], `warning_page:` to [`crate::sinkhole::page`], `events:` to
-//! [`crate::events`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
+//! [`crate::events`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`], `policy:`
+//! to [`crate::policy`]. This
 //! module only assembles them and reports.
 //!
 //! Parsing reports the first syntax or type error with its line and column (serde-saphyr);
@@ -29,6 +30,7 @@ use crate::{
     lists::config::{BlocklistsConfig, RawBlocklists},
     logging::LogConfig,
     metrics::MetricsConfig,
+    policy::{PolicyConfig, RawPolicy},
     resolve::config::{RawResolver, ResolverConfig},
     section::Check,
     server::{
@@ -82,6 +84,7 @@ struct RawConfig {
     warning_page: WarningPageConfig,
     events: EventLogConfig,
     metrics: MetricsConfig,
+    policy: RawPolicy,
 }
 
 impl Default for RawConfig {
@@ -101,6 +104,7 @@ impl Default for RawConfig {
             warning_page: Default::default(),
             events: Default::default(),
             metrics: Default::default(),
+            policy: Default::default(),
         }
     }
 }
@@ -121,6 +125,8 @@ pub struct Config {
     pub warning_page: WarningPageConfig,
     pub events: EventLogConfig,
     pub metrics: MetricsConfig,
+    /// `policy:`: client groups and the lists that apply to them.
+    pub policy: PolicyConfig,
 }
 
 impl Config {
@@ -196,6 +202,7 @@ impl RawConfig {
         let warning_page = check.section("warning_page", |c| self.warning_page.validate(c));
         let events = check.section("events", |c| self.events.validate(c));
         let metrics = check.section("metrics", |c| self.metrics.validate(c));
+        let policy = check.section("policy", |c| self.policy.validate(&blocklists.lists, c));
         let v4 = sinkhole.ipv4;
         if v4.is_loopback() && server.listen.iter().any(|a| !a.ip().is_loopback()) {
             tracing::warn!(
@@ -215,6 +222,7 @@ impl RawConfig {
             warning_page,
             events,
             metrics,
+            policy,
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::{
         wire::{self, OwnedQuery, Query, rcode, rtype},
     },
     metrics,
+    policy::{GroupId, Policy},
     resolve::{Question, Resolve, Security},
     server::{
         AccessConfig, ServerConfig,
@@ -80,6 +81,8 @@ pub struct BlockHit<'a> {
     pub verdict: Verdict,
     /// The name whose entry matched (the query name, or a CNAME target when cloaked).
     pub matched_name: &'a [u8],
+    /// The client's policy group (`default` when it is in none).
+    pub group: &'a str,
 }
 
 /// Receives every block (and `log`-action hit). Must not block.
@@ -127,6 +130,7 @@ pub struct Engine {
     observer: Box<dyn BlockObserver>,
     inflight: AtomicUsize,
     ddr: Ddr,
+    policy: Policy,
 }
 
 /// Per-worker scratch buffers, reused across packets.
@@ -154,7 +158,15 @@ impl Engine {
             observer: parts.observer,
             inflight: AtomicUsize::new(0),
             ddr: Ddr::none(),
+            policy: Policy::default(),
         }
+    }
+
+    /// The engine deciding each client's verdicts by its group of `policy` (without it:
+    /// every list applies to everyone).
+    pub fn with_policy(mut self, policy: Policy) -> Engine {
+        self.policy = policy;
+        self
     }
 
     /// The engine answering `_dns.resolver.arpa` with `ddr`'s endpoints (without it: NODATA).
@@ -245,10 +257,10 @@ impl Engine {
         }
 
         let bl = self.blocklist.load();
-        if let Some(v) = bl.lookup_wire(q.qname)
+        if let Some((v, group)) = self.policy.verdict(&bl, client.ip(), q.qname)
             && v.kind == ListKind::Block
         {
-            let hit = (client, transport);
+            let hit = (client, transport, group);
             if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, &mut scratch.text, out) {
                 return fast;
             }
@@ -321,7 +333,7 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> Option<Fast> {
         for target in entry.chain.iter() {
-            let Some(v) = bl.lookup_wire(target) else {
+            let Some((v, group)) = self.policy.verdict(bl, client.ip(), target) else {
                 continue;
             };
             if v.kind != ListKind::Block {
@@ -329,7 +341,7 @@ impl Engine {
             }
             let mut text = String::new();
             if let Some(fast) =
-                self.apply_block(bl, q, v, target, (client, transport), &mut text, out)
+                self.apply_block(bl, q, v, target, (client, transport, group), &mut text, out)
             {
                 return Some(fast);
             }
@@ -346,10 +358,11 @@ impl Engine {
         q: &Query<'_>,
         v: Verdict,
         matched: &[u8],
-        (client, transport): (SocketAddr, Transport),
+        (client, transport, group): (SocketAddr, Transport, GroupId),
         text: &mut String,
         out: &mut Vec<u8>,
     ) -> Option<Fast> {
+        self.policy.count(group);
         self.observer.on_block(
             bl,
             &BlockHit {
@@ -359,6 +372,7 @@ impl Engine {
                 qtype: q.qtype,
                 verdict: v,
                 matched_name: matched,
+                group: self.policy.group_name(group),
             },
         );
         let kind = match v.action {
