@@ -232,20 +232,49 @@ fn first_line(s: &str) -> String {
 }
 
 /// Finds the line of a dotted key in the YAML text, for problems found after parsing.
-/// Good enough for our nested keys: it looks for each path segment in order.
+/// Good enough for our nested keys: it looks for each path segment in order, and for a
+/// segment with an index (`groups[2]`) at that item of a block sequence (`- ` lines); the
+/// items of a flow sequence (`[a, b]`) share its line.
 fn line_of(text: &str, key: &str) -> Option<usize> {
     let mut from = 0;
     let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
     let mut found = None;
     for seg in key.split('.') {
-        let seg = seg.split('[').next().unwrap_or(seg);
-        let pat = format!("{seg}:");
+        let (name, index) = match seg.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        let pat = format!("{name}:");
         let idx = (from..lines.len()).find(|&i| {
             let t = lines[i].trim_start().trim_start_matches("- ");
             t.starts_with(&pat)
         })?;
         found = Some(idx + 1);
         from = idx + 1;
+        let Some(want) = index else { continue };
+        let (mut seen, mut item_indent) = (0, None);
+        for (j, l) in lines.iter().enumerate().skip(idx + 1) {
+            let t = l.trim_start();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            let item = t.starts_with("- ")
+                && indent(l) >= indent(lines[idx])
+                && item_indent.is_none_or(|i| i == indent(l));
+            if indent(l) <= indent(lines[idx]) && !item {
+                break;
+            }
+            if item {
+                item_indent = Some(indent(l));
+                if seen == want {
+                    found = Some(j + 1);
+                    from = j;
+                    break;
+                }
+                seen += 1;
+            }
+        }
     }
     found
 }
