@@ -494,10 +494,11 @@ impl Policy {
                     l.name
                 )?,
                 ListKind::Block => {
-                    let own = bl.lookup_wire(&wire).filter(|o| o.list == v.list);
-                    let changed = if self.action(g, l, v.action) != l.action
-                        || own.is_some_and(|o| o.action != v.action)
-                    {
+                    let set_here = self
+                        .groups
+                        .get(g as usize)
+                        .is_some_and(|grp| grp.actions.iter().any(|(n, _)| *n == l.name));
+                    let changed = if set_here {
                         format!(" (group {:?} sets it for {:?})", self.group_name(g), l.name)
                     } else {
                         String::new()
