@@ -23,9 +23,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group};
-use fraudwall::blocklist::{
-    Action, Blocklist, Compiler, Format, ListInfo, ListKind, MatchMode,
-};
+use fraudwall::blocklist::{Action, Blocklist, Compiler, Format, ListInfo, ListKind, MatchMode};
 use fraudwall::policy::{GroupConfig, Policy, PolicyConfig};
 
 /// Counts allocations, for the allocation check.
@@ -145,16 +143,26 @@ fn fixture() -> Fixture {
         let mut clients = vec![v4.parse().unwrap(), v6.parse().unwrap()];
         if i % 100 == 0 {
             // A nested, longer prefix inside another group's /24.
-            clients = vec![format!("100.{}.{}.128/25", 64 + ((i + 1) >> 8), (i + 1) & 255)
-                .parse()
-                .unwrap()];
+            clients = vec![
+                format!("100.{}.{}.128/25", 64 + ((i + 1) >> 8), (i + 1) & 255)
+                    .parse()
+                    .unwrap(),
+            ];
         }
         groups.push(GroupConfig {
             name: format!("g{i}"),
             clients,
             lists: None,
-            extra_lists: if i % 2 == 0 { vec!["kids".into()] } else { Vec::new() },
-            exclude_lists: if i % 2 == 1 { vec!["afc".into()] } else { Vec::new() },
+            extra_lists: if i % 2 == 0 {
+                vec!["kids".into()]
+            } else {
+                Vec::new()
+            },
+            exclude_lists: if i % 2 == 1 {
+                vec!["afc".into()]
+            } else {
+                Vec::new()
+            },
             actions: Vec::new(),
         });
     }
@@ -163,8 +171,14 @@ fn fixture() -> Fixture {
         groups,
     });
     let unlisted = (0..10_000).map(|_| wire(&name(&mut r, "benign"))).collect();
-    let listed = afc_names[..10_000].iter().map(|n| wire(&format!("www.{n}"))).collect();
-    let excluded = shared[..5_000].iter().map(|n| wire(&format!("www.{n}"))).collect();
+    let listed = afc_names[..10_000]
+        .iter()
+        .map(|n| wire(&format!("www.{n}")))
+        .collect();
+    let excluded = shared[..5_000]
+        .iter()
+        .map(|n| wire(&format!("www.{n}")))
+        .collect();
     Fixture {
         bl,
         policy,
@@ -196,10 +210,14 @@ fn allocation_check(f: &Fixture) {
         }
     }
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
-    println!("allocation check: 300000 Policy::verdict calls ({blocked} listed), {allocs} allocations");
+    println!(
+        "allocation check: 300000 Policy::verdict calls ({blocked} listed), {allocs} allocations"
+    );
     assert_eq!(allocs, 0, "the policy path allocates");
     assert_eq!(
-        f.policy.verdict(&f.bl, f.in_group, &f.excluded[0]).map(|(v, _)| v.list),
+        f.policy
+            .verdict(&f.bl, f.in_group, &f.excluded[0])
+            .map(|(v, _)| v.list),
         Some(1),
         "a name of afc and police, for a group excluding afc, is police's"
     );
@@ -209,8 +227,14 @@ fn benches(c: &mut Criterion) {
     let f = fixture();
     allocation_check(&f);
     let mut g = c.benchmark_group("group_of");
-    for (what, ip) in [("v4_in_group", f.in_group), ("v4_in_none", f.in_none), ("v6_in_group", f.v6)] {
-        g.bench_function(what, |b| b.iter(|| black_box(f.policy.group_of(black_box(ip)))));
+    for (what, ip) in [
+        ("v4_in_group", f.in_group),
+        ("v4_in_none", f.in_none),
+        ("v6_in_group", f.v6),
+    ] {
+        g.bench_function(what, |b| {
+            b.iter(|| black_box(f.policy.group_of(black_box(ip))))
+        });
     }
     g.finish();
     let mut g = c.benchmark_group("verdict");

@@ -361,7 +361,9 @@ impl Policy {
 
     /// The name of group `g`.
     pub fn group_name(&self, g: GroupId) -> &str {
-        self.groups.get(g as usize).map_or(DEFAULT_GROUP, |g| &g.name)
+        self.groups
+            .get(g as usize)
+            .map_or(DEFAULT_GROUP, |g| &g.name)
     }
 
     /// Whether list `l` applies to group `g`.
@@ -390,12 +392,7 @@ impl Policy {
     /// `ip`'s group, with the group's action, and the group. `None` (the name is not listed
     /// for this client) costs what [`Blocklist::lookup_wire`] costs.
     #[inline]
-    pub fn verdict(
-        &self,
-        bl: &Blocklist,
-        ip: IpAddr,
-        name: &[u8],
-    ) -> Option<(Verdict, GroupId)> {
+    pub fn verdict(&self, bl: &Blocklist, ip: IpAddr, name: &[u8]) -> Option<(Verdict, GroupId)> {
         let v = bl.lookup_wire(name)?;
         if self.trivial {
             return Some((v, 0));
@@ -411,7 +408,11 @@ impl Policy {
         name: &[u8],
         v: Verdict,
     ) -> Option<(Verdict, GroupId)> {
-        let applies = |list: u16| bl.lists().get(list as usize).is_none_or(|l| self.applies(g, l));
+        let applies = |list: u16| {
+            bl.lists()
+                .get(list as usize)
+                .is_none_or(|l| self.applies(g, l))
+        };
         let mut v = if applies(v.list) {
             v
         } else {
@@ -521,7 +522,7 @@ impl Policy {
         let Some(grp) = self.groups.get(g as usize) else {
             return "unknown group";
         };
-        let named = |v: &[String]| v.iter().any(|n| *n == l.name);
+        let named = |v: &[String]| v.contains(&l.name);
         if named(&self.group_only) {
             "a group-only list this group does not name"
         } else if named(&grp.exclude_lists) {
@@ -606,8 +607,14 @@ mod tests {
         assert_eq!(g("10.2.0.1"), ("wide".into(), Some("10.0.0.0/8".into())));
         assert_eq!(g("10.1.0.1"), ("narrow".into(), Some("10.1.0.0/16".into())));
         assert_eq!(g("10.1.2.3"), ("narrow".into(), Some("10.1.2.3/32".into())));
-        assert_eq!(g("::ffff:10.1.0.1"), ("narrow".into(), Some("10.1.0.0/16".into())));
-        assert_eq!(g("2001:db8:1::1"), ("wide".into(), Some("2001:db8::/32".into())));
+        assert_eq!(
+            g("::ffff:10.1.0.1"),
+            ("narrow".into(), Some("10.1.0.0/16".into()))
+        );
+        assert_eq!(
+            g("2001:db8:1::1"),
+            ("wide".into(), Some("2001:db8::/32".into()))
+        );
         assert_eq!(g("11.0.0.1"), ("default".into(), None));
     }
 
@@ -661,19 +668,34 @@ mod tests {
         // Default: the group-only list does not apply.
         assert_eq!(ask("10.9.0.1", "afc.test"), s("default afc block sinkhole"));
         assert_eq!(ask("10.9.0.1", "extra.test"), None);
-        assert_eq!(ask("10.9.0.1", "both.test"), s("default afc block sinkhole"));
-        assert_eq!(ask("10.9.0.1", "ok.afc.test"), s("default ok allow sinkhole"));
+        assert_eq!(
+            ask("10.9.0.1", "both.test"),
+            s("default afc block sinkhole")
+        );
+        assert_eq!(
+            ask("10.9.0.1", "ok.afc.test"),
+            s("default ok allow sinkhole")
+        );
         // Opted out of afc: nothing of it, and extra is group-only.
         assert_eq!(ask("10.1.0.1", "afc.test"), None);
         assert_eq!(ask("10.1.0.1", "both.test"), None);
         // Kids: afc with nxdomain, and extra too.
         assert_eq!(ask("10.2.0.1", "afc.test"), s("kids afc block nxdomain"));
-        assert_eq!(ask("10.2.0.1", "extra.test"), s("kids extra block sinkhole"));
+        assert_eq!(
+            ask("10.2.0.1", "extra.test"),
+            s("kids extra block sinkhole")
+        );
         assert_eq!(ask("10.2.0.1", "both.test"), s("kids afc block nxdomain"));
         // Only extra: a name in afc and extra is still blocked, by extra.
-        assert_eq!(ask("10.3.0.1", "both.test"), s("only-extra extra block sinkhole"));
+        assert_eq!(
+            ask("10.3.0.1", "both.test"),
+            s("only-extra extra block sinkhole")
+        );
         assert_eq!(ask("10.3.0.1", "afc.test"), None);
         // The allow list applies to everyone (only-extra named block lists only).
-        assert_eq!(ask("10.3.0.1", "ok.afc.test"), s("only-extra ok allow sinkhole"));
+        assert_eq!(
+            ask("10.3.0.1", "ok.afc.test"),
+            s("only-extra ok allow sinkhole")
+        );
     }
 }

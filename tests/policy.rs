@@ -84,12 +84,26 @@ fn v6(fw: &Fraudwall) -> SocketAddr {
 #[test]
 fn each_group_gets_its_own_verdicts_for_the_same_names() {
     let fw = fw();
-    let names = ["shop-fraud.test", "both.test", "police-only.test", "casino.test"];
+    let names = [
+        "shop-fraud.test",
+        "both.test",
+        "police-only.test",
+        "casino.test",
+    ];
     let table = [
-        ("127.0.0.1", ["sinkhole", "sinkhole", "NXDOMAIN", "not blocked"]),
-        ("127.0.0.10", ["not blocked", "NXDOMAIN", "NXDOMAIN", "not blocked"]),
+        (
+            "127.0.0.1",
+            ["sinkhole", "sinkhole", "NXDOMAIN", "not blocked"],
+        ),
+        (
+            "127.0.0.10",
+            ["not blocked", "NXDOMAIN", "NXDOMAIN", "not blocked"],
+        ),
         ("127.0.0.17", ["REFUSED", "REFUSED", "NXDOMAIN", "sinkhole"]),
-        ("127.0.0.20", ["not blocked", "NXDOMAIN", "NXDOMAIN", "not blocked"]),
+        (
+            "127.0.0.20",
+            ["not blocked", "NXDOMAIN", "NXDOMAIN", "not blocked"],
+        ),
     ];
     for (source, want) in table {
         let got: Vec<String> = names
@@ -102,7 +116,11 @@ fn each_group_gets_its_own_verdicts_for_the_same_names() {
         .iter()
         .map(|n| verdict(v6(fw), "::1", &format!("www.{n}")))
         .collect();
-    assert_eq!(got, ["REFUSED", "REFUSED", "NXDOMAIN", "sinkhole"], "from ::1");
+    assert_eq!(
+        got,
+        ["REFUSED", "REFUSED", "NXDOMAIN", "sinkhole"],
+        "from ::1"
+    );
 }
 
 /// The event lines for `qname`, waiting up to 10 s for at least `n` of them.
@@ -183,7 +201,10 @@ fn events_and_metrics_name_the_group() {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).args(args).output().expect("run fraudwall");
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run fraudwall");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -264,7 +285,10 @@ fn check_client_explains_the_verdict_for_that_client() {
 #[test]
 fn bad_policy_is_refused_by_config_check_with_key_and_line() {
     let bad = config()
-        .replace("exclude_lists: [anti-fraud-centre]", "exclude_lists: [anti-fraud-center]")
+        .replace(
+            "exclude_lists: [anti-fraud-centre]",
+            "exclude_lists: [anti-fraud-center]",
+        )
         .replace("\"127.0.0.20/32\"", "\"127.0.0.10/32\", \"127.0.0.300/32\"")
         + "    - name: police-only\n      clients: [\"10.1.2.3/16\"]\n";
     let dir = files(&bad);
@@ -283,7 +307,11 @@ fn bad_policy_is_refused_by_config_check_with_key_and_line() {
     let (code, out, err) = run(&[
         "config",
         "check",
-        files(&config()).path().join("fraudwall.yaml").to_str().unwrap(),
+        files(&config())
+            .path()
+            .join("fraudwall.yaml")
+            .to_str()
+            .unwrap(),
     ]);
     assert_eq!((code, out.ends_with(": ok\n")), (0, true), "{out}{err}");
 }

@@ -548,7 +548,10 @@ impl Blocklist {
                 break;
             }
             let dot = (depth > 0).then_some(b'.');
-            for b in dot.into_iter().chain(label.iter().map(u8::to_ascii_lowercase)) {
+            for b in dot
+                .into_iter()
+                .chain(label.iter().map(u8::to_ascii_lowercase))
+            {
                 match node.find_input(b) {
                     Some(i) if len < MAX_WIRE => {
                         let t = node.transition(i);
@@ -1114,18 +1117,27 @@ mod tests {
     #[test]
     fn a_verdict_over_some_lists_equals_a_file_of_those_lists() {
         use super::super::merge::{Part, merge_into};
-        let lists: [(&str, ListKind, Action, &[(&str, MatchMode)]); 4] = [
+        type List<'a> = (&'a str, ListKind, Action, &'a [(&'a str, MatchMode)]);
+        let lists: [List; 4] = [
             (
                 "a",
                 Block,
                 Action::Sinkhole,
-                &[("both.test", Subtree), ("a.test", Subtree), ("x.deep.test", Exact)],
+                &[
+                    ("both.test", Subtree),
+                    ("a.test", Subtree),
+                    ("x.deep.test", Exact),
+                ],
             ),
             (
                 "b",
                 Block,
                 Action::Nxdomain,
-                &[("both.test", Subtree), ("deep.test", Subtree), ("x.deep.test", Subtree)],
+                &[
+                    ("both.test", Subtree),
+                    ("deep.test", Subtree),
+                    ("x.deep.test", Subtree),
+                ],
             ),
             (
                 "allow",
@@ -1137,7 +1149,11 @@ mod tests {
                 "c",
                 Block,
                 Action::Refused,
-                &[("ok.both.test", Exact), ("test", Subtree), ("both.test", Exact)],
+                &[
+                    ("ok.both.test", Exact),
+                    ("test", Subtree),
+                    ("both.test", Exact),
+                ],
             ),
         ];
         let compile = |which: &[usize]| {

@@ -133,59 +133,65 @@ pub fn merge_into<W: Write + Seek>(parts: &[Part], w: &mut W, path: &Path) -> Re
                 .transpose()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    write_file(w, path, &table_bytes, shards_for(upper_bound), |builder, alternates| {
-        let mut ivs: Vec<(usize, u64)> = Vec::new();
-        let mut all = KeyEntries::default();
-        let mut buf = [0u8; MAX_ALT_KEY];
-        while let Some((key, values)) = union.next() {
-            ivs.clear();
-            for iv in values {
-                let (part, shard) = stream_part[iv.index];
-                let p = &parts[part];
-                let corrupt = |reason| Error::Corrupt {
-                    path: p.path.clone(),
-                    reason,
-                };
-                if !belongs(key, shard, p.shards.len()) {
-                    return Err(corrupt(format!(
-                        "the entry {:?} is in FST shard {shard}, not in the one its name hashes to",
-                        String::from_utf8_lossy(key)
-                    )));
+    write_file(
+        w,
+        path,
+        &table_bytes,
+        shards_for(upper_bound),
+        |builder, alternates| {
+            let mut ivs: Vec<(usize, u64)> = Vec::new();
+            let mut all = KeyEntries::default();
+            let mut buf = [0u8; MAX_ALT_KEY];
+            while let Some((key, values)) = union.next() {
+                ivs.clear();
+                for iv in values {
+                    let (part, shard) = stream_part[iv.index];
+                    let p = &parts[part];
+                    let corrupt = |reason| Error::Corrupt {
+                        path: p.path.clone(),
+                        reason,
+                    };
+                    if !belongs(key, shard, p.shards.len()) {
+                        return Err(corrupt(format!(
+                            "the entry {:?} is in FST shard {shard}, not in the one its name hashes to",
+                            String::from_utf8_lossy(key)
+                        )));
+                    }
+                    format::check_value(key, iv.value, p.lists.len()).map_err(corrupt)?;
+                    ivs.push((part, iv.value));
                 }
-                format::check_value(key, iv.value, p.lists.len()).map_err(corrupt)?;
-                ivs.push((part, iv.value));
-            }
-            // Parts in merge order, whatever order the union yields them in.
-            ivs.sort_unstable_by_key(|iv| iv.0);
-            let (mut subtree, mut exact) = (0u32, 0u32);
-            all.clear();
-            for &(part, value) in &ivs {
-                let base = bases[part];
-                subtree = merge_slot(subtree, shift_slot(value as u32, base));
-                exact = merge_slot(exact, shift_slot((value >> 32) as u32, base));
-                // The part's own alternates of this key, if its lists share it, else its value.
-                let mut own = 0u16;
-                if let Some(alts) = &alts[part] {
-                    while let Some(v) = alt_key(&mut buf, key, own).and_then(|k| alts.get(k)) {
-                        let v = v.value();
-                        all.add(false, shift_slot(v as u32, base));
-                        all.add(true, shift_slot((v >> 32) as u32, base));
-                        own = own.saturating_add(1);
-                        if own == u16::MAX {
-                            break;
+                // Parts in merge order, whatever order the union yields them in.
+                ivs.sort_unstable_by_key(|iv| iv.0);
+                let (mut subtree, mut exact) = (0u32, 0u32);
+                all.clear();
+                for &(part, value) in &ivs {
+                    let base = bases[part];
+                    subtree = merge_slot(subtree, shift_slot(value as u32, base));
+                    exact = merge_slot(exact, shift_slot((value >> 32) as u32, base));
+                    // The part's own alternates of this key, if its lists share it, else its value.
+                    let mut own = 0u16;
+                    if let Some(alts) = &alts[part] {
+                        while let Some(v) = alt_key(&mut buf, key, own).and_then(|k| alts.get(k)) {
+                            let v = v.value();
+                            all.add(false, shift_slot(v as u32, base));
+                            all.add(true, shift_slot((v >> 32) as u32, base));
+                            own = own.saturating_add(1);
+                            if own == u16::MAX {
+                                break;
+                            }
                         }
                     }
+                    if own == 0 {
+                        all.add(false, shift_slot(value as u32, base));
+                        all.add(true, shift_slot((value >> 32) as u32, base));
+                    }
                 }
-                if own == 0 {
-                    all.add(false, shift_slot(value as u32, base));
-                    all.add(true, shift_slot((value >> 32) as u32, base));
-                }
+                builder.insert(key, u64::from(subtree) | (u64::from(exact) << 32))?;
+                alternates.add(key, &all)?;
             }
-            builder.insert(key, u64::from(subtree) | (u64::from(exact) << 32))?;
-            alternates.add(key, &all)?;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 
