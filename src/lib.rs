@@ -22,9 +22,9 @@
 //! query is parsed on the wire ([`dns::wire`]), the client is checked against `access.allow`,
 //! names under `resolver.arpa` are answered locally ([`server::ddr`]), the name is looked up in
 //! the live
-//! [`blocklist::SharedBlocklist`] (one FST walk over its reversed labels) through the client's
-//! [`policy`] group, and a blocked name gets its answer at once ([`dns::blocked`]). Anything else is answered from the wire-format
-//! [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
+//! [`blocklist::SharedBlocklist`] (one FST walk over its reversed labels) with the lists of
+//! the client's [`policy`] group, and a blocked name gets its answer at once
+//! ([`dns::blocked`]). Anything else is answered from the wire-format [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
 //! [`resolve::Resolver`] (our iterative [`resolve::recursor`], or forwarders), stores the
 //! answer, and re-checks every CNAME target against the blocklist (CNAME cloaking). Answers of a
 //! UDP batch leave with one `sendmmsg`; TCP and DoT answers are the engine's bytes, framed; DoH
