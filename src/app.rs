@@ -149,7 +149,8 @@ pub async fn serve(
             observer: Box::new(BlockReporter::new(events)),
         })
         .with_ddr(ddr(&config, &listeners))
-        .with_tap(tap),
+        .with_tap(tap)
+        .with_policy(crate::policy::Policy::new(&config.policy)),
     );
     let encrypted = &config.encrypted;
     server::serve(

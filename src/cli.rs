@@ -42,6 +42,10 @@ pub enum Command {
         /// Compile the lists of this config first (default: the embedded default's lists).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Explain the verdicts for this client address: its policy group and the lists that
+        /// apply to it (the config's `policy:`).
+        #[arg(long, conflicts_with = "fst")]
+        client: Option<std::net::IpAddr>,
         /// Names to check.
         #[arg(required = true)]
         names: Vec<String>,
@@ -144,15 +148,22 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Check { fst, config, names } => {
+        Command::Check {
+            fst,
+            config,
+            client,
+            names,
+        } => {
             // With a config, its lists are compiled here and their refused entries explained.
             let mut specs = Vec::new();
+            let mut policy = None;
             let bl = match fst {
                 Some(p) => crate::blocklist::Blocklist::open(&p).map_err(|e| e.to_string()),
                 None => load_config(config.as_ref())
                     .map_err(|e| e.to_string())
                     .and_then(|c| {
                         specs = crate::lists::specs(&c.blocklists);
+                        policy = Some(crate::policy::Policy::new(&c.policy));
                         crate::lists::load(&c.blocklists).map_err(|e| format!("{e:#}"))
                     }),
             };
@@ -164,6 +175,26 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             };
             let mut stdout = std::io::stdout().lock();
+            if let (Some(ip), Some(policy)) = (client, &policy) {
+                let mut canon = Vec::new();
+                for name in &names {
+                    let mut c = String::new();
+                    match crate::blocklist::normalize::normalize_into(name, &mut c) {
+                        Ok(_) => canon.push(c),
+                        Err(e) => {
+                            eprintln!("fraudwall: {name}: invalid name: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                return match policy.explain(&bl, ip, &canon, &mut stdout) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("fraudwall: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             match crate::blocklist::cli::check_cmd(&bl, &specs, &names, &mut stdout) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

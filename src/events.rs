@@ -38,7 +38,7 @@
 //! ```
 //!
 //! A line looks like
-//! `{"time":"2025-01-02T03:04:05.678Z","client":"203.0.113.7","qname":"login.evil.example","qtype":"A","action":"sinkhole","list":"police","entry":"evil.example","category":"fraud","protocol":"udp"}`.
+//! `{"time":"2025-01-02T03:04:05.678Z","client":"203.0.113.7","qname":"login.evil.example","qtype":"A","action":"sinkhole","list":"police","entry":"evil.example","category":"fraud","protocol":"udp","group":"default"}`.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -174,6 +174,8 @@ pub struct BlockEvent {
     pub category: Arc<str>,
     /// The transport: `"udp"`, `"tcp"`, `"tls"`, `"https"`, `"quic"`.
     pub protocol: &'static str,
+    /// The client's policy group (`policy.groups`), `"default"` when it is in none.
+    pub group: Arc<str>,
 }
 
 /// Why the event log could not start.
@@ -333,6 +335,7 @@ impl EventWriter {
             entry: &ev.entry,
             category: &ev.category,
             protocol: ev.protocol,
+            group: &ev.group,
         };
         if serde_json::to_writer(&mut self.line, &line).is_err() {
             // Only a non-string map key could fail here; there is none, but never panic.
@@ -366,6 +369,7 @@ struct Line<'a> {
     entry: &'a str,
     category: &'a str,
     protocol: &'a str,
+    group: &'a str,
 }
 
 /// `2025-01-02T03:04:05.678Z`. Hand-rolled: it runs once per event and needs no locale or

@@ -9,7 +9,7 @@
 //! | wiring | [`app`] | config → the parts → listeners → shutdown |
 //! | config | [`config`] | YAML → every section validated by its owner |
 //! | transports | [`server`] | UDP, TCP, DoT, DoH and the [`server::engine`] they share |
-//! | services | [`resolve`], [`lists`], [`sinkhole`], [`events`], [`dnstap`] | asking upstream; keeping the blocklist current; the warning page; the block log; queries and answers to a dnstap collector |
+//! | services | [`resolve`], [`lists`], [`sinkhole`], [`events`], [`dnstap`], [`policy`] | asking upstream; keeping the blocklist current; the warning page; the block log; queries and answers to a dnstap collector; which lists apply to which clients (per-customer groups) |
 //! | counting | [`metrics`] | metric names, hot-path counters, `/metrics` |
 //! | ground | [`dns`], [`blocklist`], [`logging`] | DNS bytes (codec, answer cache, blocked answers, EDE); the compiled blocklist and its file format; `tracing` setup |
 //! | footing | [`section`], [`atomic_file`], [`client`], [`process`], [`failpoint`] | the config-section contract; writing files beside and renaming them into place; who a client is (address or /64) and per-client caps; the process itself (allocator, privileges, signals, panic messages); failure injection for recovery tests (debug builds) |
@@ -24,9 +24,9 @@
 //! query is parsed on the wire ([`dns::wire`]), the client is checked against `access.allow`,
 //! names under `resolver.arpa` are answered locally ([`server::ddr`]), the name is looked up in
 //! the live
-//! [`blocklist::SharedBlocklist`] (one FST walk over its reversed labels), and a blocked name
-//! gets its answer at once ([`dns::blocked`]). Anything else is answered from the wire-format
-//! [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
+//! [`blocklist::SharedBlocklist`] (one FST walk over its reversed labels) with the lists of
+//! the client's [`policy`] group, and a blocked name gets its answer at once
+//! ([`dns::blocked`]). Anything else is answered from the wire-format [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
 //! [`resolve::Resolver`] (our iterative [`resolve::recursor`], or forwarders), stores the
 //! answer, and re-checks every CNAME target against the blocklist (CNAME cloaking). Answers of a
 //! UDP batch leave with one `sendmmsg`; TCP and DoT answers are the engine's bytes, framed; DoH
@@ -62,6 +62,7 @@ pub mod failpoint;
 pub mod lists;
 pub mod logging;
 pub mod metrics;
+pub mod policy;
 #[cfg(test)]
 pub(crate) mod probe;
 pub mod process;

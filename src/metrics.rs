@@ -44,6 +44,9 @@ use crate::section::Check;
 pub const QUERIES_TOTAL: &str = "fraudwall_queries_total";
 /// Queries refused by the blocklist, labels `list`, `category` and `action`.
 pub const BLOCKED_TOTAL: &str = "fraudwall_blocked_total";
+/// Blocks (and `log` hits) per policy group, label `group` (the groups of `policy.groups` and
+/// `default`: bounded by the config).
+pub const POLICY_BLOCKED_TOTAL: &str = "fraudwall_policy_blocked_total";
 /// Answers served from the cache.
 pub const CACHE_HITS_TOTAL: &str = "fraudwall_cache_hits_total";
 /// Lookups that missed the cache.
@@ -520,6 +523,12 @@ pub fn recursor_timeout() {
     if let Some(hot) = hot() {
         hot.timeouts.increment(1);
     }
+}
+
+/// The block counter of one policy group, registered once (`crate::policy::Policy::new`) so
+/// that counting a block is an atomic add.
+pub fn policy_group_counter(group: &str) -> Counter {
+    metrics::counter!(POLICY_BLOCKED_TOTAL, "group" => group.to_string())
 }
 
 /// Sets the entry count of one list (call after each reload; allocates, not for the hot path).

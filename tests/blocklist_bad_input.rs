@@ -160,7 +160,7 @@ fn damaged_compiled_files_are_refused() {
         open(&b),
         Error::Version {
             found: 9,
-            expected: 3,
+            expected: 4,
             ..
         }
     ));
@@ -250,9 +250,12 @@ fn table_len(file: &[u8]) -> usize {
     u32::from_le_bytes(file[8..12].try_into().unwrap()) as usize
 }
 
-/// Where the FST of a one-shard format 3 file starts: header, table, directory of one shard.
+/// Where the FST of a one-shard format 3 or 4 file starts: header, table, directory of one
+/// shard (version 4 adds the alternates length, 0 here, after the shard lengths).
 fn fst_start(file: &[u8]) -> usize {
-    24 + table_len(file) + 4 + 8 + 8
+    let version = u32::from_le_bytes(file[4..8].try_into().unwrap());
+    let alternates = if version >= 4 { 8 } else { 0 };
+    24 + table_len(file) + 4 + 8 + 8 + alternates
 }
 
 /// Rewrites the body checksum of a compiled file after an edit, as a careful attacker would.
@@ -294,6 +297,7 @@ fn wrap(fst: &[u8], names: u64) -> Vec<u8> {
     b.extend_from_slice(fst);
     let data_len = (b.len() - 24 - table_len(&real)) as u64;
     b[16..24].copy_from_slice(&data_len.to_le_bytes());
+    b[4..8].copy_from_slice(&3u32.to_le_bytes());
     resum(b)
 }
 

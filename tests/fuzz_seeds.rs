@@ -327,7 +327,9 @@ fn fst_seeds(lists: &[(PathBuf, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     .unwrap();
     let table_len = u32::from_le_bytes(v1[8..12].try_into().unwrap()) as usize;
     let dir = 24 + table_len;
-    v1.drain(dir..dir + 20);
+    // Version 1 has no directory: the shard count, name count, one shard length and (version
+    // 4) the alternates length go.
+    v1.drain(dir..dir + 28);
     v1[4..8].copy_from_slice(&1u32.to_le_bytes());
     let data_len = (v1.len() - dir) as u64;
     v1[16..24].copy_from_slice(&data_len.to_le_bytes());

@@ -18,6 +18,7 @@ fn event(client: &str, qname: &str) -> BlockEvent {
         entry: "evil.example".to_string(),
         category: Arc::from("fraud"),
         protocol: "udp",
+        group: Arc::from("default"),
     }
 }
 
@@ -66,7 +67,8 @@ async fn full_mode_writes_one_line_with_every_field() {
     assert_eq!(l["entry"], "evil.example");
     assert_eq!(l["category"], "fraud");
     assert_eq!(l["protocol"], "udp");
-    assert_eq!(l.as_object().unwrap().len(), 9, "no extra fields");
+    assert_eq!(l["group"], "default");
+    assert_eq!(l.as_object().unwrap().len(), 10, "no extra fields");
     assert_eq!(lines[1]["client"], "2001:db8::1");
 }
 
@@ -187,7 +189,7 @@ fn lines_for_size() -> serde_json::Value {
     serde_json::json!({
         "time": "2025-01-02T03:04:05.678Z", "client": "203.0.113.7",
         "qname": "n0.evil.example", "qtype": "A", "action": "sinkhole", "list": "police",
-        "entry": "evil.example", "category": "fraud", "protocol": "udp"
+        "entry": "evil.example", "category": "fraud", "protocol": "udp", "group": "default"
     })
 }
 

@@ -14,7 +14,7 @@
 use std::io::{Cursor, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use super::format::{MAX_LISTS, encode_table, merge_slot, pack_slot, write_file};
+use super::format::{KeyEntries, MAX_LISTS, encode_table, merge_slot, pack_slot, write_file};
 use super::guard::{is_icann_suffix, is_private_suffix};
 use super::normalize::{NameError, NameInfo, normalize_into, push_reversed_key};
 use super::shard::{MAX_SHARDS, shards_for};
@@ -325,11 +325,13 @@ impl Compiler {
             .sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.off.cmp(&b.off)));
         let recs = &self.recs;
         let shards = self.shards.unwrap_or_else(|| shards_for(recs.len() as u64));
-        write_file(w, path, &table, shards, |builder| {
+        write_file(w, path, &table, shards, |builder, alternates| {
             let mut i = 0;
+            let mut all = KeyEntries::default();
             while i < recs.len() {
                 let k = key(&recs[i]);
                 let (mut exact, mut subtree) = (0u32, 0u32);
+                all.clear();
                 while i < recs.len() && key(&recs[i]) == k {
                     let r = recs[i];
                     if r.exact {
@@ -337,9 +339,11 @@ impl Compiler {
                     } else {
                         subtree = merge_slot(subtree, r.slot);
                     }
+                    all.add(r.exact, r.slot);
                     i += 1;
                 }
                 builder.insert(k, u64::from(subtree) | (u64::from(exact) << 32))?;
+                alternates.add(k, &all)?;
             }
             Ok(())
         })

@@ -2,7 +2,7 @@
 //! [`super::Blocklist::open`]. Everything that knows where a byte of a compiled file goes is
 //! here.
 //!
-//! # File layout (format version 3, all integers little-endian)
+//! # File layout (format version 4, all integers little-endian)
 //!
 //! ```text
 //! offset  size  field
@@ -14,14 +14,17 @@
 //!     24     …  list table: u32 count, then per list:
 //!                 str name, str path, u8 kind, u8 action, u8 format, u8 match_mode,
 //!                 str category, u16 ede, u64 entries          (str = u32 length + UTF-8)
-//! 24+table_len  shard directory: u32 shard count K, u64 distinct names, K × u64 FST length
+//! 24+table_len  shard directory: u32 shard count K, u64 distinct names, K × u64 FST length,
+//!               u64 alternates length A (version 4; 0: none)
 //!         …     K FST maps (fst 0.4 format, each with its own checksum), back to back
+//!         …     A bytes: the alternates FST (below)
 //! ```
 //!
 //! Large lists are split into shards built in parallel ([`super::shard`] says how keys are
 //! assigned). Version 1 files, which have no directory and one FST of `data_len` bytes, are
 //! still read. Version 2 has the same layout as 3 but assigned keys to shards by an older hash,
 //! so a version 2 file is read only when it has one shard; a sharded one must be recompiled.
+//! Version 3 is version 4 without the alternates length (and so without alternates).
 //!
 //! The FST maps reversed-label keys (`com.example.www`, so ancestors are prefixes) to a u64 with
 //! two *verdict slots*: bits 0..32 hold the entry that covers "this name and below" (subtree),
@@ -29,6 +32,14 @@
 //! disagree on the match mode. A slot is 0 when absent, else
 //! `1 | allow << 1 | action << 2 | list_id << 5`. Subtree slots sit in the low bits because they
 //! are by far the most common and small outputs take fewer bytes in the FST.
+//!
+//! A slot holds the entry that wins when every list applies. A policy group that does not apply
+//! every list ([`crate::policy`]) may need the entries that lost: where two or more lists hold
+//! a key in the same slot, the *alternates* FST holds every entry of that key, one per list and
+//! slot, in merge order, under the keys `key ++ 0x00 ++ u16 big-endian index` (0x00 sorts below
+//! every byte of a name, so these keys come in the order of their names). Each value is a
+//! two-slot value like the main FST's with one slot set. Names held by one list only, which is
+//! nearly all of them, cost nothing there.
 //!
 //! A compiled file may come from anywhere (a list directory, a download), so reading one trusts
 //! nothing in it: [`layout`] checks the header, checksum and directory against the file's size,
@@ -42,6 +53,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::normalize::MAX_NAME;
 use super::shard::{MAX_SHARDS, ShardedBuilder};
 use super::verify::{self, MAX_NAMES};
 use super::{Action, Error, Format, ListInfo, ListKind, MatchMode};
@@ -49,7 +61,7 @@ use super::{Action, Error, Format, ListInfo, ListKind, MatchMode};
 /// The four bytes every compiled file starts with.
 pub const MAGIC: [u8; 4] = *b"FWBL";
 /// The format version this build writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// The oldest format version this build reads.
 pub const MIN_VERSION: u32 = 1;
 /// Size of the fixed header before the list table.
@@ -135,23 +147,129 @@ pub(crate) fn shift_slot(slot: u32, base: u32) -> u32 {
     }
 }
 
-/// Writes a whole compiled file to `w`: header, the encoded list `table`, and the FST split into
-/// `shards` shards, whose keys `fill` inserts in strictly increasing order. Returns the number of
-/// distinct keys. Shared by [`compile`] and the hot-reload merge.
+/// Longest key of the alternates FST: a name, the 0x00 and the u16 index.
+pub(crate) const MAX_ALT_KEY: usize = MAX_NAME + 3;
+
+/// Writes the alternates key of entry `i` of `key` into `buf`; `None` if `key` is too long to
+/// be a name (then it has no alternates).
+#[inline]
+pub(crate) fn alt_key<'a>(buf: &'a mut [u8; MAX_ALT_KEY], key: &[u8], i: u16) -> Option<&'a [u8]> {
+    let n = key.len();
+    if n > MAX_NAME {
+        return None;
+    }
+    buf[..n].copy_from_slice(key);
+    buf[n] = 0;
+    buf[n + 1..n + 3].copy_from_slice(&i.to_be_bytes());
+    Some(&buf[..n + 3])
+}
+
+/// Every entry of one key, one per list and slot (each list's own entries merged by
+/// [`merge_slot`]), in merge order: what the alternates FST holds for a key that two lists share.
+#[derive(Debug, Default)]
+pub(crate) struct KeyEntries {
+    /// (exact slot, slot).
+    entries: Vec<(bool, u32)>,
+}
+
+impl KeyEntries {
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Adds one entry (ignored when `slot` is absent).
+    pub(crate) fn add(&mut self, exact: bool, slot: u32) {
+        if slot & 1 == 0 {
+            return;
+        }
+        match self
+            .entries
+            .iter_mut()
+            .find(|(e, s)| *e == exact && *s >> 5 == slot >> 5)
+        {
+            Some((_, s)) => *s = merge_slot(*s, slot),
+            None => self.entries.push((exact, slot)),
+        }
+    }
+
+    /// Whether lists share a slot: only then does the main value hide an entry.
+    pub(crate) fn shared(&self) -> bool {
+        let exact = self.entries.iter().filter(|e| e.0).count();
+        exact > 1 || self.entries.len() - exact > 1
+    }
+}
+
+/// Builds the alternates FST of a file from keys given in increasing order.
+pub(crate) struct Alternates {
+    builder: fst::MapBuilder<Vec<u8>>,
+    buf: Box<[u8; MAX_ALT_KEY]>,
+    keys: u64,
+}
+
+impl Alternates {
+    fn new() -> Alternates {
+        Alternates {
+            builder: fst::MapBuilder::memory(),
+            buf: Box::new([0; MAX_ALT_KEY]),
+            keys: 0,
+        }
+    }
+
+    /// Records every entry of `key` if lists share one of its slots.
+    pub(crate) fn add(&mut self, key: &[u8], entries: &KeyEntries) -> Result<(), Error> {
+        if !entries.shared() {
+            return Ok(());
+        }
+        for (i, &(exact, slot)) in entries.entries.iter().enumerate() {
+            let Some(k) = u16::try_from(i)
+                .ok()
+                .and_then(|i| alt_key(&mut self.buf, key, i))
+            else {
+                break;
+            };
+            let value = if exact {
+                u64::from(slot) << 32
+            } else {
+                u64::from(slot)
+            };
+            self.builder
+                .insert(k, value)
+                .map_err(|source| Error::Build { source })?;
+            self.keys += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<u8>, Error> {
+        if self.keys == 0 {
+            return Ok(Vec::new());
+        }
+        self.builder
+            .into_inner()
+            .map_err(|source| Error::Build { source })
+    }
+}
+
+/// Writes a whole compiled file to `w`: header, the encoded list `table`, the FST split into
+/// `shards` shards, whose keys `fill` inserts in strictly increasing order, and the alternates
+/// `fill` records. Returns the number of distinct keys. Shared by [`compile`] and the
+/// hot-reload merge.
 pub(crate) fn write_file<W: Write + Seek>(
     w: &mut W,
     path: &Path,
     table: &[u8],
     shards: usize,
-    fill: impl FnOnce(&mut ShardedBuilder) -> Result<(), Error>,
+    fill: impl FnOnce(&mut ShardedBuilder, &mut Alternates) -> Result<(), Error>,
 ) -> Result<u64, Error> {
     let werr = |source: io::Error| Error::Write {
         path: path.to_path_buf(),
         source,
     };
     let mut builder = ShardedBuilder::new(shards);
-    fill(&mut builder)?;
+    let mut alternates = Alternates::new();
+    fill(&mut builder, &mut alternates)?;
     let (fsts, keys) = builder.finish()?;
+    let alts = alternates.finish()?;
 
     w.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
     let mut cw = CrcWriter {
@@ -160,16 +278,18 @@ pub(crate) fn write_file<W: Write + Seek>(
         len: 0,
     };
     cw.write_all(table).map_err(werr)?;
-    let mut dir = Vec::with_capacity(12 + 8 * fsts.len());
+    let mut dir = Vec::with_capacity(20 + 8 * fsts.len());
     dir.extend_from_slice(&(fsts.len() as u32).to_le_bytes());
     dir.extend_from_slice(&keys.to_le_bytes());
     for f in &fsts {
         dir.extend_from_slice(&(f.len() as u64).to_le_bytes());
     }
+    dir.extend_from_slice(&(alts.len() as u64).to_le_bytes());
     cw.write_all(&dir).map_err(werr)?;
     for f in &fsts {
         cw.write_all(f).map_err(werr)?;
     }
+    cw.write_all(&alts).map_err(werr)?;
     let data_len = cw.len - table.len() as u64;
     let crc = cw.crc.finalize();
     let mut header = [0u8; HEADER_LEN];
@@ -194,6 +314,8 @@ pub(crate) struct Layout {
     pub shards: Vec<Range<usize>>,
     /// Distinct names (`None` in version 1 files: the single FST's length).
     pub keys: Option<u64>,
+    /// The alternates FST (version 4, when there is one).
+    pub alts: Option<Range<usize>>,
 }
 
 /// Checks magic, version, lengths and the body checksum of a compiled file and finds its parts.
@@ -256,6 +378,7 @@ pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
             table,
             shards: std::iter::once(data..b.len()).collect(),
             keys: None,
+            alts: None,
         });
     }
     let short = || corrupt("shard directory truncated".into());
@@ -273,10 +396,16 @@ pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
             shards: count,
         });
     }
-    let mut at = data + 12 + 8 * count;
+    let dir_len = 12 + 8 * count + if version >= 4 { 8 } else { 0 };
+    let mut at = data + dir_len;
     if at > b.len() {
         return Err(short());
     }
+    let alt_len = if version >= 4 {
+        u64_at(data + 12 + 8 * count)
+    } else {
+        0
+    };
     let mut shards = Vec::with_capacity(count);
     for i in 0..count {
         let len = u64_at(data + 12 + 8 * i);
@@ -288,6 +417,18 @@ pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
         shards.push(at..end);
         at = end;
     }
+    let alts = if alt_len == 0 {
+        None
+    } else {
+        let end = (at as u64)
+            .checked_add(alt_len)
+            .filter(|&e| e <= b.len() as u64)
+            .ok_or_else(|| corrupt("the alternates run past the end of the file".into()))?
+            as usize;
+        let r = at..end;
+        at = end;
+        Some(r)
+    };
     if at != b.len() {
         return Err(corrupt(format!(
             "{} bytes after the last shard",
@@ -298,6 +439,7 @@ pub(crate) fn layout(b: &[u8], path: &Path) -> Result<Layout, Error> {
         table,
         shards,
         keys: Some(keys),
+        alts,
     })
 }
 
@@ -347,6 +489,63 @@ pub(crate) fn check_shards(b: &[u8], parts: &Layout, path: &Path) -> Result<u64,
         )));
     }
     Ok(names)
+}
+
+/// Checks the alternates FST of a file laid out by [`layout`]: its structure, that every key is
+/// a name followed by 0x00 and a two-byte index, and that every value is one slot naming one of
+/// the file's `lists`. Runs inside `catch_unwind` like [`check_shards`].
+pub(crate) fn check_alts(b: &[u8], parts: &Layout, lists: usize, path: &Path) -> Result<(), Error> {
+    let Some(r) = parts.alts.clone() else {
+        return Ok(());
+    };
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("alternates: {reason}"),
+    };
+    let bytes = &b[r];
+    catch_panic(|| {
+        use fst::Streamer;
+        verify::check_keys(bytes, MAX_ALT_KEY)?;
+        let map = fst::Map::new(bytes).map_err(|e| e.to_string())?;
+        let mut stream = map.stream();
+        while let Some((key, value)) = stream.next() {
+            let n = key.len();
+            if n < 4 || key[n - 3] != 0 {
+                return Err(format!(
+                    "the key {:?} is not a name and an index",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+            check_value(&key[..n - 3], value, lists)?;
+            if (value & 1) + ((value >> 32) & 1) != 1 {
+                return Err(format!(
+                    "the entry of {:?} holds {value:#x}, not one slot",
+                    String::from_utf8_lossy(&key[..n - 3])
+                ));
+            }
+        }
+        Ok(())
+    })
+    .and_then(|r| r)
+    .map_err(corrupt)
+}
+
+/// A version 4 file without alternates rewritten as `version` (2 or 3): the directory without
+/// its alternates length. For the tests of older versions.
+#[cfg(test)]
+pub(crate) fn downgrade(mut b: Vec<u8>, version: u32) -> Vec<u8> {
+    let table_len = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
+    let dir = HEADER_LEN + table_len;
+    let count = u32::from_le_bytes(b[dir..dir + 4].try_into().unwrap()) as usize;
+    let at = dir + 12 + 8 * count;
+    assert_eq!(b[at..at + 8], [0; 8], "a file with alternates");
+    b.drain(at..at + 8);
+    b[4..8].copy_from_slice(&version.to_le_bytes());
+    let data_len = (b.len() - dir) as u64;
+    b[16..24].copy_from_slice(&data_len.to_le_bytes());
+    let crc = crc32fast::hash(&b[HEADER_LEN..]);
+    b[12..16].copy_from_slice(&crc.to_le_bytes());
+    b
 }
 
 /// Runs `f`, turning a panic into its message.

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use fst::raw::{Fst, Output};
 
 use super::format::{
-    HEADER_LEN, catch_panic, check_shards, check_value, decode_table, layout, unpack_slot,
+    HEADER_LEN, MAX_ALT_KEY, alt_key, catch_panic, check_alts, check_shards, check_value,
+    decode_table, layout, unpack_slot,
 };
 use super::keyhash::KeyHasher;
 use super::shard::{belongs, in_every_shard, shard_of};
@@ -65,7 +66,25 @@ pub struct Blocklist {
     /// Distinct names over all shards.
     keys: usize,
     filter: Prefilter,
+    /// Every entry of the keys that lists share ([`super::format`]): read only for policy
+    /// groups that do not apply the list whose entry won.
+    alts: Option<Fst<FstBytes>>,
     path: Option<PathBuf>,
+}
+
+/// One entry that a name matches, as [`Blocklist::matches`] lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Match {
+    /// Block or allow.
+    pub kind: ListKind,
+    /// The entry's action.
+    pub action: super::Action,
+    /// Exact entries only match the name itself.
+    pub match_mode: MatchMode,
+    /// Index into [`Blocklist::lists`].
+    pub list: u16,
+    /// Labels of the entry (the last N labels of the name).
+    pub matched_labels: u8,
 }
 
 /// Bits of Bloom filter per key, and bits set per key: about 0.5 % false positives.
@@ -203,6 +222,7 @@ impl Blocklist {
             shards: Vec::new(),
             keys: 0,
             filter: Prefilter::none(),
+            alts: None,
             path: None,
         }
     }
@@ -260,6 +280,7 @@ impl Blocklist {
         let parts = layout(data.bytes(), path)?;
         let lists = decode_table(&data.bytes()[parts.table.clone()]).map_err(corrupt)?;
         let keys = check_shards(data.bytes(), &parts, path)?;
+        check_alts(data.bytes(), &parts, lists.len(), path)?;
         let keys = usize::try_from(keys).map_err(|_| corrupt(format!("{keys} names")))?;
         let data = Arc::new(data);
         let mut shards = Vec::with_capacity(parts.shards.len());
@@ -274,6 +295,17 @@ impl Blocklist {
             let fst = Fst::new(bytes).map_err(|e| corrupt(format!("FST shard {i}: {e}")))?;
             shards.push(fst);
         }
+        let alts = match parts.alts {
+            Some(r) => {
+                let bytes = FstBytes {
+                    data: Arc::clone(&data),
+                    start: r.start,
+                    end: r.end,
+                };
+                Some(Fst::new(bytes).map_err(|e| corrupt(format!("alternates: {e}")))?)
+            }
+            None => None,
+        };
         // The filter costs memory and time per name; a file that holds more names than bytes
         // (only a crafted or machine-enumerated list compresses that well) goes without it, so
         // that opening stays bounded by the file's size. Its queries all walk the FST.
@@ -295,6 +327,7 @@ impl Blocklist {
             shards,
             keys,
             filter,
+            alts,
             path: None,
         })
     }
@@ -383,23 +416,196 @@ impl Blocklist {
     }
 
     fn lookup_ascii(&self, name: &str) -> Option<Verdict> {
-        let mut buf = [0u8; MAX_WIRE];
-        let mut pos = 0;
-        if name.is_empty() {
+        with_wire(name, |w| self.lookup_wire(w)).flatten()
+    }
+
+    /// The verdict for a client of a policy group ([`crate::policy`]) to which only the lists
+    /// `applies` accepts apply: the same rules as [`Blocklist::lookup_wire`] (the most specific
+    /// entry decides, allow beats block, exact beats subtree), over those lists' entries only.
+    ///
+    /// When the entry that wins over all lists is of an applied list, it also wins over the
+    /// applied lists alone, and this costs one `applies` call more than `lookup_wire`. Only
+    /// otherwise is the name walked again, reading the entries that lost ([`super::format`]'s
+    /// alternates). Allocation-free.
+    pub fn lookup_wire_for(&self, name: &[u8], applies: impl Fn(u16) -> bool) -> Option<Verdict> {
+        let v = self.lookup_wire(name)?;
+        if applies(v.list) {
+            return Some(v);
+        }
+        // Entries of one key in decision order: allow exact, allow subtree, block exact, block
+        // subtree; in each the first applied list's in merge order.
+        let mut best = None;
+        let mut cur = [0u32; 4];
+        let mut cur_labels = 0u8;
+        let flush = |cur: &[u32; 4], labels: u8| {
+            let (class, slot) = cur.iter().enumerate().find(|(_, s)| **s != 0)?;
+            let (kind, action, list) = unpack_slot(*slot)?;
+            Some(Verdict {
+                kind,
+                action,
+                match_mode: if class % 2 == 0 {
+                    MatchMode::Exact
+                } else {
+                    MatchMode::Subtree
+                },
+                list,
+                matched_labels: labels,
+            })
+        };
+        self.each_entry(name, |labels, whole, exact, slot| {
+            if labels != cur_labels {
+                if let Some(v) = flush(&cur, cur_labels) {
+                    best = Some(v);
+                }
+                cur = [0; 4];
+                cur_labels = labels;
+            }
+            if exact && !whole {
+                return;
+            }
+            let Some((kind, _, list)) = unpack_slot(slot) else {
+                return;
+            };
+            if !applies(list) {
+                return;
+            }
+            let class = usize::from(kind == ListKind::Block) * 2 + usize::from(!exact);
+            if cur[class] == 0 {
+                cur[class] = slot;
+            }
+        });
+        if let Some(v) = flush(&cur, cur_labels) {
+            best = Some(v);
+        }
+        best
+    }
+
+    /// Every entry of every list that matches `name` (text, as [`Blocklist::lookup`] takes it),
+    /// least specific first: what `fraudwall check` explains a verdict with.
+    pub fn matches(&self, name: &str) -> Vec<Match> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let ascii;
+        let name = if name.is_ascii() {
+            name
+        } else {
+            match idna::domain_to_ascii(name) {
+                Ok(a) => {
+                    ascii = a;
+                    &ascii
+                }
+                Err(_) => return Vec::new(),
+            }
+        };
+        let mut out = Vec::new();
+        with_wire(name, |w| {
+            self.each_entry(w, |labels, whole, exact, slot| {
+                if exact && !whole {
+                    return;
+                }
+                if let Some((kind, action, list)) = unpack_slot(slot) {
+                    out.push(Match {
+                        kind,
+                        action,
+                        match_mode: if exact {
+                            MatchMode::Exact
+                        } else {
+                            MatchMode::Subtree
+                        },
+                        list,
+                        matched_labels: labels,
+                    });
+                }
+            })
+        });
+        out
+    }
+
+    /// Calls `f(labels, whole name, exact slot, slot)` for every entry of every key on the
+    /// name's path, from the least specific key: a key's alternates when lists share it, else
+    /// the two slots of its value.
+    fn each_entry(&self, name: &[u8], mut f: impl FnMut(u8, bool, bool, u32)) {
+        if self.shards.is_empty() {
+            return;
+        }
+        let mut starts = [0u8; MAX_LABELS];
+        let Some(n) = label_starts(name, &mut starts) else {
+            return;
+        };
+        let starts = &starts[..n];
+        let Some(fst) = self.candidate(name, starts) else {
+            return;
+        };
+        let mut key = [0u8; MAX_WIRE];
+        let mut len = 0usize;
+        let mut alt = [0u8; MAX_ALT_KEY];
+        let mut node = fst.root();
+        let mut out = Output::zero();
+        'labels: for depth in 0..n {
+            let at = starts[n - 1 - depth] as usize;
+            let label = &name[at + 1..at + 1 + name[at] as usize];
+            // A `.` inside a label can never be listed, and feeding it would fake a boundary.
+            if label.contains(&b'.') {
+                break;
+            }
+            let dot = (depth > 0).then_some(b'.');
+            for b in dot
+                .into_iter()
+                .chain(label.iter().map(u8::to_ascii_lowercase))
+            {
+                match node.find_input(b) {
+                    Some(i) if len < MAX_WIRE => {
+                        let t = node.transition(i);
+                        out = out.cat(t.out);
+                        node = fst.node(t.addr);
+                        key[len] = b;
+                        len += 1;
+                    }
+                    _ => break 'labels,
+                }
+            }
+            if !node.is_final() {
+                continue;
+            }
+            let value = out.cat(node.final_output()).value();
+            let (labels, whole) = ((depth + 1) as u8, depth + 1 == n);
+            let mut i = 0u16;
+            if let Some(alts) = &self.alts {
+                while let Some(v) = alt_key(&mut alt, &key[..len], i).and_then(|k| alts.get(k)) {
+                    let v = v.value();
+                    f(labels, whole, false, v as u32);
+                    f(labels, whole, true, (v >> 32) as u32);
+                    i += 1;
+                    if i == u16::MAX {
+                        break;
+                    }
+                }
+            }
+            if i == 0 {
+                f(labels, whole, false, value as u32);
+                f(labels, whole, true, (value >> 32) as u32);
+            }
+        }
+    }
+}
+
+/// Runs `f` on the wire form of a text name (ASCII, no trailing dot); `None` when malformed.
+fn with_wire<T>(name: &str, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+    let mut buf = [0u8; MAX_WIRE];
+    let mut pos = 0;
+    if name.is_empty() {
+        return None;
+    }
+    for label in name.split('.') {
+        let len = label.len();
+        if len == 0 || len > 63 || pos + 1 + len + 1 > MAX_WIRE {
             return None;
         }
-        for label in name.split('.') {
-            let len = label.len();
-            if len == 0 || len > 63 || pos + 1 + len + 1 > MAX_WIRE {
-                return None;
-            }
-            buf[pos] = len as u8;
-            buf[pos + 1..pos + 1 + len].copy_from_slice(label.as_bytes());
-            pos += 1 + len;
-        }
-        buf[pos] = 0;
-        self.lookup_wire(&buf[..=pos])
+        buf[pos] = len as u8;
+        buf[pos + 1..pos + 1 + len].copy_from_slice(label.as_bytes());
+        pos += 1 + len;
     }
+    buf[pos] = 0;
+    Some(f(&buf[..=pos]))
 }
 
 /// Records where each label of a wire name starts; returns the label count, `None` if malformed.
@@ -722,10 +928,7 @@ mod tests {
                 c.insert(b, &name, Block, Subtree, Action::Sinkhole)
                     .unwrap();
             }
-            let mut bytes = c.to_bytes().unwrap();
-            // The version is in the header, outside the body checksum.
-            bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
-            bytes
+            super::super::format::downgrade(c.to_bytes().unwrap(), 2)
         };
         let one = Blocklist::from_bytes(file(1)).unwrap();
         assert_eq!(kind(&one, "www.n7.shop7.test"), Some((Block, Subtree, 3)));
@@ -810,7 +1013,7 @@ mod tests {
 
     /// A format 3 file with one block list around hand-built FST shards of `keys` → slot.
     fn v3_file(shards: &[&[&[u8]]], names: u64) -> Vec<u8> {
-        use super::super::format::{HEADER_LEN, MAGIC, VERSION, encode_table, pack_slot};
+        use super::super::format::{HEADER_LEN, MAGIC, encode_table, pack_slot};
         let table = encode_table(&[info("block", ListKind::Block)]);
         let slot = u64::from(pack_slot(Block, Action::Sinkhole, 0));
         let fsts: Vec<Vec<u8>> = shards
@@ -834,7 +1037,7 @@ mod tests {
             file.extend_from_slice(f);
         }
         file[0..4].copy_from_slice(&MAGIC);
-        file[4..8].copy_from_slice(&VERSION.to_le_bytes());
+        file[4..8].copy_from_slice(&3u32.to_le_bytes());
         file[8..12].copy_from_slice(&(table.len() as u32).to_le_bytes());
         let data_len = (file.len() - HEADER_LEN - table.len()) as u64;
         file[16..24].copy_from_slice(&data_len.to_le_bytes());
@@ -905,6 +1108,125 @@ mod tests {
             "bad.test"
         );
         assert_eq!(entry_name_wire(b"\xc0", 2), None);
+    }
+
+    /// A policy group's verdict over some lists equals the verdict of a file compiled from those
+    /// lists alone: for every subset of four lists sharing names in every way (same name in two
+    /// lists, allow over block, exact beside subtree, different actions), compiled in one file
+    /// and merged from one file per list as the reloader does.
+    #[test]
+    fn a_verdict_over_some_lists_equals_a_file_of_those_lists() {
+        use super::super::merge::{Part, merge_into};
+        type List<'a> = (&'a str, ListKind, Action, &'a [(&'a str, MatchMode)]);
+        let lists: [List; 4] = [
+            (
+                "a",
+                Block,
+                Action::Sinkhole,
+                &[
+                    ("both.test", Subtree),
+                    ("a.test", Subtree),
+                    ("x.deep.test", Exact),
+                ],
+            ),
+            (
+                "b",
+                Block,
+                Action::Nxdomain,
+                &[
+                    ("both.test", Subtree),
+                    ("deep.test", Subtree),
+                    ("x.deep.test", Subtree),
+                ],
+            ),
+            (
+                "allow",
+                Allow,
+                Action::Sinkhole,
+                &[("ok.both.test", Subtree), ("x.deep.test", Exact)],
+            ),
+            (
+                "c",
+                Block,
+                Action::Refused,
+                &[
+                    ("ok.both.test", Exact),
+                    ("test", Subtree),
+                    ("both.test", Exact),
+                ],
+            ),
+        ];
+        let compile = |which: &[usize]| {
+            let mut c = Compiler::new();
+            for &i in which {
+                let (name, kind, action, entries) = lists[i];
+                let mut l = info(name, kind);
+                l.action = action;
+                let id = c.add_list(l).unwrap();
+                for &(n, mode) in entries {
+                    c.insert(id, n, kind, mode, action).unwrap();
+                }
+            }
+            c.to_bytes().unwrap()
+        };
+        let all = Blocklist::from_bytes(compile(&[0, 1, 2, 3])).unwrap();
+        assert!(all.alts.is_some(), "shared names have alternates");
+        let parts: Vec<Part> = (0..4)
+            .map(|i| Part::from_bytes(Path::new("p.fst"), compile(&[i])).unwrap())
+            .collect();
+        let mut merged = std::io::Cursor::new(Vec::new());
+        merge_into(&parts, &mut merged, Path::new("m.fst")).unwrap();
+        let merged = Blocklist::from_bytes(merged.into_inner()).unwrap();
+        let names = [
+            "both.test",
+            "www.both.test",
+            "ok.both.test",
+            "a.ok.both.test",
+            "a.test",
+            "deep.test",
+            "x.deep.test",
+            "y.x.deep.test",
+            "other.test",
+            "test",
+            "none.example",
+        ];
+        let brief = |bl: &Blocklist, v: Option<Verdict>| {
+            v.map(|v| {
+                (
+                    bl.lists()[v.list as usize].name.clone(),
+                    v.kind,
+                    v.action,
+                    v.match_mode,
+                    v.matched_labels,
+                )
+            })
+        };
+        for mask in 0u32..16 {
+            let which: Vec<usize> = (0..4).filter(|i| mask & (1 << i) != 0).collect();
+            let alone = Blocklist::from_bytes(compile(&which)).unwrap();
+            for bl in [&all, &merged] {
+                for n in names {
+                    let mut w = Vec::new();
+                    for l in n.split('.') {
+                        w.push(l.len() as u8);
+                        w.extend_from_slice(l.as_bytes());
+                    }
+                    w.push(0);
+                    let got = bl.lookup_wire_for(&w, |l| mask & (1 << l) != 0);
+                    assert_eq!(
+                        brief(bl, got),
+                        brief(&alone, alone.lookup(n)),
+                        "{n} with lists {which:?}"
+                    );
+                }
+            }
+        }
+        let m = all.matches("y.x.deep.test");
+        let names: Vec<&str> = m
+            .iter()
+            .map(|m| all.lists()[m.list as usize].name.as_str())
+            .collect();
+        assert_eq!(names, ["c", "b", "b"], "{m:?}");
     }
 
     #[test]

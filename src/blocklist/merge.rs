@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 use fst::Streamer;
 
-use super::format::{self, encode_table, layout, merge_slot, shift_slot, write_file};
+use super::format::{
+    self, KeyEntries, MAX_ALT_KEY, alt_key, encode_table, layout, merge_slot, shift_slot,
+    write_file,
+};
 use super::shard::{belongs, shards_for};
 use super::{Error, ListInfo, MAX_LISTS};
 
@@ -24,6 +27,8 @@ pub struct Part {
     path: PathBuf,
     bytes: Vec<u8>,
     shards: Vec<Range<usize>>,
+    /// The alternates FST, if the file has one ([`format`]).
+    alts: Option<Range<usize>>,
     lists: Vec<ListInfo>,
 }
 
@@ -47,6 +52,7 @@ impl Part {
             let parts = layout(&bytes, path)?;
             let lists = format::decode_table(&bytes[parts.table.clone()]).map_err(corrupt)?;
             format::check_shards(&bytes, &parts, path)?;
+            format::check_alts(&bytes, &parts, lists.len(), path)?;
             Ok::<_, Error>((parts, lists))
         })
         .map_err(corrupt)??;
@@ -54,6 +60,7 @@ impl Part {
             path: path.to_path_buf(),
             bytes,
             shards: parts.shards,
+            alts: parts.alts,
             lists,
         })
     }
@@ -112,38 +119,79 @@ pub fn merge_into<W: Write + Seek>(parts: &[Part], w: &mut W, path: &Path) -> Re
         op.push(m.stream());
     }
     let mut union = op.union();
-    write_file(w, path, &table_bytes, shards_for(upper_bound), |builder| {
-        let mut ivs: Vec<(usize, u64)> = Vec::new();
-        while let Some((key, values)) = union.next() {
-            ivs.clear();
-            for iv in values {
-                let (part, shard) = stream_part[iv.index];
-                let p = &parts[part];
-                let corrupt = |reason| Error::Corrupt {
-                    path: p.path.clone(),
-                    reason,
-                };
-                if !belongs(key, shard, p.shards.len()) {
-                    return Err(corrupt(format!(
-                        "the entry {:?} is in FST shard {shard}, not in the one its name hashes to",
-                        String::from_utf8_lossy(key)
-                    )));
+    let alts = parts
+        .iter()
+        .map(|p| {
+            p.alts
+                .clone()
+                .map(|r| {
+                    fst::raw::Fst::new(&p.bytes[r]).map_err(|e| Error::Corrupt {
+                        path: p.path.clone(),
+                        reason: format!("alternates: {e}"),
+                    })
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    write_file(
+        w,
+        path,
+        &table_bytes,
+        shards_for(upper_bound),
+        |builder, alternates| {
+            let mut ivs: Vec<(usize, u64)> = Vec::new();
+            let mut all = KeyEntries::default();
+            let mut buf = [0u8; MAX_ALT_KEY];
+            while let Some((key, values)) = union.next() {
+                ivs.clear();
+                for iv in values {
+                    let (part, shard) = stream_part[iv.index];
+                    let p = &parts[part];
+                    let corrupt = |reason| Error::Corrupt {
+                        path: p.path.clone(),
+                        reason,
+                    };
+                    if !belongs(key, shard, p.shards.len()) {
+                        return Err(corrupt(format!(
+                            "the entry {:?} is in FST shard {shard}, not in the one its name hashes to",
+                            String::from_utf8_lossy(key)
+                        )));
+                    }
+                    format::check_value(key, iv.value, p.lists.len()).map_err(corrupt)?;
+                    ivs.push((part, iv.value));
                 }
-                format::check_value(key, iv.value, p.lists.len()).map_err(corrupt)?;
-                ivs.push((part, iv.value));
+                // Parts in merge order, whatever order the union yields them in.
+                ivs.sort_unstable_by_key(|iv| iv.0);
+                let (mut subtree, mut exact) = (0u32, 0u32);
+                all.clear();
+                for &(part, value) in &ivs {
+                    let base = bases[part];
+                    subtree = merge_slot(subtree, shift_slot(value as u32, base));
+                    exact = merge_slot(exact, shift_slot((value >> 32) as u32, base));
+                    // The part's own alternates of this key, if its lists share it, else its value.
+                    let mut own = 0u16;
+                    if let Some(alts) = &alts[part] {
+                        while let Some(v) = alt_key(&mut buf, key, own).and_then(|k| alts.get(k)) {
+                            let v = v.value();
+                            all.add(false, shift_slot(v as u32, base));
+                            all.add(true, shift_slot((v >> 32) as u32, base));
+                            own = own.saturating_add(1);
+                            if own == u16::MAX {
+                                break;
+                            }
+                        }
+                    }
+                    if own == 0 {
+                        all.add(false, shift_slot(value as u32, base));
+                        all.add(true, shift_slot((value >> 32) as u32, base));
+                    }
+                }
+                builder.insert(key, u64::from(subtree) | (u64::from(exact) << 32))?;
+                alternates.add(key, &all)?;
             }
-            // Parts in merge order, whatever order the union yields them in.
-            ivs.sort_unstable_by_key(|iv| iv.0);
-            let (mut subtree, mut exact) = (0u32, 0u32);
-            for &(part, value) in &ivs {
-                let base = bases[part];
-                subtree = merge_slot(subtree, shift_slot(value as u32, base));
-                exact = merge_slot(exact, shift_slot((value >> 32) as u32, base));
-            }
-            builder.insert(key, u64::from(subtree) | (u64::from(exact) << 32))?;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 
@@ -229,7 +277,7 @@ mod tests {
         // The value is the FST's only output; swap it in place (same pack size) and fix both
         // checksums: fst's own and the file's.
         let table_len = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
-        let fst_at = HEADER_LEN + table_len + 20;
+        let fst_at = HEADER_LEN + table_len + 28;
         let pos = (fst_at..b.len())
             .find(|&i| b[i] == ok as u8)
             .expect("the output byte");

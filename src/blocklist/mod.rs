@@ -21,6 +21,8 @@
 //! - [`Blocklist::open`] memory-maps and verifies a compiled file; [`Blocklist::empty`] is the
 //!   list that blocks nothing.
 //! - [`Blocklist::lookup_wire`] is the hot-path query: wire-form name in, verdict out, no allocation.
+//! - [`Blocklist::lookup_wire_for`] is the same over some of the lists only (a policy group's),
+//!   exact because the file keeps every list's entry of the names lists share ([`format`]).
 //!
 //! Matching semantics: the most specific matching entry decides; at the same name an allow entry
 //! beats a block entry, and an exact entry beats a subtree entry of the same kind. An `Exact` entry
@@ -46,7 +48,7 @@ pub use compile::{CompileReport, Compiler, ListFailure, ListReport, compile};
 pub use error::Error;
 pub use format::MAX_LISTS;
 pub use guard::Guard;
-pub use matcher::Blocklist;
+pub use matcher::{Blocklist, Match};
 pub use shared::{Publisher, SharedBlocklist};
 pub use source::{Diagnostic, ParseStats, Severity};
 

@@ -78,6 +78,12 @@ struct Decoded {
 
 /// Checks one FST shard; the error is a reason for [`super::Error::Corrupt`].
 pub(crate) fn check(b: &[u8]) -> Result<Facts, String> {
+    check_keys(b, MAX_NAME)
+}
+
+/// Like [`check`] for an FST whose keys may be up to `max_key` bytes (the alternates FST of
+/// [`super::format`], whose keys are a name and three bytes more).
+pub(crate) fn check_keys(b: &[u8], max_key: usize) -> Result<Facts, String> {
     let n = b.len();
     if n < HEADER + FOOTER {
         return Err(format!("{n} bytes, too short for an FST"));
@@ -101,7 +107,7 @@ pub(crate) fn check(b: &[u8]) -> Result<Facts, String> {
         if n != HEADER + FOOTER {
             return Err(format!("root address 0 in an FST of {n} bytes"));
         }
-        return finish(1, 1, 0, claimed);
+        return finish(1, 1, 0, claimed, max_key);
     }
     // The root is the last node written, right before the footer.
     if root != (n - FOOTER - 1) as u64 {
@@ -166,12 +172,12 @@ pub(crate) fn check(b: &[u8]) -> Result<Facts, String> {
     }
     let last = count - 1;
     let longest = usize::from(depth[last]);
-    if longest > MAX_NAME {
-        return Err(too_long(longest));
+    if longest > max_key {
+        return Err(too_long(longest, max_key));
     }
     // Checked throughout now, so fst's own walk is safe; keys end within 253 transitions.
     let ones = one_label_keys(&fst, root, &mut HashMap::new());
-    finish(u64::from(keys[last]), ones, longest, claimed)
+    finish(u64::from(keys[last]), ones, longest, claimed, max_key)
 }
 
 /// Keys below `addr` without a `.`: the paths that never take a `.` transition. From the root
@@ -258,13 +264,19 @@ impl NodeSet {
     }
 }
 
-fn too_long(longest: usize) -> String {
-    format!("a key of {longest} bytes or more (names have at most {MAX_NAME})")
+fn too_long(longest: usize, max_key: usize) -> String {
+    format!("a key of {longest} bytes or more (names have at most {max_key})")
 }
 
-fn finish(keys: u64, one_label: u64, longest: usize, claimed: u64) -> Result<Facts, String> {
-    if longest > MAX_NAME {
-        return Err(too_long(longest));
+fn finish(
+    keys: u64,
+    one_label: u64,
+    longest: usize,
+    claimed: u64,
+    max_key: usize,
+) -> Result<Facts, String> {
+    if longest > max_key {
+        return Err(too_long(longest, max_key));
     }
     if keys != claimed {
         return Err(format!("holds {keys} keys but its footer claims {claimed}"));

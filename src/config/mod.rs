@@ -6,7 +6,8 @@
 //! [`crate::lists`], `sinkhole:` to [`crate::dns::blocked`], `listen`, `server:`, `access:`,
 //! `tls:`, `dot:`, `doh:`, `ddr:` and `proxy_protocol:` to [`crate::server`], `warning_page:`
 //! to [`crate::sinkhole::page`], `events:` to [`crate::events`], `dnstap:` to
-//! [`crate::dnstap`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`]. This
+//! [`crate::dnstap`], `metrics:` to [`crate::metrics`], `log:` to [`crate::logging`], `policy:`
+//! to [`crate::policy`]. This
 //! module only assembles them and reports.
 //!
 //! Parsing reports the first syntax or type error with its line and column (serde-saphyr);
@@ -31,6 +32,7 @@ use crate::{
     lists::config::{BlocklistsConfig, RawBlocklists},
     logging::LogConfig,
     metrics::MetricsConfig,
+    policy::{PolicyConfig, RawPolicy},
     resolve::config::{RawResolver, ResolverConfig},
     section::Check,
     server::{
@@ -86,6 +88,7 @@ struct RawConfig {
     events: EventLogConfig,
     dnstap: Option<RawDnstap>,
     metrics: MetricsConfig,
+    policy: RawPolicy,
 }
 
 impl Default for RawConfig {
@@ -107,6 +110,7 @@ impl Default for RawConfig {
             events: Default::default(),
             dnstap: None,
             metrics: Default::default(),
+            policy: Default::default(),
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct Config {
     /// `dnstap:`; absent, nothing is tapped.
     pub dnstap: Option<DnstapConfig>,
     pub metrics: MetricsConfig,
+    /// `policy:`: client groups and the lists that apply to them.
+    pub policy: PolicyConfig,
 }
 
 impl Config {
@@ -208,6 +214,7 @@ impl RawConfig {
             .dnstap
             .map(|d| check.section("dnstap", |c| d.validate(c)));
         let metrics = check.section("metrics", |c| self.metrics.validate(c));
+        let policy = check.section("policy", |c| self.policy.validate(&blocklists.lists, c));
         let v4 = sinkhole.ipv4;
         if v4.is_loopback() && server.listen.iter().any(|a| !a.ip().is_loopback()) {
             tracing::warn!(
@@ -228,6 +235,7 @@ impl RawConfig {
             events,
             dnstap,
             metrics,
+            policy,
         }
     }
 }
@@ -237,20 +245,49 @@ fn first_line(s: &str) -> String {
 }
 
 /// Finds the line of a dotted key in the YAML text, for problems found after parsing.
-/// Good enough for our nested keys: it looks for each path segment in order.
+/// Good enough for our nested keys: it looks for each path segment in order, and for a
+/// segment with an index (`groups[2]`) at that item of a block sequence (`- ` lines); the
+/// items of a flow sequence (`[a, b]`) share its line.
 fn line_of(text: &str, key: &str) -> Option<usize> {
     let mut from = 0;
     let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
     let mut found = None;
     for seg in key.split('.') {
-        let seg = seg.split('[').next().unwrap_or(seg);
-        let pat = format!("{seg}:");
+        let (name, index) = match seg.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        let pat = format!("{name}:");
         let idx = (from..lines.len()).find(|&i| {
             let t = lines[i].trim_start().trim_start_matches("- ");
             t.starts_with(&pat)
         })?;
         found = Some(idx + 1);
         from = idx + 1;
+        let Some(want) = index else { continue };
+        let (mut seen, mut item_indent) = (0, None);
+        for (j, l) in lines.iter().enumerate().skip(idx + 1) {
+            let t = l.trim_start();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            let item = t.starts_with("- ")
+                && indent(l) >= indent(lines[idx])
+                && item_indent.is_none_or(|i| i == indent(l));
+            if indent(l) <= indent(lines[idx]) && !item {
+                break;
+            }
+            if item {
+                item_indent = Some(indent(l));
+                if seen == want {
+                    found = Some(j + 1);
+                    from = j;
+                    break;
+                }
+                seen += 1;
+            }
+        }
     }
     found
 }

@@ -305,3 +305,20 @@ fn proxy_protocol_is_checked_with_key_and_line() {
     let c = parse("proxy_protocol:\n  from: [\"10.53.0.0/24\", \"::1\"]\n").unwrap();
     assert!(c.server.proxy.trusts("::1".parse().unwrap()));
 }
+
+/// A problem in the second item of a sequence names that item's line, not the first item's.
+#[test]
+fn problems_in_sequence_items_name_the_items_line() {
+    let text = "blocklists:\n  dir: lists\n  lists:\n    - file: a.txt\n    - file: b.txt\npolicy:\n  groups:\n    - name: one\n      clients: [10.0.0.0/8]\n      lists: [a]\n    - name: two\n      clients: [10.0.0.0/8]\n      lists: [a]\n";
+    let e = Config::from_str(text, "t", Path::new("/")).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = e else {
+        panic!("{e}")
+    };
+    let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        p,
+        [
+            "line 12: policy.groups[1].clients[0]: 10.0.0.0/8 is already a prefix of group \"one\": a client must have one group"
+        ]
+    );
+}

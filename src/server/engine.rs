@@ -29,8 +29,9 @@ use crate::{
         ede,
         wire::{self, OwnedQuery, Query, rcode, rtype},
     },
-    dnstap::{self, Tap, proto::Policy},
+    dnstap::{self, Tap, proto::Policy as TapPolicy},
     metrics,
+    policy::{GroupId, Policy},
     resolve::{Question, Resolve, Security},
     server::{
         AccessConfig, ServerConfig,
@@ -81,6 +82,8 @@ pub struct BlockHit<'a> {
     pub verdict: Verdict,
     /// The name whose entry matched (the query name, or a CNAME target when cloaked).
     pub matched_name: &'a [u8],
+    /// The client's policy group (`default` when it is in none).
+    pub group: &'a str,
 }
 
 /// Receives every block (and `log`-action hit). Must not block.
@@ -129,6 +132,7 @@ pub struct Engine {
     inflight: AtomicUsize,
     ddr: Ddr,
     tap: Option<Tap>,
+    policy: Policy,
 }
 
 /// Per-worker scratch buffers, reused across packets.
@@ -137,7 +141,7 @@ pub struct Scratch {
     key: Vec<u8>,
     text: String,
     /// The dnstap `Policy` of this query's block (only made when tapping).
-    policy: Option<Box<Policy>>,
+    policy: Option<Box<TapPolicy>>,
 }
 
 const DOH_CANARY: &[u8] = b"\x13use-application-dns\x03net\x00";
@@ -159,12 +163,20 @@ impl Engine {
             inflight: AtomicUsize::new(0),
             ddr: Ddr::none(),
             tap: None,
+            policy: Policy::default(),
         }
     }
 
     /// The engine writing every client query and answer to `tap` (dnstap; `None`: off).
     pub fn with_tap(mut self, tap: Option<Tap>) -> Engine {
         self.tap = tap;
+        self
+    }
+
+    /// The engine deciding each client's verdicts by its group of `policy` (without it:
+    /// every list applies to everyone).
+    pub fn with_policy(mut self, policy: Policy) -> Engine {
+        self.policy = policy;
         self
     }
 
@@ -276,12 +288,12 @@ impl Engine {
         }
 
         let bl = self.blocklist.load();
-        if let Some(v) = bl.lookup_wire(q.qname)
+        if let Some((v, group)) = self.policy.verdict(&bl, client.ip(), q.qname)
             && v.kind == ListKind::Block
         {
-            let hit = (client, transport);
-            let (text, policy) = (&mut scratch.text, &mut scratch.policy);
-            if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, text, policy, out) {
+            let hit = (client, transport, group);
+            let (text, tap) = (&mut scratch.text, &mut scratch.policy);
+            if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, text, tap, out) {
                 return fast;
             }
         }
@@ -351,19 +363,19 @@ impl Engine {
         q: &Query<'_>,
         entry: &Entry,
         (client, transport): (SocketAddr, Transport),
-        policy: &mut Option<Box<Policy>>,
+        tap_policy: &mut Option<Box<TapPolicy>>,
         out: &mut Vec<u8>,
     ) -> Option<Fast> {
         for target in entry.chain.iter() {
-            let Some(v) = bl.lookup_wire(target) else {
+            let Some((v, group)) = self.policy.verdict(bl, client.ip(), target) else {
                 continue;
             };
             if v.kind != ListKind::Block {
                 continue;
             }
             let mut text = String::new();
-            let hit = (client, transport);
-            if let Some(fast) = self.apply_block(bl, q, v, target, hit, &mut text, policy, out) {
+            let hit = (client, transport, group);
+            if let Some(fast) = self.apply_block(bl, q, v, target, hit, &mut text, tap_policy, out) {
                 return Some(fast);
             }
         }
@@ -379,17 +391,18 @@ impl Engine {
         q: &Query<'_>,
         v: Verdict,
         matched: &[u8],
-        (client, transport): (SocketAddr, Transport),
+        (client, transport, group): (SocketAddr, Transport, GroupId),
         text: &mut String,
-        policy: &mut Option<Box<Policy>>,
+        tap_policy: &mut Option<Box<TapPolicy>>,
         out: &mut Vec<u8>,
     ) -> Option<Fast> {
+        self.policy.count(group);
         if self.tap.as_ref().is_some_and(Tap::wants_policy)
             && let Some(list) = bl.list(&v)
         {
             let entry = v.entry_name_wire(matched).unwrap_or_default();
             let p = dnstap::policy(&list.name, &entry, v.action, matched);
-            *policy = Some(Box::new(p));
+            *tap_policy = Some(Box::new(p));
         }
         self.observer.on_block(
             bl,
@@ -400,6 +413,7 @@ impl Engine {
                 qtype: q.qtype,
                 verdict: v,
                 matched_name: matched,
+                group: self.policy.group_name(group),
             },
         );
         let kind = match v.action {
@@ -456,7 +470,7 @@ impl Engine {
         answer
     }
 
-    async fn resolve_miss(&self, miss: Miss, policy: &mut Option<Box<Policy>>) -> Option<Vec<u8>> {
+    async fn resolve_miss(&self, miss: Miss, policy: &mut Option<Box<TapPolicy>>) -> Option<Vec<u8>> {
         let q = miss.query.as_query();
         let servfail = || {
             Some(wire::bare_response(

@@ -77,6 +77,7 @@ impl BlockObserver for BlockReporter {
             entry: v.entry_name_wire(hit.matched_name).unwrap_or_default(),
             category: Arc::from(list.category.as_str()),
             protocol: hit.transport.as_str(),
+            group: Arc::from(hit.group),
         });
     }
 }
