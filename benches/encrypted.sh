@@ -15,6 +15,11 @@
 # Prints QPS, lost queries, average and 99th-percentile latency (of the answered queries, from
 # dnsperf -v) per server and transport (median of ROUNDS), and the ratios fraudwall / Unbound.
 #
+# Then CPU per query at a fixed offered rate (RATE queries per second, RATE_SECS seconds, once
+# per server and transport): user + system ticks of the server process (/proc/PID/stat) over
+# the answered queries. At saturation both servers use what the shared CPUs give them, so this
+# is the figure that says what a query costs.
+#
 # Then idle connections: IDLE_CONNS (10 k) DoT connections to each server in turn, every one
 # through its TLS handshake and then silent (a Python asyncio client), and the server's RSS
 # before and while they are open, with how many the server still holds (ss). Both servers get
@@ -38,6 +43,8 @@ CLIENTS=${CLIENTS:-50}
 OUTSTANDING=${OUTSTANDING:-200}
 DOH_STREAMS=${DOH_STREAMS:-4}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+RATE=${RATE:-2000}
+RATE_SECS=${RATE_SECS:-10}
 FW_DOT=${FW_DOT:-8531}
 FW_DOH=${FW_DOH:-8532}
 UB_DOT=${UB_DOT:-8533}
@@ -169,10 +176,12 @@ done
 # answer with its latency; DoH: h2load, whose log has every request's status and time (µs).
 # The p99 is over the answered queries.
 run() {
-  local mode=$1 port=$2
+  local mode=$1 port=$2 rate=${3:-} secs=${4:-$SECS}
   if [ "$mode" = doh ]; then
     rm -f "$work/h2load.log"
-    h2load -D "$SECS" -c "$CLIENTS" -m "$DOH_STREAMS" -t 1 -i "$work/uris.$port" \
+    # h2load's --rps is per connection.
+    h2load -D "$secs" -c "$CLIENTS" -m "$DOH_STREAMS" -t 1 -i "$work/uris.$port" \
+      ${rate:+--rps $((rate / CLIENTS))} \
       -H "accept: application/dns-message" --log-file="$work/h2load.log" \
       >"$work/h2load.out" 2>&1 || true
     local qps
@@ -183,8 +192,8 @@ run() {
           printf "%.0f %d %.3f %.3f\n", qps, all - NR, NR ? s/NR : 0, a[i]}'
     return
   fi
-  dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$work/queries" -l "$SECS" -c "$CLIENTS" \
-    -q "$OUTSTANDING" -v 2>/dev/null >"$work/dnsperf.out" || true
+  dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$work/queries" -l "$secs" -c "$CLIENTS" \
+    -q "$OUTSTANDING" ${rate:+-Q $rate} -v 2>/dev/null >"$work/dnsperf.out" || true
   local p99
   p99=$(awk '/^> / {print $NF}' "$work/dnsperf.out" | sort -g |
     awk '{a[NR]=$1} END {if (!NR) {print "nan"; exit}
@@ -194,6 +203,9 @@ run() {
        /Average Latency/ && !lat {lat=$4*1000}
        END {printf "%.0f %s %.3f %s\n", qps, lost, lat, p99}' "$work/dnsperf.out"
 }
+
+# CPU ticks (user + system) of a process so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # RSS of a process in MiB.
 rss() { awk '/^VmRSS:/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -267,6 +279,26 @@ for mode in dot doh; do
   awk -v f="$(eval echo \$q_${mode}_fraudwall)" -v u="$(eval echo \$q_${mode}_unbound)" -v m="$mode" \
     'BEGIN { if (u > 0) printf "%s QPS ratio fraudwall / unbound: %.2f\n", m, f / u }'
 done
+
+# CPU per answered query at RATE, each server and transport once (fraudwall first).
+hz=$(getconf CLK_TCK)
+printf '\n%-5s %-10s %10s %10s %12s   (offered %s QPS for %s s)\n' mode server qps p99_ms cpu_us_per_q "$RATE" "$RATE_SECS"
+for mode in dot doh; do
+  for server in fraudwall unbound; do
+    if [ "$server" = fraudwall ]; then pid=${pids[0]}; port=$([ $mode = dot ] && echo $FW_DOT || echo $FW_DOH)
+    else pid=${pids[1]}; port=$([ $mode = dot ] && echo $UB_DOT || echo $UB_DOH); fi
+    t0=$(ticks "$pid")
+    read -r qps lost lat p99 < <(run "$mode" "$port" "$RATE" "$RATE_SECS")
+    t1=$(ticks "$pid")
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$(awk -v q="$qps" -v s="$RATE_SECS" 'BEGIN {print q * s}')" \
+      'BEGIN {printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0)}')
+    printf '%-5s %-10s %10s %10s %12s\n' "$mode" "$server" "$qps" "$p99" "$cpu"
+    eval "c_${mode}_${server}=$cpu"
+  done
+  awk -v f="$(eval echo \$c_${mode}_fraudwall)" -v u="$(eval echo \$c_${mode}_unbound)" -v m="$mode" \
+    'BEGIN { if (u > 0) printf "%s CPU per query ratio fraudwall / unbound: %.2f\n", m, f / u }'
+done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Idle connections last: fraudwall first (the instance that served the load), then the DoT-only
 # Unbound, each alone.
