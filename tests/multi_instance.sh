@@ -152,9 +152,13 @@ wait_log() { # FILE PATTERN SECONDS PID
   done
 }
 
-echo "multi_instance: building fraudwall (release)"
-cargo build --release --quiet
-FW=$ROOT/target/release/fraudwall
+# tests/run.sh passes the release binary tests/deploy/container.sh took out of the image.
+FW=${FRAUDWALL_RELEASE_BIN:-}
+if [ -z "$FW" ]; then
+  echo "multi_instance: building fraudwall (release)"
+  cargo build --release --quiet
+  FW=$ROOT/target/release/fraudwall
+fi
 
 # Where the instances resolve from: the loopback fakenet, or a root hint on a loopback address
 # where nothing listens. The fakenet is shared with the Rust tests and with people working by

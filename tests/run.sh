@@ -60,6 +60,13 @@ stage_log target/cargo-test.log cargo test --no-fail-fast "$@"
 # parsers of packets, lists, RPZ and compiled files must not panic on anything.
 command -v cargo-fuzz >/dev/null || stage cargo install --locked --quiet cargo-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} stage_log target/fuzz.log tests/fuzz.sh
+# The container image: podman builds docker/Dockerfile (base images made locally, cached),
+# runs it as documented, digs it, checks its health check and stops it with SIGTERM. Its
+# release binary then serves the stages below, which would otherwise build their own.
+stage_log target/container.log tests/deploy/container.sh
+if [ -x target/container/fraudwall ]; then
+  export FRAUDWALL_RELEASE_BIN=$PWD/target/container/fraudwall
+fi
 # The deployment: every file through its own checker, then dnsdist in front of two instances
 # sharing one list directory (drop a list, both enforce it; kill one, the other answers).
 stage_log target/deploy-check.log tests/deploy/check.sh
@@ -76,7 +83,7 @@ awk -v skiplog="$FRAUDWALL_SKIP_LOG" '
     }
   }
   /^test .* \.\.\. ignored/ { ignored = ignored "  ignored: " substr($0, 6) "\n" }
-  /(PASS|FAIL): [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped/ {
+  /(PASS|FAIL|SKIP): [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped/ {
     for (i = 1; i <= NF; i++) {
       if ($(i + 1) ~ /^passed/) p += $i
       if ($(i + 1) ~ /^failed/) f += $i
@@ -91,5 +98,6 @@ awk -v skiplog="$FRAUDWALL_SKIP_LOG" '
     printf "tests/run.sh: %d passed, %d failed, %d skipped\n", p, f, s
     exit f > 0
   }
-' target/cargo-test.log target/fuzz.log target/deploy-check.log target/multi-instance.log || status=1
+' target/cargo-test.log target/fuzz.log target/container.log target/deploy-check.log \
+  target/multi-instance.log || status=1
 exit "$status"

@@ -12,7 +12,8 @@
 #   docker/prometheus.yml,       promtool check config / rules (Debian: prometheus)
 #   docker/alerts.yml
 #   config/fraudwall.service     systemd-analyze verify + security --offline (a copy pointing
-#                                at target/release/fraudwall, which verify wants to exist)
+#                                at a release binary, which verify wants to exist:
+#                                $FRAUDWALL_RELEASE_BIN, else target/release/fraudwall)
 #   docker/fraudwall.yaml        fraudwall config check
 #   shell scripts                shellcheck
 # Last line: "deploy-check: PASS|FAIL: N passed, N failed, N skipped". A skip says why; it is a
@@ -103,12 +104,17 @@ if have promtool; then
 else skip "promtool (not installed)"; fi
 
 if have shellcheck; then
-  run "shellcheck tests/run.sh tests/fuzz.sh tests/multi_instance.sh tests/deploy/check.sh docker/healthcheck.sh" \
-    shellcheck tests/run.sh tests/fuzz.sh tests/multi_instance.sh tests/deploy/check.sh docker/healthcheck.sh
+  run "shellcheck tests/run.sh tests/fuzz.sh tests/multi_instance.sh tests/deploy/*.sh docker/healthcheck.sh" \
+    shellcheck tests/run.sh tests/fuzz.sh tests/multi_instance.sh tests/deploy/*.sh docker/healthcheck.sh
 else skip "shellcheck (not installed)"; fi
 
-cargo build --release --quiet
-FW=$ROOT/target/release/fraudwall
+# A release binary: the one tests/deploy/container.sh took out of the image it built (tests/run.sh
+# passes it on), or our own build.
+FW=${FRAUDWALL_RELEASE_BIN:-}
+if [ -z "$FW" ]; then
+  cargo build --release --quiet
+  FW=$ROOT/target/release/fraudwall
+fi
 if have systemd-analyze; then
   sed "s#/usr/local/bin/fraudwall#$FW#g" config/fraudwall.service >"$tmp/fraudwall.service"
   verify() { # exit 0 and not a word of warning
