@@ -375,7 +375,8 @@ impl Engine {
             }
             let mut text = String::new();
             let hit = (client, transport, group);
-            if let Some(fast) = self.apply_block(bl, q, v, target, hit, &mut text, tap_policy, out) {
+            if let Some(fast) = self.apply_block(bl, q, v, target, hit, &mut text, tap_policy, out)
+            {
                 return Some(fast);
             }
         }
@@ -470,7 +471,11 @@ impl Engine {
         answer
     }
 
-    async fn resolve_miss(&self, miss: Miss, policy: &mut Option<Box<TapPolicy>>) -> Option<Vec<u8>> {
+    async fn resolve_miss(
+        &self,
+        miss: Miss,
+        policy: &mut Option<Box<TapPolicy>>,
+    ) -> Option<Vec<u8>> {
         let q = miss.query.as_query();
         let servfail = || {
             Some(wire::bare_response(
