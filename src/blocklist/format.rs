@@ -109,9 +109,19 @@ pub(crate) fn unpack_slot(slot: u32) -> Option<(ListKind, Action, u16)> {
     Some((kind, action, (slot >> 5) as u16))
 }
 
-/// Checks that both slots of a key's `value` name one of the file's `lists` (action codes this
-/// build does not know are left to [`unpack_slot`], which skips them).
+/// Checks that `key` holds no 0x00 byte and that both slots of its `value` name one of the
+/// file's `lists` (action codes this build does not know are left to [`unpack_slot`], which
+/// skips them).
 pub(crate) fn check_value(key: &[u8], value: u64, lists: usize) -> Result<(), String> {
+    // No name holds a 0x00 byte, and the alternates' keys (`key ++ 0x00 ++ index`) sort in
+    // their names' order only because of it: a crafted key with one would make a merge write
+    // alternates out of order.
+    if key.contains(&0) {
+        return Err(format!(
+            "the entry {:?} holds a 0x00 byte, which no name has",
+            String::from_utf8_lossy(key)
+        ));
+    }
     for slot in [value as u32, (value >> 32) as u32] {
         if slot & 1 == 1 && (slot >> 5) as usize >= lists {
             return Err(format!(
@@ -747,6 +757,23 @@ mod tests {
         assert_eq!(
             unpack_slot(shift_slot(a, 3)),
             Some((ListKind::Allow, Action::Refused, 5))
+        );
+    }
+
+    /// A key with a 0x00 byte would put its alternates out of order (fuzz seed
+    /// `crash-nul-byte-key-breaks-alternates-order`): refused wherever keys are checked.
+    #[test]
+    fn keys_with_a_nul_byte_are_refused() {
+        let value = u64::from(pack_slot(ListKind::Block, Action::Sinkhole, 0));
+        assert!(check_value(b"com.example", value, 1).is_ok());
+        let e = check_value(b"com.ex\0ample", value, 1).unwrap_err();
+        assert!(e.contains("0x00"), "{e}");
+        let mut buf = [0u8; MAX_ALT_KEY];
+        let a = alt_key(&mut buf, b"com.a", 1).unwrap().to_vec();
+        let b = alt_key(&mut buf, b"com.a.b", 0).unwrap().to_vec();
+        assert!(
+            a < b,
+            "alternates of a name sort before those of the names below it"
         );
     }
 }
