@@ -542,3 +542,29 @@ fn root_is_given_up_once_the_sockets_are_bound() {
         blocked(&fw, "later.test")
     });
 }
+
+/// A listener on a port the kernel picked (`127.0.0.1:0`) does not share it: a client that
+/// sets SO_REUSEPORT (dig does) cannot be given our port as its own source port. If it could,
+/// a client connected to us from our own port would receive its query back instead of an
+/// answer (seen once as a dig reply without QR, carrying dig's own cookie).
+#[test]
+fn a_picked_port_is_not_shared_with_reuseport_clients() {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let fw = start(
+        "blocklists:\n  dir: lists\n",
+        &[("lists/fraud.txt", "fraud.test\n")],
+        &[],
+    );
+    let client = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    client.set_reuse_port(true).unwrap();
+    let wildcard = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), fw.addr.port());
+    let err = client
+        .bind(&SockAddr::from(wildcard))
+        .expect_err("a SO_REUSEPORT client could bind fraudwall's UDP port");
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE), "{err}");
+    // And the listener still answers.
+    assert_eq!(
+        dig(fw.addr, &["version.test", "A", "+time=3"]).status,
+        "SERVFAIL"
+    );
+}

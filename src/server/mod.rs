@@ -63,8 +63,14 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    // Lets a new process bind beside the old one during an in-place upgrade.
-    s.set_reuse_port(true)?;
+    // Lets a new process bind beside the old one during an in-place upgrade. Not on a port
+    // the kernel picks: no successor could ask for it, and a SO_REUSEPORT socket on an
+    // ephemeral port can be handed by the kernel to any same-user client that also sets
+    // SO_REUSEPORT (dig does) as its own source port; a client "connected" to us from our
+    // own port then receives its query back instead of our answer.
+    if addr.port() != 0 {
+        s.set_reuse_port(true)?;
+    }
     s.set_nonblocking(true)?;
     // Large buffers ride out bursts (and moments the worker is not scheduled) without drops.
     // SO_RCVBUF is capped by net.core.rmem_max; as root, SO_RCVBUFFORCE is not (Unbound does

@@ -112,8 +112,13 @@ enum Extra<'a> {
     File(&'a Path),
 }
 
-/// A random port in 20000..60000 that is free for both UDP and TCP on 127.0.0.1 right now and
+/// A random port in 20000..32767 that is free for both UDP and TCP on 127.0.0.1 right now and
 /// was not handed out before by this process.
+///
+/// Below the kernel's ephemeral range (32768..60999 by default) on purpose: a server that
+/// listens with SO_REUSEPORT on an ephemeral port can have that port handed to a client that
+/// also sets SO_REUSEPORT (dig does) as its source port, and such a client, connected to the
+/// server's address from the server's own port, receives its own query back.
 pub fn free_port() -> u16 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
@@ -131,7 +136,7 @@ pub fn free_port() -> u16 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        let port = 20000 + (z % 40000) as u16;
+        let port = 20000 + (z % 12768) as u16;
         let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         if UdpSocket::bind(a).is_ok()
             && TcpListener::bind(a).is_ok()
