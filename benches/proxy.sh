@@ -4,6 +4,7 @@
 #
 #   benches/proxy.sh                          # 5 rounds of 10 s per mode, 20 k QPS fixed rate
 #   ROUNDS=7 SECONDS_PER_RUN=15 RATE=30000 benches/proxy.sh
+#   FW=path/to/fraudwall benches/proxy.sh     # another build (default: release, built here)
 #
 # Two pairs run side by side, each a dnsdist (docker/dnsdist.conf, per-client rate limits
 # lifted) in front of its own fraudwall (release build, one UDP worker, the same list): "on"
@@ -38,8 +39,10 @@ done
 work=$(pwd)/target/proxy-bench
 rm -rf "$work"
 mkdir -p "$work/lists"
-cargo build --release --quiet
-FW=$(pwd)/target/release/fraudwall
+if [ -z "${FW:-}" ]; then
+  cargo build --release --quiet
+  FW=$(pwd)/target/release/fraudwall
+fi
 
 awk -v n="$NAMES" 'BEGIN { for (i = 1; i <= n; i++) print "b" i ".proxy-bench.test" }' >"$work/lists/bench.txt"
 awk '{ print "www." $1 " A" }' "$work/lists/bench.txt" >"$work/queries.txt"
@@ -116,8 +119,12 @@ for mode in off on; do
   [ "$got" = 198.18.255.1 ] || { echo "proxy.sh: $mode: got '$got'"; exit 1; }
 done
 # The "on" pair really carries the client: its event names dig's address, not dnsdist's.
-grep -q '"client":"127.0.0.1","qname":"www.b1.proxy-bench.test"' "$work/on/blocked.jsonl" ||
-  { echo "proxy.sh: the on pair's event does not name the client"; exit 1; }
+# (Events are written off the query path: give the writer a moment.)
+end=$((SECONDS + 10))
+until grep -q '"client":"127.0.0.1","qname":"www.b1.proxy-bench.test"' "$work/on/blocked.jsonl" 2>/dev/null; do
+  ((SECONDS < end)) || { echo "proxy.sh: the on pair's event does not name the client"; exit 1; }
+  sleep 0.2
+done
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
