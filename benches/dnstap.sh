@@ -13,8 +13,8 @@
 # Per run: answered QPS, queries lost, p99 latency (from dnsperf -v; unanswered counts as 2 s)
 # and the server's CPU per answered query (user + system, from /proc). Prints the medians and
 # the ratios on ÷ off. Needs root (fakenet binds port 53 on 127.53.0.0/16). Sends nothing
-# outside 127.0.0.0/8. Tests and benches share the loopback hierarchy's addresses: run it under
-# the harness lock (`flock -o /tmp/fakenet-harness.lock benches/dnstap.sh`) when tests may run.
+# outside 127.0.0.0/8. Tests and benches share the loopback hierarchy's addresses: it waits for
+# the harness lock (/tmp/fakenet-harness.lock) and takes them over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +41,11 @@ if [ -z "${FW:-}" ]; then
   FW=$(pwd)/target/release/fraudwall
 fi
 
-tests/fakenet/fakenet.sh up "$work/fakenet" >/dev/null
+# The loopback hierarchy's addresses are shared with the tests (which leave their fakenet
+# running): wait for the harness lock, then take the addresses over.
+exec 9>/tmp/fakenet-harness.lock
+flock -w 900 9
+FAKENET_TAKEOVER=1 tests/fakenet/fakenet.sh up "$work/fakenet" >/dev/null
 # shellcheck disable=SC1091
 . "$work/fakenet/env"
 pids=()

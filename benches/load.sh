@@ -57,7 +57,11 @@ mkdir -p "$work/lists" "$work/lists1m"
 cargo build --release --quiet
 FW=$(pwd)/target/release/fraudwall
 
-tests/fakenet/fakenet.sh up "$work/fakenet" >/dev/null
+# The loopback hierarchy's addresses are shared with the tests (which leave their fakenet
+# running): wait for the harness lock, then take the addresses over.
+exec 9>/tmp/fakenet-harness.lock
+flock -w 900 9
+FAKENET_TAKEOVER=1 tests/fakenet/fakenet.sh up "$work/fakenet" >/dev/null
 # shellcheck disable=SC1091
 . "$work/fakenet/env"
 
