@@ -1,11 +1,12 @@
 //! DNS over TCP (RFC 1035 §4.2.2, RFC 7766) and over TLS (RFC 7858): two-byte length, then
 //! the message. DoT is the same connection handling inside a TLS stream.
 //!
-//! Each connection has a reader and a writer task. The reader takes queries one after another
-//! and answers what the fast path can at once; a miss is resolved in a task of its own, so
-//! pipelined queries are answered concurrently and may be answered out of order (RFC 7766
-//! §6.2.1.1). Every answer goes to the writer as the engine wrote it, with its length in front;
-//! the writer gathers what is ready into one write. Connections from clients outside the access
+//! Each connection is one task that reads and writes. It answers what the fast path can at
+//! once, every complete query of a read in turn, and writes those answers together; a miss is
+//! resolved in a task of its own whose answer comes back over a channel and is written when
+//! it arrives, so pipelined queries are answered concurrently and may be answered out of order
+//! (RFC 7766 §6.2.1.1). A query answered from the cache therefore costs no task wake-up
+//! beyond the socket's own. Connections from clients outside the access
 //! list, and beyond the caps (in total, and per client prefix), are closed as soon as they are
 //! accepted, before any TLS handshake; from a load balancer in `proxy_protocol.from`, as soon
 //! as its PROXY header ([`super::proxy`]) has named the client. A connection is closed when no complete query has
@@ -15,9 +16,12 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::Arc,
     time::{Duration, Instant},
 };
+
+use bytes::{Buf, BytesMut};
 
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
@@ -39,8 +43,14 @@ use crate::dns::Transport;
 
 /// Queries of one connection being resolved at once; the reader waits beyond it.
 const MAX_PIPELINED: usize = 64;
-/// Answers waiting for the writer before the reader waits.
+/// Answers of misses waiting to be written before their tasks wait.
 const WRITE_QUEUE: usize = 64;
+/// What one read asks room for: a query, or a few pipelined ones.
+const READ_BUF: usize = 1024;
+/// Less room than this left in the read buffer, and it grows by READ_BUF first.
+const READ_MIN: usize = 256;
+/// Answers gathered into one write, usually.
+const WRITE_BUF: usize = 4096;
 
 /// Who may keep a connection open: the access list, a cap over all clients and a cap per
 /// client prefix ([`crate::client::prefix`]), applied when a connection is accepted, before
@@ -220,112 +230,156 @@ struct Connection {
 }
 
 impl Connection {
+    /// Serves the connection until the client closes it, it idles, or shutdown; then writes
+    /// the answers still owed and closes it.
     async fn run<S>(self, stream: S)
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (reader, writer) = tokio::io::split(stream);
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let writing = self.tracker.spawn(write_answers(writer, rx));
-        self.read_queries(reader, tx).await;
-        // The writer ends when the reader and every miss task have dropped their senders.
-        let _ = writing.await;
-    }
-
-    async fn read_queries(&self, mut reader: impl AsyncRead + Unpin, tx: mpsc::Sender<Vec<u8>>) {
+        tokio::pin!(stream);
         let transport = self.transport;
+        // Answers of misses, from their tasks.
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         let pipelined = Arc::new(Semaphore::new(MAX_PIPELINED));
         let mut scratch = Scratch::default();
-        let mut packet = Vec::with_capacity(512);
-        loop {
-            let read = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                r = tokio::time::timeout(self.idle, read_frame(&mut reader, &mut packet)) => r,
-            };
-            match read {
-                Err(_) => {
-                    debug!(client = %self.client, transport = transport.as_str(), "connection idle: closing");
-                    return;
+        // Allocated as queries come: an idle connection holds no buffers.
+        let mut input = BytesMut::new();
+        let mut output = Vec::new();
+        let mut out = Vec::new();
+        // One timer for the idle timeout, moved on only when it fires: resetting it at every
+        // query would cost two timer-wheel operations per query.
+        let mut last_query = tokio::time::Instant::now();
+        let idle = tokio::time::sleep_until(last_query + self.idle);
+        tokio::pin!(idle);
+        'serve: loop {
+            // Every complete query in the buffer: the fast path answers at once, into
+            // `output`; a miss goes to a task of its own.
+            while let Some(packet) = next_frame(&mut input) {
+                let Some(packet) = packet else {
+                    // A zero-length frame: nothing a DNS client sends.
+                    break 'serve;
+                };
+                last_query = tokio::time::Instant::now();
+                let started = Instant::now();
+                out.clear();
+                match self.engine.answer_fast(
+                    &packet,
+                    self.client,
+                    transport,
+                    &mut out,
+                    &mut scratch,
+                ) {
+                    Fast::Reply => {
+                        count(transport, &out, started);
+                        frame(&mut output, &out);
+                    }
+                    Fast::ReplyAndRefresh(miss) => {
+                        count(transport, &out, started);
+                        frame(&mut output, &out);
+                        let engine = self.engine.clone();
+                        self.tracker
+                            .spawn(async move { engine.refresh(miss).await });
+                    }
+                    Fast::Drop => {}
+                    Fast::Miss(miss) => {
+                        // Beyond MAX_PIPELINED misses in flight, wait (answers of earlier
+                        // ones are written meanwhile, so they can finish).
+                        let permit = loop {
+                            if let Ok(p) = pipelined.clone().try_acquire_owned() {
+                                break p;
+                            }
+                            let Some(answer) = rx.recv().await else {
+                                break 'serve;
+                            };
+                            frame(&mut output, &answer);
+                            if !self.write(&mut stream, &mut output).await {
+                                return;
+                            }
+                        };
+                        let (engine, tx) = (self.engine.clone(), tx.clone());
+                        self.tracker.spawn(async move {
+                            if let Some(answer) = engine.resolve(miss).await {
+                                count(transport, &answer, started);
+                                let _ = tx.send(answer).await;
+                            }
+                            drop(permit);
+                        });
+                    }
                 }
-                Ok(Err(_)) | Ok(Ok(false)) => return,
-                Ok(Ok(true)) => {}
             }
-            let started = Instant::now();
-            let mut out = Vec::with_capacity(512);
-            let fast =
-                self.engine
-                    .answer_fast(&packet, self.client, transport, &mut out, &mut scratch);
-            match fast {
-                Fast::Reply => {
-                    count(transport, &out, started);
-                    if tx.send(out).await.is_err() {
-                        return;
+            // What is ready goes out in one write.
+            while let Ok(answer) = rx.try_recv() {
+                frame(&mut output, &answer);
+            }
+            if !self.write(&mut stream, &mut output).await {
+                return;
+            }
+            if input.capacity() - input.len() < READ_MIN {
+                input.reserve(READ_BUF);
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => break,
+                Some(answer) = rx.recv() => frame(&mut output, &answer),
+                r = stream.read_buf(&mut input) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                },
+                _ = idle.as_mut() => {
+                    let deadline = last_query + self.idle;
+                    if deadline <= tokio::time::Instant::now() {
+                        debug!(client = %self.client, transport = transport.as_str(), "connection idle: closing");
+                        break;
                     }
-                }
-                Fast::ReplyAndRefresh(miss) => {
-                    count(transport, &out, started);
-                    let engine = self.engine.clone();
-                    self.tracker
-                        .spawn(async move { engine.refresh(miss).await });
-                    if tx.send(out).await.is_err() {
-                        return;
-                    }
-                }
-                Fast::Drop => {}
-                Fast::Miss(miss) => {
-                    let Ok(permit) = pipelined.clone().acquire_owned().await else {
-                        return;
-                    };
-                    let (engine, tx) = (self.engine.clone(), tx.clone());
-                    self.tracker.spawn(async move {
-                        if let Some(answer) = engine.resolve(miss).await {
-                            count(transport, &answer, started);
-                            let _ = tx.send(answer).await;
-                        }
-                        drop(permit);
-                    });
+                    idle.as_mut().reset(deadline);
                 }
             }
         }
+        // The answers still owed, as their misses finish; then close.
+        drop(tx);
+        while let Some(answer) = rx.recv().await {
+            frame(&mut output, &answer);
+            while let Ok(answer) = rx.try_recv() {
+                frame(&mut output, &answer);
+            }
+            if !self.write(&mut stream, &mut output).await {
+                return;
+            }
+        }
+        let _ = self.write(&mut stream, &mut output).await;
+        let _ = stream.shutdown().await;
+    }
+
+    /// Writes and empties `output`; false when the connection is gone, or when the client
+    /// takes none of it for the idle timeout.
+    async fn write<S: AsyncWrite>(&self, stream: &mut Pin<&mut S>, output: &mut Vec<u8>) -> bool {
+        if output.is_empty() {
+            return true;
+        }
+        let written = tokio::time::timeout(self.idle, stream.write_all(output)).await;
+        output.clear();
+        if output.capacity() > 4 * WRITE_BUF {
+            output.shrink_to(WRITE_BUF);
+        }
+        matches!(written, Ok(Ok(())))
     }
 }
 
-/// Reads one length-prefixed message into `packet`. `Ok(false)`: the client closed the
-/// connection, or sent a zero-length frame (nothing a DNS client sends).
-async fn read_frame(
-    reader: &mut (impl AsyncRead + Unpin),
-    packet: &mut Vec<u8>,
-) -> std::io::Result<bool> {
-    let mut len = [0u8; 2];
-    match reader.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-        Err(e) => return Err(e),
+/// Takes the next complete frame off the front of `input`: `Some(Some(message))`, or
+/// `Some(None)` for a zero-length frame; `None` until a whole frame has arrived.
+fn next_frame(input: &mut BytesMut) -> Option<Option<BytesMut>> {
+    if input.len() < 2 {
+        return None;
     }
-    let len = u16::from_be_bytes(len) as usize;
+    let len = u16::from_be_bytes([input[0], input[1]]) as usize;
     if len == 0 {
-        return Ok(false);
+        return Some(None);
     }
-    packet.resize(len, 0);
-    reader.read_exact(packet).await?;
-    Ok(true)
-}
-
-/// Writes answers as they come, each with its length in front; what is ready at once goes out
-/// in one write.
-async fn write_answers(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
-    let mut buf = Vec::with_capacity(4096);
-    while let Some(first) = rx.recv().await {
-        buf.clear();
-        frame(&mut buf, &first);
-        while let Ok(next) = rx.try_recv() {
-            frame(&mut buf, &next);
-        }
-        if writer.write_all(&buf).await.is_err() {
-            return;
-        }
+    if input.len() < 2 + len {
+        input.reserve(2 + len - input.len());
+        return None;
     }
-    let _ = writer.shutdown().await;
+    input.advance(2);
+    Some(Some(input.split_to(len)))
 }
 
 fn frame(buf: &mut Vec<u8>, answer: &[u8]) {
