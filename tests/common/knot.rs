@@ -190,7 +190,7 @@ impl Knot {
     /// The serial knotd serves for `zone` (over UDP, from 127.0.0.1).
     pub fn serial(&self, zone: &str) -> Option<u32> {
         let out = Command::new("kdig")
-            .arg(format!("@127.0.0.1"))
+            .arg("@127.0.0.1")
             .args([
                 "-p",
                 &self.port.to_string(),

@@ -283,13 +283,7 @@ impl RawFeed {
             check.problem("primaries", "at least one primary is needed");
         }
         let tsig = match self.tsig {
-            Some(t) => {
-                let k = check.section("tsig", |c| t.validate(c));
-                if k.is_none() {
-                    return None;
-                }
-                k
-            }
+            Some(t) => Some(check.section("tsig", |c| t.validate(c))?),
             None => {
                 if !self.allow_unsigned {
                     check.problem(
