@@ -455,3 +455,85 @@ pub async fn transfer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::rr::rdata::{
+        CNAME,
+        tsig::{TSIG, TsigAlgorithm, make_tsig_record},
+    };
+
+    use super::*;
+
+    fn signer(secret: &[u8]) -> TSigner {
+        let name = Name::from_ascii("fraudwall-key.").unwrap();
+        TSigner::new(secret.to_vec(), TsigAlgorithm::HmacSha256, name, FUDGE).unwrap()
+    }
+
+    /// The first message of an answer to a query whose MAC was `request_mac`, signed by `by`.
+    fn signed_answer(by: &TSigner, request_mac: &[u8]) -> Vec<u8> {
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        let owner = Name::from_ascii("a.bad.test.rpz.fraud.test.").unwrap();
+        m.answers.push(Record::from_rdata(
+            owner,
+            60,
+            RData::CNAME(CNAME(Name::root())),
+        ));
+        let bytes = m.to_vec().unwrap();
+        let stub = TSIG::new(
+            by.algorithm().clone(),
+            now(),
+            FUDGE,
+            Vec::new(),
+            7,
+            None,
+            Vec::new(),
+        );
+        let tbs = by.encode_response_tbs(request_mac, &bytes, &stub).unwrap();
+        let mac = by.sign(&tbs).unwrap();
+        let tsig = make_tsig_record(by.signer_name().clone(), stub.set_mac(mac));
+        m.set_signature(Box::new(tsig));
+        m.to_vec().unwrap()
+    }
+
+    fn verify(ours: &TSigner, answer: &[u8]) -> Result<(), XfrError> {
+        let mut v = Verifier {
+            signer: ours.clone(),
+            previous: b"the query's MAC".to_vec(),
+            unsigned: Vec::new(),
+            first: true,
+            last_time: 0,
+        };
+        let parsed = Message::from_vec(answer).map_err(|e| XfrError::Malformed(e.to_string()))?;
+        v.message(answer, &parsed)
+    }
+
+    #[test]
+    fn answers_are_verified_against_our_key_and_the_query() {
+        let ours = signer(b"the right secret");
+        let good = signed_answer(&ours, b"the query's MAC");
+        verify(&ours, &good).expect("signed with our key");
+        let wrong = signed_answer(&signer(b"another secret"), b"the query's MAC");
+        assert!(matches!(verify(&ours, &wrong), Err(XfrError::Tsig(_))));
+        let other_query = signed_answer(&ours, b"another query's MAC");
+        assert!(matches!(
+            verify(&ours, &other_query),
+            Err(XfrError::Tsig(_))
+        ));
+        let mut tampered = good.clone();
+        // The owner name's first letter: `a.bad.test` becomes `b.bad.test`.
+        let at = tampered
+            .windows(5)
+            .position(|w| w == b"\x01a\x03ba")
+            .unwrap()
+            + 1;
+        tampered[at] = b'b';
+        assert!(matches!(verify(&ours, &tampered), Err(XfrError::Tsig(_))));
+        let mut unsigned = Message::new(7, MessageType::Response, OpCode::Query);
+        unsigned.answers = Message::from_vec(&good).unwrap().answers;
+        assert!(matches!(
+            verify(&ours, &unsigned.to_vec().unwrap()),
+            Err(XfrError::Tsig(_))
+        ));
+    }
+}
