@@ -118,7 +118,11 @@ fn the_first_axfr_of_a_large_zone_is_enforced() {
     let fw = start(&opts(&knot));
     // The first start waits for the transfer, so the zone is enforced as soon as it answers.
     for i in [0, n / 2, n - 1] {
-        assert!(blocked(&fw, &format!("n{i}.bad.test")), "n{i}\n{}", fw.log());
+        assert!(
+            blocked(&fw, &format!("n{i}.bad.test")),
+            "n{i}\n{}",
+            fw.log()
+        );
         assert!(blocked(&fw, &format!("N{i}.Bad.Test")), "N{i}, mixed case");
     }
     assert!(!blocked(&fw, &format!("n{n}.bad.test")));

@@ -18,7 +18,7 @@ use hickory_proto::{
     },
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
@@ -250,7 +250,7 @@ fn query(zone: &Name, have: Option<&Soa>, tsig: Option<&TsigKey>) -> (Vec<u8>, O
 
 /// Reads one length-prefixed message; `None` at a clean end of stream.
 async fn frame(
-    s: &mut TcpStream,
+    s: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     timeout: Duration,
 ) -> Result<Option<()>, XfrError> {
@@ -271,6 +271,47 @@ async fn frame(
     tokio::time::timeout(timeout, read)
         .await
         .map_err(|_| XfrError::Timeout(timeout))?
+}
+
+/// Ends the reader task when the transfer is done with it, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads every message of the answer as fast as the primary sends it, into an unbounded
+/// queue (at most the size of the zone): parsing and verifying never hold up the socket, so a
+/// primary's send timeout cannot cut a large AXFR short while we are busy. The queue ends at
+/// the end of the stream, or with the error that ended it.
+fn reader(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    timeout: Duration,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<Result<Vec<u8>, XfrError>>,
+    AbortOnDrop,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let mut buf = Vec::new();
+            match frame(&mut r, &mut buf, timeout).await {
+                Ok(Some(())) => {
+                    if tx.send(Ok(buf)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
 }
 
 /// Where the answer's records are in their sequence.
@@ -305,21 +346,29 @@ pub async fn transfer(
     out.extend_from_slice(&q);
     s.write_all(&out).await.map_err(XfrError::Io)?;
     let id = u16::from_be_bytes([q[0], q[1]]);
+    // The write half stays open until the end: a half-close may end the primary's answer.
+    let (r, _w) = s.into_split();
+    let (mut frames, _reader) = reader(r, timeout);
 
     let mut state = Parse::Start;
     let mut first_soa: Option<Soa> = None;
     let mut records: Vec<String> = Vec::new();
     let mut steps: Vec<Diff> = Vec::new();
-    let mut buf = Vec::with_capacity(65_535);
     let zone_lower = zone.to_lowercase();
     let bad = |m: String| XfrError::Malformed(m);
     loop {
-        if frame(&mut s, &mut buf, timeout).await?.is_none() {
-            return Err(match state {
-                Parse::Second => bad("the primary sent only its SOA (it cannot serve IXFR)".into()),
-                _ => XfrError::Truncated,
-            });
-        }
+        let buf = match frames.recv().await {
+            Some(Ok(buf)) => buf,
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(match state {
+                    Parse::Second => {
+                        bad("the primary sent only its SOA (it cannot serve IXFR)".into())
+                    }
+                    _ => XfrError::Truncated,
+                });
+            }
+        };
         let msg = Message::from_vec(&buf).map_err(|e| bad(e.to_string()))?;
         if msg.metadata.id != id || msg.metadata.message_type != MessageType::Response {
             return Err(bad("an answer to another query".into()));
