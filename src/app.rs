@@ -115,6 +115,7 @@ pub async fn serve(
     )?;
     // The reloader sets the per-list metrics whenever it publishes a snapshot.
     let (reloader, blocklist) = lists::Reloader::start(&config.blocklists).await?;
+    let notifier = reloader.notifier();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
     let hup_certs = certs.clone();
@@ -150,7 +151,8 @@ pub async fn serve(
         })
         .with_ddr(ddr(&config, &listeners))
         .with_tap(tap)
-        .with_policy(crate::policy::Policy::new(&config.policy)),
+        .with_policy(crate::policy::Policy::new(&config.policy))
+        .with_notifier(notifier),
     );
     let encrypted = &config.encrypted;
     server::serve(

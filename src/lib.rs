@@ -42,6 +42,11 @@
 //! publishes it: only the reloader holds the [`blocklist::Publisher`]. Queries in flight keep the
 //! snapshot they loaded.
 //!
+//! An RPZ feed ([`lists::feeds`]) is a zone transferred from a vendor's primaries (AXFR, then
+//! IXFR, TSIG-checked; a NOTIFY reaching the engine wakes it) and written, whole and renamed into
+//! place, as an RPZ zone file in the state directory that the config names as one more list; the
+//! feed then asks the reloader for a pass.
+//!
 //! # What a block leaves behind
 //! The blocked answer points browsers at the warning page ([`sinkhole::page`]); the block is
 //! queued, off the query path, to the JSON-lines [`events`] log that lets an ISP warn the person

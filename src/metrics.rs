@@ -76,6 +76,19 @@ pub const EVENTS_WRITTEN_TOTAL: &str = "fraudwall_events_written_total";
 pub const DNSTAP_DROPPED_TOTAL: &str = "fraudwall_dnstap_dropped_total";
 /// dnstap messages written to the collector.
 pub const DNSTAP_SENT_TOTAL: &str = "fraudwall_dnstap_sent_total";
+/// Serial of each feed's zone being served (gauge), label `feed`.
+pub const FEED_SERIAL: &str = "fraudwall_feed_serial";
+/// Records in each feed's zone (gauge), label `feed`.
+pub const FEED_RECORDS: &str = "fraudwall_feed_records";
+/// Unix time (seconds) of each feed's last good check (gauge), label `feed`: alert on
+/// `time() - fraudwall_feed_last_success_timestamp_seconds`.
+pub const FEED_LAST_SUCCESS: &str = "fraudwall_feed_last_success_timestamp_seconds";
+/// Zone transfers, labels `feed`, `kind` (`axfr`, `ixfr`) and `result` (`ok`, `failed`); an
+/// IXFR that found the zone current is an `ixfr` `ok`.
+pub const FEED_TRANSFERS_TOTAL: &str = "fraudwall_feed_transfers_total";
+/// NOTIFY messages, labels `feed` (empty for a zone no feed has) and `result` (`accepted`,
+/// `refused`).
+pub const FEED_NOTIFIES_TOTAL: &str = "fraudwall_feed_notifies_total";
 /// Recursive lookups refused because the recursor's queue was full.
 pub const RECURSOR_QUEUE_FULL_TOTAL: &str = "fraudwall_recursor_queue_full_total";
 /// Recursive lookups that timed out.
@@ -337,6 +350,17 @@ fn describe() {
         TLS_RELOAD_FAILURES_TOTAL,
         "DoT/DoH certificate reloads that failed (the previous certificate stays)"
     );
+    describe_gauge!(FEED_SERIAL, "Serial of each feed's zone being served");
+    describe_gauge!(FEED_RECORDS, "Records in each feed's zone");
+    describe_gauge!(
+        FEED_LAST_SUCCESS,
+        "Unix time of each feed's last successful check"
+    );
+    describe_counter!(
+        FEED_TRANSFERS_TOTAL,
+        "Zone transfers of each feed, by kind and result"
+    );
+    describe_counter!(FEED_NOTIFIES_TOTAL, "NOTIFY messages, by feed and result");
     describe_gauge!(
         LISTS_LOADED,
         "1 when a compiled blocklist is served, 0 when none could be loaded"
@@ -553,6 +577,35 @@ pub fn worker_restarted(task: &'static str) {
 
 /// Whether a blocklist is loaded, for `/ready` (which must answer without a recorder too).
 static LOADED: AtomicBool = AtomicBool::new(false);
+
+/// The serial and record count of the zone a feed serves.
+pub fn set_feed_zone(feed: &str, serial: u32, records: usize) {
+    metrics::gauge!(FEED_SERIAL, "feed" => feed.to_string()).set(f64::from(serial));
+    metrics::gauge!(FEED_RECORDS, "feed" => feed.to_string()).set(records as f64);
+}
+
+/// A feed's check succeeded at `at`.
+pub fn feed_succeeded(feed: &str, at: SystemTime) {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    metrics::gauge!(FEED_LAST_SUCCESS, "feed" => feed.to_string()).set(secs);
+}
+
+/// Counts one zone transfer of a feed (`kind`: `axfr` or `ixfr`).
+pub fn feed_transfer(feed: &str, kind: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    metrics::counter!(FEED_TRANSFERS_TOTAL, "feed" => feed.to_string(), "kind" => kind, "result" => result)
+        .increment(1);
+}
+
+/// Counts a NOTIFY for a feed's zone (`feed` empty: a zone no feed has).
+pub fn feed_notify(feed: &str, accepted: bool) {
+    let result = if accepted { "accepted" } else { "refused" };
+    metrics::counter!(FEED_NOTIFIES_TOTAL, "feed" => feed.to_string(), "result" => result)
+        .increment(1);
+}
 
 /// Counts a negative answer synthesised from a validated NSEC chain (RFC 8198) instead of
 /// asked upstream.

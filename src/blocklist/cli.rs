@@ -182,7 +182,15 @@ pub fn check_cmd(
             .entry(v.list)
             .or_insert_with(|| SourceIndex::load(info));
         match index.as_ref().and_then(|ix| ix.line_of(&entry, &v)) {
-            Some(line) => writeln!(w, " at {}:{line}", info.path.display())?,
+            Some(line) => match rpz_serial(&info.path) {
+                // An RPZ zone (a feed's above all): which version of it blocked.
+                Some((zone, serial)) => writeln!(
+                    w,
+                    " at {}:{line} (zone {zone} serial {serial})",
+                    info.path.display()
+                )?,
+                None => writeln!(w, " at {}:{line}", info.path.display())?,
+            },
             None => writeln!(
                 w,
                 " ({} no longer has this entry or cannot be read)",
@@ -191,6 +199,27 @@ pub fn check_cmd(
         }
     }
     Ok(())
+}
+
+/// The zone and serial of an RPZ file's SOA when it sits on one line near the top (as a feed's
+/// zone file has it).
+fn rpz_serial(path: &Path) -> Option<(String, u32)> {
+    use std::io::BufRead;
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("rpz"))
+    {
+        return None;
+    }
+    let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    for line in file.lines().take(20) {
+        let line = line.ok()?;
+        let words: Vec<&str> = line.split(';').next()?.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| w.eq_ignore_ascii_case("soa")) {
+            return Some((words[0].to_string(), words.get(i + 3)?.parse().ok()?));
+        }
+    }
+    None
 }
 
 /// Prints a line for each refused entry of `specs` that would block `canon` (the canonical

@@ -34,6 +34,8 @@ pub struct RawBlocklists {
     pub allow_empty: bool,
     /// Names untrusted lists may not block; absent: the built-in `config/protected-names.txt`.
     pub protected_names: Option<PathBuf>,
+    /// RPZ zones kept current by zone transfer.
+    pub feeds: Vec<super::feeds::RawFeed>,
 }
 
 impl Default for RawBlocklists {
@@ -51,6 +53,7 @@ impl Default for RawBlocklists {
             max_shrink: 0.5,
             allow_empty: false,
             protected_names: None,
+            feeds: Vec::new(),
         }
     }
 }
@@ -184,6 +187,8 @@ pub struct BlocklistsConfig {
     pub remotes: Vec<RemoteList>,
     /// What untrusted lists may not block (every spec carries it; discovered lists too).
     pub guard: Guard,
+    /// RPZ feeds by zone transfer; each also has its spec (`feed:<name>`) in `lists`.
+    pub feeds: Vec<super::feeds::Feed>,
 }
 
 /// A list fetched over HTTP(S) into its file in `blocklists.dir`.
@@ -246,6 +251,22 @@ impl RawBlocklists {
                 lists.push(spec);
             });
         }
+        let mut feeds: Vec<super::feeds::Feed> = Vec::new();
+        for (i, f) in self.feeds.into_iter().enumerate() {
+            check.section(&format!("feeds[{i}]"), |check| {
+                let Some((feed, spec)) = f.validate(&state_dir, self.action, &guard, check) else {
+                    return;
+                };
+                if feeds.iter().any(|o| o.name == feed.name) {
+                    check.problem("name", format!("feed name {:?} is used twice", feed.name));
+                }
+                if lists.iter().any(|s| s.name == spec.name) {
+                    check.problem("name", format!("list name {:?} is used twice", spec.name));
+                }
+                lists.push(spec);
+                feeds.push(feed);
+            });
+        }
         BlocklistsConfig {
             dir,
             state_dir,
@@ -260,6 +281,7 @@ impl RawBlocklists {
             allow_empty: self.allow_empty,
             remotes,
             guard,
+            feeds,
         }
     }
 }

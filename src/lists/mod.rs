@@ -4,7 +4,8 @@
 //! 1. [`watch`] notices it: `notify` on `blocklists.dir` (the directory, never single files, so
 //!    rename-replaces and symlink swaps are seen), debounced; the parent directory too, so a
 //!    replaced directory is watched again; a stat poll as the backstop (or as the only mechanism
-//!    with `watch: poll`, e.g. on NFS). SIGHUP and [`remote`] downloads ask directly. Hidden and
+//!    with `watch: poll`, e.g. on NFS). SIGHUP, [`remote`] downloads and [`feeds`] (RPZ zones by
+//!    zone transfer, written into the state directory) ask directly. Hidden and
 //!    temporary files (`.foo.swp`, `.#foo`, `foo~`, `*.tmp`, `*.part`) and the state directory
 //!    are ignored.
 //! 2. The reloader task coalesces requests and runs one [`pipeline`] pass at a time on its own
@@ -47,6 +48,7 @@ use tokio::sync::mpsc;
 use crate::blocklist::{self, Blocklist, ListSpec, SharedBlocklist};
 
 pub mod config;
+pub mod feeds;
 pub mod guard;
 pub mod pipeline;
 pub mod remote;
@@ -124,12 +126,14 @@ pub enum Trigger {
     Retry,
     /// SIGHUP.
     Sighup,
+    /// A feed wrote a new zone (written whole and renamed into place: nothing to wait for).
+    Feed,
 }
 
 impl Trigger {
     /// Whether files must have settled before they are read.
     fn waits_for_settle(self) -> bool {
-        !matches!(self, Trigger::Startup | Trigger::Sighup)
+        !matches!(self, Trigger::Startup | Trigger::Sighup | Trigger::Feed)
     }
 
     /// Of two coalesced requests, the one to run.
@@ -159,6 +163,8 @@ pub struct StartError {
 #[derive(Clone, Debug)]
 pub struct Reloader {
     tx: mpsc::UnboundedSender<Trigger>,
+    /// Takes NOTIFYs for the feeds' zones (none without feeds).
+    notifier: Option<std::sync::Arc<feeds::Notifier>>,
 }
 
 impl Reloader {
@@ -171,13 +177,18 @@ impl Reloader {
     /// when no list at all could be loaded, unless `blocklists.allow_empty` says that serving
     /// unfiltered DNS is intended: fraudwall never fails open silently.
     pub async fn start(cfg: &BlocklistsConfig) -> Result<(Reloader, SharedBlocklist), StartError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::unbounded_channel();
         let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
         let mut p = pipeline::Pipeline::new(cfg.clone(), publisher);
+        let mut feeds = feeds::Feeds::new(cfg, tx.clone());
+        let mut feed_waits = Vec::new();
         let first = if p.serve_last() {
             Some(Trigger::Startup)
         } else {
-            remote::fetch_missing(cfg).await;
+            let (_, waits) = tokio::join!(remote::fetch_missing(cfg), feeds.fetch_missing());
+            feed_waits = waits;
+            // The first pass below reads what they wrote.
+            while rx.try_recv().is_ok() {}
             p = tokio::task::spawn_blocking(move || {
                 run_pass(&mut p, Trigger::Startup);
                 p
@@ -217,8 +228,14 @@ impl Reloader {
         for r in &cfg.remotes {
             remote::spawn(r.clone(), cfg.state_dir.clone(), tx.clone());
         }
+        let notifier = (!cfg.feeds.is_empty()).then(|| feeds.spawn(feed_waits));
         tokio::spawn(run(p, rx, first, poll));
-        Ok((Reloader { tx }, live))
+        Ok((Reloader { tx, notifier }, live))
+    }
+
+    /// What takes NOTIFYs for the feeds' zones (`None` without feeds).
+    pub fn notifier(&self) -> Option<std::sync::Arc<feeds::Notifier>> {
+        self.notifier.clone()
     }
 
     /// Asks for a reload; returns at once (passes are coalesced).

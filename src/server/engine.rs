@@ -30,6 +30,7 @@ use crate::{
         wire::{self, OwnedQuery, Query, rcode, rtype},
     },
     dnstap::{self, Tap, proto::Policy as TapPolicy},
+    lists::feeds::{Notifier, NotifyVerdict},
     metrics,
     policy::{GroupId, Policy},
     resolve::{Question, Resolve, Security},
@@ -133,6 +134,8 @@ pub struct Engine {
     ddr: Ddr,
     tap: Option<Tap>,
     policy: Policy,
+    /// Takes NOTIFYs for the feeds' zones (`None`: NOTIFY is NOTIMP as any other opcode).
+    notifier: Option<Arc<Notifier>>,
 }
 
 /// Per-worker scratch buffers, reused across packets.
@@ -143,6 +146,9 @@ pub struct Scratch {
     /// The dnstap `Policy` of this query's block (only made when tapping).
     policy: Option<Box<TapPolicy>>,
 }
+
+/// The NOTIFY opcode (RFC 1996).
+const OPCODE_NOTIFY: u8 = 4;
 
 const DOH_CANARY: &[u8] = b"\x13use-application-dns\x03net\x00";
 
@@ -164,7 +170,43 @@ impl Engine {
             ddr: Ddr::none(),
             tap: None,
             policy: Policy::default(),
+            notifier: None,
         }
+    }
+
+    /// The engine handing NOTIFY messages to `notifier` (the feeds'; `None`: NOTIMP).
+    pub fn with_notifier(mut self, notifier: Option<Arc<Notifier>>) -> Engine {
+        self.notifier = notifier;
+        self
+    }
+
+    /// A NOTIFY (RFC 1996) for a feed's zone: NOERROR with AA from one of the feed's primaries
+    /// (the feed checks its zone at once), REFUSED from anyone else. Primaries need not be in
+    /// `access.allow`; nothing but the wake-up comes of it.
+    fn answer_notify(
+        &self,
+        notifier: &Notifier,
+        packet: &[u8],
+        client: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Fast {
+        let qdcount = u16::from_be_bytes([packet[4], packet[5]]);
+        let Some(qend) =
+            wire::name_end(packet, 12).filter(|&e| qdcount == 1 && packet.len() >= e + 4)
+        else {
+            return Fast::Drop;
+        };
+        let rcode = match notifier.notify(&packet[12..qend], client.ip()) {
+            NotifyVerdict::Accepted => rcode::NOERROR,
+            NotifyVerdict::Refused => rcode::REFUSED,
+        };
+        out.clear();
+        let id = u16::from_be_bytes([packet[0], packet[1]]);
+        let flags =
+            wire::flags::QR | wire::flags::AA | (u16::from(OPCODE_NOTIFY) << 11) | u16::from(rcode);
+        wire::put_header(out, id, flags, (1, 0, 0, 0));
+        out.extend_from_slice(&packet[12..qend + 4]);
+        Fast::Reply
     }
 
     /// The engine writing every client query and answer to `tap` (dnstap; `None`: off).
@@ -245,6 +287,13 @@ impl Engine {
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) -> Fast {
+        if let Some(n) = &self.notifier
+            && packet.len() >= 12
+            && packet[2] & 0x80 == 0
+            && (packet[2] >> 3) & 0xf == OPCODE_NOTIFY
+        {
+            return self.answer_notify(n, packet, client, out);
+        }
         let q = match wire::parse_query(packet) {
             Ok(q) => q,
             Err(reject) => {

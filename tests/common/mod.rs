@@ -14,3 +14,6 @@ pub use fakenet::Fakenet;
 pub use fraudwall::Fraudwall;
 pub use skip::skip;
 pub use unbound::Unbound;
+
+/// Knot DNS as an RPZ primary, a cutting TCP relay, Unbound with `rpz:` (tests/feeds.rs).
+pub mod knot;
