@@ -400,6 +400,24 @@ impl Policy {
         self.for_group(bl, self.group_of(ip).0, name, v)
     }
 
+    /// [`Policy::verdict`] for an address of an answer to `ip` ([`Blocklist::lookup_ip`]): the
+    /// same group, lists and actions as names. Costs one branch when no list holds addresses.
+    #[inline]
+    pub fn ip_verdict(
+        &self,
+        bl: &Blocklist,
+        ip: IpAddr,
+        addr: IpAddr,
+    ) -> Option<(Verdict, GroupId)> {
+        let v = bl.lookup_ip(addr)?;
+        if self.trivial {
+            return Some((v, 0));
+        }
+        self.for_group_with(bl, self.group_of(ip).0, v, |applies| {
+            bl.lookup_ip_for(addr, applies)
+        })
+    }
+
     /// [`Policy::verdict`] once the blocklist found `v` over every list.
     fn for_group(
         &self,
@@ -407,6 +425,18 @@ impl Policy {
         g: GroupId,
         name: &[u8],
         v: Verdict,
+    ) -> Option<(Verdict, GroupId)> {
+        self.for_group_with(bl, g, v, |applies| bl.lookup_wire_for(name, applies))
+    }
+
+    /// The group's verdict from `v` (over every list), or from `again` over the group's lists
+    /// when `v`'s list does not apply to it; then the group's action.
+    fn for_group_with(
+        &self,
+        bl: &Blocklist,
+        g: GroupId,
+        v: Verdict,
+        again: impl FnOnce(&dyn Fn(u16) -> bool) -> Option<Verdict>,
     ) -> Option<(Verdict, GroupId)> {
         let applies = |list: u16| {
             bl.lists()
@@ -416,7 +446,7 @@ impl Policy {
         let mut v = if applies(v.list) {
             v
         } else {
-            bl.lookup_wire_for(name, applies)?
+            again(&applies)?
         };
         if v.kind == ListKind::Block
             && let Some(l) = bl.list(&v)
