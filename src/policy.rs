@@ -443,11 +443,7 @@ impl Policy {
                 .get(list as usize)
                 .is_none_or(|l| self.applies(g, l))
         };
-        let mut v = if applies(v.list) {
-            v
-        } else {
-            again(&applies)?
-        };
+        let mut v = if applies(v.list) { v } else { again(&applies)? };
         if v.kind == ListKind::Block
             && let Some(l) = bl.list(&v)
         {

@@ -77,7 +77,11 @@ fn rpz_ip_triggers_block_answers_in_their_prefixes() {
         ] {
             let r = dig(fw.addr, &[name, qtype]);
             assert_eq!(r.rcode(), "NXDOMAIN", "{round} {name} {qtype}:\n{}", r.raw);
-            assert!(r.answer.is_empty(), "{round} {name}: nothing revealed:\n{}", r.raw);
+            assert!(
+                r.answer.is_empty(),
+                "{round} {name}: nothing revealed:\n{}",
+                r.raw
+            );
             assert_eq!(r.ede_codes(), [15], "{round} {name}:\n{}", r.raw);
             let text = r.ede[0].text.as_deref().unwrap_or("");
             assert!(text.contains("listed in feed"), "{text}");
@@ -108,7 +112,10 @@ fn rpz_ip_triggers_block_answers_in_their_prefixes() {
     assert_eq!(ev[0]["action"], "nxdomain", "{ev:?}");
     assert_eq!(ev[0]["list"], "feed", "{ev:?}");
     let ev = events_for(&fw, "www.fraudwall-demo.test", 4);
-    let aaaa = ev.iter().find(|e| e["qtype"] == "AAAA").expect("an AAAA event");
+    let aaaa = ev
+        .iter()
+        .find(|e| e["qtype"] == "AAAA")
+        .expect("an AAAA event");
     assert_eq!(aaaa["ip"], "2001:db8:5::5", "{ev:?}");
     assert_eq!(aaaa["entry"], "2001:db8:5::/48", "{ev:?}");
     let ev = events_for(&fw, "safe.fraudwall-demo.test", 0);
@@ -234,7 +241,9 @@ fn plain_list_address_lines_compile_only_with_the_switch_and_check_names_the_ent
     assert!(text.contains("3 entries"), "{text}");
     assert!(text.contains("on.txt:4: prefix length /33"), "{text}");
     assert!(
-        text.contains("on.txt:5: \"198.18.6.7/24\" has host bits set: the network is 198.18.6.0/24"),
+        text.contains(
+            "on.txt:5: \"198.18.6.7/24\" has host bits set: the network is 198.18.6.0/24"
+        ),
         "{text}"
     );
     let (ok, text) = run(
@@ -255,10 +264,16 @@ fn plain_list_address_lines_compile_only_with_the_switch_and_check_names_the_ent
     assert_eq!(
         lines,
         [
-            format!("207.148.115.161: BLOCKED by 207.148.115.0/24 (prefix) in list \"on\" [block list, category fraud, action sinkhole, ede 15] at {on}:3"),
-            format!("2001:db8:5:1::9: BLOCKED by 2001:db8:5::/48 (prefix) in list \"on\" [block list, category fraud, action sinkhole, ede 15] at {on}:6"),
+            format!(
+                "207.148.115.161: BLOCKED by 207.148.115.0/24 (prefix) in list \"on\" [block list, category fraud, action sinkhole, ede 15] at {on}:3"
+            ),
+            format!(
+                "2001:db8:5:1::9: BLOCKED by 2001:db8:5::/48 (prefix) in list \"on\" [block list, category fraud, action sinkhole, ede 15] at {on}:6"
+            ),
             "198.18.6.7: not listed (no listed prefix covers it)".to_string(),
-            format!("evil.test: BLOCKED by evil.test (subtree) in list \"on\" [block list, category fraud, action sinkhole, ede 15] at {on}:2"),
+            format!(
+                "evil.test: BLOCKED by evil.test (subtree) in list \"on\" [block list, category fraud, action sinkhole, ede 15] at {on}:2"
+            ),
         ]
     );
 }

@@ -297,34 +297,38 @@ impl SourceIndex {
         // Same defaults as the compiler, so the key matches what was compiled. Address lines
         // are read whatever the list's `ips` said: the compiled file only holds them if allowed.
         let options = source::Options { ips: true };
-        source::visit_with(&data, &info.path, Some(info.format), options, &mut |e: RawEntry<
-            '_,
-        >| {
-            if let Some(net) = e.ip {
+        source::visit_with(
+            &data,
+            &info.path,
+            Some(info.format),
+            options,
+            &mut |e: RawEntry<'_>| {
+                if let Some(net) = e.ip {
+                    let kind = match info.kind {
+                        ListKind::Allow => ListKind::Allow,
+                        ListKind::Block => e.kind.unwrap_or(ListKind::Block),
+                    };
+                    lines
+                        .entry((net.to_string(), kind, MatchMode::Subtree))
+                        .or_insert(e.line);
+                    return Taken::Accepted;
+                }
+                let Ok(n) = normalize_into(e.name, &mut canon) else {
+                    return Taken::Accepted;
+                };
                 let kind = match info.kind {
                     ListKind::Allow => ListKind::Allow,
                     ListKind::Block => e.kind.unwrap_or(ListKind::Block),
                 };
-                lines
-                    .entry((net.to_string(), kind, MatchMode::Subtree))
-                    .or_insert(e.line);
-                return Taken::Accepted;
-            }
-            let Ok(n) = normalize_into(e.name, &mut canon) else {
-                return Taken::Accepted;
-            };
-            let kind = match info.kind {
-                ListKind::Allow => ListKind::Allow,
-                ListKind::Block => e.kind.unwrap_or(ListKind::Block),
-            };
-            let mode = if n.wildcard {
-                MatchMode::Subtree
-            } else {
-                e.match_mode.unwrap_or(info.match_mode)
-            };
-            lines.entry((canon.clone(), kind, mode)).or_insert(e.line);
-            Taken::Accepted
-        })
+                let mode = if n.wildcard {
+                    MatchMode::Subtree
+                } else {
+                    e.match_mode.unwrap_or(info.match_mode)
+                };
+                lines.entry((canon.clone(), kind, mode)).or_insert(e.line);
+                Taken::Accepted
+            },
+        )
         .ok()?;
         Some(SourceIndex { lines })
     }

@@ -127,9 +127,7 @@ fn short_prefix(net: &ipnet::IpNet) -> Option<String> {
         ipnet::IpNet::V4(n) => (n.prefix_len(), 16),
         ipnet::IpNet::V6(n) => (n.prefix_len(), 32),
     };
-    (len < min).then(|| {
-        format!("{net} is a /{len}: it blocks every answer with an address in it")
-    })
+    (len < min).then(|| format!("{net} is a /{len}: it blocks every answer with an address in it"))
 }
 
 /// One normalised entry waiting to be sorted: its key lives in the compiler's arena, so millions
@@ -261,8 +259,10 @@ impl Compiler {
             match_mode: spec.match_mode,
         })?;
         let mark = (self.recs.len(), self.arena.len());
-        let options = source::Options { ips: spec.ips };
-        let visited = source::visit_with(data, &spec.path, spec.format, options, &mut |e: RawEntry<'_>| {
+        let o = source::Options { ips: spec.ips };
+        let visited = source::visit_with(data, &spec.path, spec.format, o, &mut |e: RawEntry<
+            '_,
+        >| {
             // An allow list only ever allows, whatever its lines say.
             let kind = match spec.kind {
                 ListKind::Allow => ListKind::Allow,

@@ -115,7 +115,11 @@ pub(crate) fn ip_key(net: &ipnet::IpNet, key: &mut Vec<u8>) {
     };
     key.push(family);
     for i in 0..len {
-        key.push(if bits >> (127 - i) & 1 == 1 { b'1' } else { b'0' });
+        key.push(if bits >> (127 - i) & 1 == 1 {
+            b'1'
+        } else {
+            b'0'
+        });
     }
 }
 

@@ -1451,10 +1451,7 @@ mod tests {
             assert_eq!(got("2001:db8:5::1"), Some((Block, Action::Nodata, 32, b)));
             assert_eq!(got("2001:db9::1"), None);
             assert_eq!(got("::ffff:198.18.7.1"), None, "no family mixing");
-            assert_eq!(
-                ip_entry(ip("198.18.7.1"), 24).to_string(),
-                "198.18.7.0/24"
-            );
+            assert_eq!(ip_entry(ip("198.18.7.1"), 24).to_string(), "198.18.7.0/24");
             // No name walks into the prefixes, and names still work beside them.
             assert_eq!(bl.lookup("n7.test").map(|v| v.list), Some(b));
             assert_eq!(bl.lookup_wire(b"\x04.411\x00"), None);
@@ -1478,7 +1475,13 @@ mod tests {
 
     #[test]
     fn ip_keys_round_trip() {
-        for s in ["0.0.0.0/0", "198.18.0.0/15", "207.148.115.161/32", "2001:db8::/32", "::/0"] {
+        for s in [
+            "0.0.0.0/0",
+            "198.18.0.0/15",
+            "207.148.115.161/32",
+            "2001:db8::/32",
+            "::/0",
+        ] {
             let n: ipnet::IpNet = s.parse().unwrap();
             let mut k = Vec::new();
             super::super::format::ip_key(&n, &mut k);

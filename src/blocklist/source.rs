@@ -666,7 +666,12 @@ impl LineParser for Plain {
                 Err(why) => out.reject(no, why),
             };
         }
-        if looks_ip && name.split('/').next().is_some_and(|a| a.parse::<IpAddr>().is_ok()) {
+        if looks_ip
+            && name
+                .split('/')
+                .next()
+                .is_some_and(|a| a.parse::<IpAddr>().is_ok())
+        {
             return out.reject(
                 no,
                 format!(
@@ -1143,7 +1148,9 @@ impl Rpz {
             let body = trigger.strip_suffix(".rpz-ip").unwrap_or("");
             match rpz_ip(body) {
                 Ok(net) => ip = Some(net),
-                Err(why) => return out.reject(no, format!("rpz-ip trigger {}: {why}", q(&trigger))),
+                Err(why) => {
+                    return out.reject(no, format!("rpz-ip trigger {}: {why}", q(&trigger)));
+                }
             }
         } else if last_label == "rpz-client-ip" {
             return out.skip(
@@ -1405,13 +1412,27 @@ mod tests {
         let off = p(Format::Plain, list);
         assert_eq!(off.entries.len(), 1);
         assert_eq!(off.stats.rejected, 3);
-        assert!(off.diagnostics[0].reason.contains("ips: true"), "{:?}", off.diagnostics);
+        assert!(
+            off.diagnostics[0].reason.contains("ips: true"),
+            "{:?}",
+            off.diagnostics
+        );
         assert_eq!(off.diagnostics[0].line, Some(2));
 
-        let header = p(Format::Plain, &format!("# a list\n#  Fraudwall: IPS\n{list}"));
+        let header = p(
+            Format::Plain,
+            &format!("# a list\n#  Fraudwall: IPS\n{list}"),
+        );
         assert_eq!(header.entries.len(), 4, "{:?}", header.diagnostics);
-        let late = p(Format::Plain, &format!("evil.test\n# fraudwall: ips\n{list}"));
-        assert_eq!(late.entries.len(), 2, "the header must come before the first entry");
+        let late = p(
+            Format::Plain,
+            &format!("evil.test\n# fraudwall: ips\n{list}"),
+        );
+        assert_eq!(
+            late.entries.len(),
+            2,
+            "the header must come before the first entry"
+        );
 
         let mut entries = Vec::new();
         let junk = "198.18.0.1\n198.18.0.1/33\n198.18.0.1/24\n2001:db8::1/129\n1.2.3/8\nnot/aprefix\n::1/x\nok.test\n";
@@ -1429,14 +1450,16 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].1, Some("198.18.0.1/32".parse().unwrap()));
         assert_eq!(entries[1], ("ok.test".to_string(), None));
-        let d: Vec<_> = v
-            .diagnostics
-            .iter()
-            .map(|d| format!("{d}"))
-            .collect();
+        let d: Vec<_> = v.diagnostics.iter().map(|d| format!("{d}")).collect();
         assert_eq!(d.len(), 6, "{d:#?}");
-        assert!(d[0].starts_with("ips.txt:2: ") && d[0].contains("/33"), "{d:?}");
-        assert!(d[1].contains("host bits set") && d[1].contains("198.18.0.0/24"), "{d:?}");
+        assert!(
+            d[0].starts_with("ips.txt:2: ") && d[0].contains("/33"),
+            "{d:?}"
+        );
+        assert!(
+            d[1].contains("host bits set") && d[1].contains("198.18.0.0/24"),
+            "{d:?}"
+        );
         assert!(d[2].contains("/129"), "{d:?}");
     }
 

@@ -297,8 +297,7 @@ impl Engine {
         {
             let hit = (client, transport, group);
             let (text, tap) = (&mut scratch.text, &mut scratch.policy);
-            if let Some(fast) = self.apply_block(&bl, &q, v, (q.qname, None), hit, text, tap, out)
-            {
+            if let Some(fast) = self.apply_block(&bl, &q, v, (q.qname, None), hit, text, tap, out) {
                 return fast;
             }
         }
