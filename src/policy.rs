@@ -724,4 +724,79 @@ mod tests {
             s("only-extra ok allow sinkhole")
         );
     }
+
+    /// Address prefixes follow their list into the groups like names: excluded, group-only,
+    /// other actions, and the re-walk when the winning prefix's list does not apply.
+    #[test]
+    fn groups_apply_their_lists_to_address_prefixes() {
+        let info = |name: &str, kind| ListInfo {
+            name: name.into(),
+            path: PathBuf::from(name),
+            kind,
+            action: Action::Sinkhole,
+            category: "fraud".into(),
+            ede: 15,
+            entries: 0,
+            format: Format::Plain,
+            match_mode: MatchMode::Subtree,
+        };
+        let mut c = Compiler::new();
+        for (name, kind, nets) in [
+            (
+                "afc",
+                ListKind::Block,
+                &["198.18.6.0/24", "198.18.7.0/24"][..],
+            ),
+            (
+                "extra",
+                ListKind::Block,
+                &["198.18.6.0/24", "198.18.8.0/24"][..],
+            ),
+            ("ok", ListKind::Allow, &["198.18.7.7/32"][..]),
+        ] {
+            let id = c.add_list(info(name, kind)).unwrap();
+            for n in nets {
+                c.insert_ip(id, n.parse().unwrap(), kind, Action::Sinkhole);
+            }
+        }
+        let bl = Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap();
+        let p = policy(
+            "group_only: [extra]\ngroups:\n  - name: optout\n    clients: [10.1.0.0/16]\n    exclude_lists: [afc]\n  - name: kids\n    clients: [10.2.0.0/16]\n    extra_lists: [extra]\n    actions: { afc: nxdomain }\n  - name: only-extra\n    clients: [10.3.0.0/16]\n    lists: [extra]\n",
+        );
+        let ask = |client: &str, addr: &str| {
+            p.ip_verdict(&bl, client.parse().unwrap(), addr.parse().unwrap())
+                .map(|(v, g)| {
+                    format!(
+                        "{} {} {} {}",
+                        p.group_name(g),
+                        bl.lists()[v.list as usize].name,
+                        v.kind.as_str(),
+                        v.action.as_str()
+                    )
+                })
+        };
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(
+            ask("10.9.0.1", "198.18.6.6"),
+            s("default afc block sinkhole")
+        );
+        assert_eq!(ask("10.9.0.1", "198.18.8.1"), None);
+        assert_eq!(
+            ask("10.9.0.1", "198.18.7.7"),
+            s("default ok allow sinkhole")
+        );
+        assert_eq!(ask("10.1.0.1", "198.18.6.6"), None);
+        assert_eq!(ask("10.1.0.1", "198.18.7.1"), None);
+        assert_eq!(ask("10.2.0.1", "198.18.7.1"), s("kids afc block nxdomain"));
+        assert_eq!(
+            ask("10.2.0.1", "198.18.8.1"),
+            s("kids extra block sinkhole")
+        );
+        assert_eq!(
+            ask("10.3.0.1", "198.18.6.6"),
+            s("only-extra extra block sinkhole")
+        );
+        assert_eq!(ask("10.3.0.1", "198.18.7.1"), None);
+        assert_eq!(ask("10.9.0.1", "198.18.9.1"), None);
+    }
 }
