@@ -39,6 +39,8 @@
 //!
 //! A line looks like
 //! `{"time":"2025-01-02T03:04:05.678Z","client":"203.0.113.7","qname":"login.evil.example","qtype":"A","action":"sinkhole","list":"police","entry":"evil.example","category":"fraud","protocol":"udp","group":"default"}`.
+//! A block by an answer's address (a listed IP prefix) adds the address, and its `entry` is the
+//! prefix: `…,"entry":"198.18.7.0/24",…,"group":"default","ip":"198.18.7.9"}`.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -176,6 +178,9 @@ pub struct BlockEvent {
     pub protocol: &'static str,
     /// The client's policy group (`policy.groups`), `"default"` when it is in none.
     pub group: Arc<str>,
+    /// The answer address that matched, when the block is by address (`entry` is then the
+    /// listed prefix); the line has no `ip` otherwise.
+    pub ip: Option<IpAddr>,
 }
 
 /// Why the event log could not start.
@@ -336,6 +341,7 @@ impl EventWriter {
             category: &ev.category,
             protocol: ev.protocol,
             group: &ev.group,
+            ip: ev.ip,
         };
         if serde_json::to_writer(&mut self.line, &line).is_err() {
             // Only a non-string map key could fail here; there is none, but never panic.
@@ -370,6 +376,8 @@ struct Line<'a> {
     category: &'a str,
     protocol: &'a str,
     group: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<IpAddr>,
 }
 
 /// `2025-01-02T03:04:05.678Z`. Hand-rolled: it runs once per event and needs no locale or

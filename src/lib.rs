@@ -28,7 +28,9 @@
 //! the client's [`policy`] group, and a blocked name gets its answer at once
 //! ([`dns::blocked`]). Anything else is answered from the wire-format [`dns::cache`] or, on a miss, carried (parsed once, with its cache key) to a task that asks
 //! [`resolve::Resolver`] (our iterative [`resolve::recursor`], or forwarders), stores the
-//! answer, and re-checks every CNAME target against the blocklist (CNAME cloaking). Answers of a
+//! answer, and re-checks every CNAME target against the blocklist (CNAME cloaking) and every
+//! A/AAAA address against its IP prefixes (response-IP triggers; cache hits are re-checked the
+//! same way). Answers of a
 //! UDP batch leave with one `sendmmsg`; TCP and DoT answers are the engine's bytes, framed; DoH
 //! answers are them as an HTTP body.
 //!

@@ -400,6 +400,24 @@ impl Policy {
         self.for_group(bl, self.group_of(ip).0, name, v)
     }
 
+    /// [`Policy::verdict`] for an address of an answer to `ip` ([`Blocklist::lookup_ip`]): the
+    /// same group, lists and actions as names. Costs one branch when no list holds addresses.
+    #[inline]
+    pub fn ip_verdict(
+        &self,
+        bl: &Blocklist,
+        ip: IpAddr,
+        addr: IpAddr,
+    ) -> Option<(Verdict, GroupId)> {
+        let v = bl.lookup_ip(addr)?;
+        if self.trivial {
+            return Some((v, 0));
+        }
+        self.for_group_with(bl, self.group_of(ip).0, v, |applies| {
+            bl.lookup_ip_for(addr, applies)
+        })
+    }
+
     /// [`Policy::verdict`] once the blocklist found `v` over every list.
     fn for_group(
         &self,
@@ -408,16 +426,24 @@ impl Policy {
         name: &[u8],
         v: Verdict,
     ) -> Option<(Verdict, GroupId)> {
+        self.for_group_with(bl, g, v, |applies| bl.lookup_wire_for(name, applies))
+    }
+
+    /// The group's verdict from `v` (over every list), or from `again` over the group's lists
+    /// when `v`'s list does not apply to it; then the group's action.
+    fn for_group_with(
+        &self,
+        bl: &Blocklist,
+        g: GroupId,
+        v: Verdict,
+        again: impl FnOnce(&dyn Fn(u16) -> bool) -> Option<Verdict>,
+    ) -> Option<(Verdict, GroupId)> {
         let applies = |list: u16| {
             bl.lists()
                 .get(list as usize)
                 .is_none_or(|l| self.applies(g, l))
         };
-        let mut v = if applies(v.list) {
-            v
-        } else {
-            bl.lookup_wire_for(name, applies)?
-        };
+        let mut v = if applies(v.list) { v } else { again(&applies)? };
         if v.kind == ListKind::Block
             && let Some(l) = bl.list(&v)
         {
@@ -697,5 +723,80 @@ mod tests {
             ask("10.3.0.1", "ok.afc.test"),
             s("only-extra ok allow sinkhole")
         );
+    }
+
+    /// Address prefixes follow their list into the groups like names: excluded, group-only,
+    /// other actions, and the re-walk when the winning prefix's list does not apply.
+    #[test]
+    fn groups_apply_their_lists_to_address_prefixes() {
+        let info = |name: &str, kind| ListInfo {
+            name: name.into(),
+            path: PathBuf::from(name),
+            kind,
+            action: Action::Sinkhole,
+            category: "fraud".into(),
+            ede: 15,
+            entries: 0,
+            format: Format::Plain,
+            match_mode: MatchMode::Subtree,
+        };
+        let mut c = Compiler::new();
+        for (name, kind, nets) in [
+            (
+                "afc",
+                ListKind::Block,
+                &["198.18.6.0/24", "198.18.7.0/24"][..],
+            ),
+            (
+                "extra",
+                ListKind::Block,
+                &["198.18.6.0/24", "198.18.8.0/24"][..],
+            ),
+            ("ok", ListKind::Allow, &["198.18.7.7/32"][..]),
+        ] {
+            let id = c.add_list(info(name, kind)).unwrap();
+            for n in nets {
+                c.insert_ip(id, n.parse().unwrap(), kind, Action::Sinkhole);
+            }
+        }
+        let bl = Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap();
+        let p = policy(
+            "group_only: [extra]\ngroups:\n  - name: optout\n    clients: [10.1.0.0/16]\n    exclude_lists: [afc]\n  - name: kids\n    clients: [10.2.0.0/16]\n    extra_lists: [extra]\n    actions: { afc: nxdomain }\n  - name: only-extra\n    clients: [10.3.0.0/16]\n    lists: [extra]\n",
+        );
+        let ask = |client: &str, addr: &str| {
+            p.ip_verdict(&bl, client.parse().unwrap(), addr.parse().unwrap())
+                .map(|(v, g)| {
+                    format!(
+                        "{} {} {} {}",
+                        p.group_name(g),
+                        bl.lists()[v.list as usize].name,
+                        v.kind.as_str(),
+                        v.action.as_str()
+                    )
+                })
+        };
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(
+            ask("10.9.0.1", "198.18.6.6"),
+            s("default afc block sinkhole")
+        );
+        assert_eq!(ask("10.9.0.1", "198.18.8.1"), None);
+        assert_eq!(
+            ask("10.9.0.1", "198.18.7.7"),
+            s("default ok allow sinkhole")
+        );
+        assert_eq!(ask("10.1.0.1", "198.18.6.6"), None);
+        assert_eq!(ask("10.1.0.1", "198.18.7.1"), None);
+        assert_eq!(ask("10.2.0.1", "198.18.7.1"), s("kids afc block nxdomain"));
+        assert_eq!(
+            ask("10.2.0.1", "198.18.8.1"),
+            s("kids extra block sinkhole")
+        );
+        assert_eq!(
+            ask("10.3.0.1", "198.18.6.6"),
+            s("only-extra extra block sinkhole")
+        );
+        assert_eq!(ask("10.3.0.1", "198.18.7.1"), None);
+        assert_eq!(ask("10.9.0.1", "198.18.9.1"), None);
     }
 }

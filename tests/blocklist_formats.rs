@@ -220,14 +220,24 @@ fn rpz_zone() {
     }
     assert_eq!(
         (l.stats.skipped, l.stats.rejected),
-        (4, 0),
+        (3, 0),
         "{:#?}",
         l.diagnostics
+    );
+    // Line 19's rpz-ip trigger is an address entry (response-IP triggers, issue 18).
+    let ip = bl
+        .lookup_ip("192.0.2.1".parse().unwrap())
+        .expect("the rpz-ip entry");
+    assert_eq!(
+        (ip.kind, ip.action, ip.matched_labels),
+        (Block, Nxdomain, 32)
     );
     assert!(
         diags(&r)
             .iter()
-            .any(|d| d.contains(":19: skipped: unsupported trigger .rpz-ip"))
+            .any(|d| d.contains(":21: skipped: rpz-client-ip triggers are not supported")),
+        "{:#?}",
+        diags(&r)
     );
 }
 

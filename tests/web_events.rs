@@ -19,6 +19,7 @@ fn event(client: &str, qname: &str) -> BlockEvent {
         category: Arc::from("fraud"),
         protocol: "udp",
         group: Arc::from("default"),
+        ip: None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! without panicking. A refusal here would mean a good list that serves nothing.
 //!
 //! Input: a control byte (bits 0–2: an index into `Format::ALL`, sniffed past its end, so 7
-//! always sniffs; bit 3: allow list; bits 4 and 5 both set: 3 shards, else 1; bit 6: a trusted list), then the list. (Each shard builder costs fst's node registry,
+//! always sniffs; bit 3: allow list; bits 4 and 5 both set: 3 shards, else 1; bit 6: a trusted list; bit 7: address lines allowed), then the list. (Each shard builder costs fst's node registry,
 //! about a millisecond to set up and drop: most inputs build one.)
 
 #![no_main]
@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         // Bit 6: a trusted list (one-label and public-suffix lines load instead of refused).
         trusted: control & 0x40 != 0,
         guard: Guard::builtin(),
+        ips: control & 0x80 != 0,
     };
     let mut c = Compiler::new();
     c.set_shards(if control & 0x30 == 0x30 { 3 } else { 1 });
@@ -47,6 +48,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = source::parse_bytes(list, &spec.path, spec.format) {
         for e in &parsed.entries {
             let _ = bl.lookup(&e.name);
+            if let Some(net) = e.ip {
+                let _ = bl.lookup_ip(net.addr());
+                let _ = bl.matches_ip(net.broadcast());
+            }
         }
     }
 });

@@ -1,6 +1,7 @@
 //! Opening a compiled file and walking it: any bytes through `Blocklist::from_bytes`, then
 //! lookups of arbitrary names. Opening must refuse or succeed, never panic; a file that opened
-//! must answer every lookup without panicking, and must also be accepted as a part of a merge
+//! must answer every lookup without panicking (each name's first 16 bytes are also looked up as
+//! an IPv6 address and its first 4 as an IPv4 address, against the file's prefixes), and must also be accepted as a part of a merge
 //! whose result opens and holds the same names.
 //!
 //! Input: a flags byte, the file's length (u16 LE), the file, then wire-form names to look up.
@@ -77,6 +78,16 @@ fuzz_target!(|data: &[u8]| {
         if let Some(v) = bl.lookup_wire(name) {
             let _ = v.entry_name_wire(name);
             let _ = bl.list(&v);
+        }
+        let mut b16 = [0u8; 16];
+        let n = name.len().min(16);
+        b16[..n].copy_from_slice(&name[..n]);
+        let v6 = std::net::IpAddr::from(b16);
+        let v4 = std::net::IpAddr::from([b16[0], b16[1], b16[2], b16[3]]);
+        for addr in [v4, v6] {
+            let _ = bl.lookup_ip(addr);
+            let _ = bl.lookup_ip_for(addr, |l| l % 2 == 0);
+            let _ = bl.matches_ip(addr);
         }
         let text = String::from_utf8_lossy(name);
         if let Some(v) = bl.lookup(&text) {

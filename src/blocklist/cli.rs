@@ -45,6 +45,7 @@ impl ListSpec {
             ede: 15,
             trusted: false,
             guard: Guard::builtin(),
+            ips: false,
         }
     }
 }
@@ -145,16 +146,26 @@ pub fn check_cmd(
     refusals.resize_with(specs.len(), || None);
     let mut canon = String::new();
     for name in names {
-        if let Err(e) = normalize_into(name, &mut canon) {
-            writeln!(w, "{name}: invalid name: {e}")?;
-            continue;
-        }
-        explain_refusals(specs, &mut refusals, name, &canon, w)?;
-        let Some(v) = bl.lookup(&canon) else {
-            writeln!(w, "{name}: not listed")?;
-            continue;
+        // An address is checked against the lists' prefixes (what answers are checked with).
+        let (v, entry, mode) = if let Ok(addr) = name.parse::<std::net::IpAddr>() {
+            let Some(v) = bl.lookup_ip(addr) else {
+                writeln!(w, "{name}: not listed (no listed prefix covers it)")?;
+                continue;
+            };
+            let entry = super::matcher::ip_entry(addr, v.matched_labels).to_string();
+            (v, entry, "prefix")
+        } else {
+            if let Err(e) = normalize_into(name, &mut canon) {
+                writeln!(w, "{name}: invalid name: {e}")?;
+                continue;
+            }
+            explain_refusals(specs, &mut refusals, name, &canon, w)?;
+            let Some(v) = bl.lookup(&canon) else {
+                writeln!(w, "{name}: not listed")?;
+                continue;
+            };
+            (v, v.entry_name(&canon), v.match_mode.as_str())
         };
-        let entry = v.entry_name(&canon);
         let verb = match v.kind {
             ListKind::Block => "BLOCKED",
             ListKind::Allow => "ALLOWED",
@@ -162,16 +173,14 @@ pub fn check_cmd(
         let Some(info) = bl.list(&v) else {
             writeln!(
                 w,
-                "{name}: {verb} by {entry} ({}) in unknown list #{}",
-                v.match_mode.as_str(),
+                "{name}: {verb} by {entry} ({mode}) in unknown list #{}",
                 v.list
             )?;
             continue;
         };
         write!(
             w,
-            "{name}: {verb} by {entry} ({}) in list {:?} [{} list, category {}, action {}, ede {}]",
-            v.match_mode.as_str(),
+            "{name}: {verb} by {entry} ({mode}) in list {:?} [{} list, category {}, action {}, ede {}]",
             info.name,
             info.kind.as_str(),
             info.category,
@@ -314,25 +323,41 @@ impl SourceIndex {
         let data = source::read_list(&info.path).ok()?;
         let mut lines = HashMap::new();
         let mut canon = String::new();
-        // Same defaults as the compiler, so the key matches what was compiled.
-        source::visit(&data, &info.path, Some(info.format), &mut |e: RawEntry<
-            '_,
-        >| {
-            let Ok(n) = normalize_into(e.name, &mut canon) else {
-                return Taken::Accepted;
-            };
-            let kind = match info.kind {
-                ListKind::Allow => ListKind::Allow,
-                ListKind::Block => e.kind.unwrap_or(ListKind::Block),
-            };
-            let mode = if n.wildcard {
-                MatchMode::Subtree
-            } else {
-                e.match_mode.unwrap_or(info.match_mode)
-            };
-            lines.entry((canon.clone(), kind, mode)).or_insert(e.line);
-            Taken::Accepted
-        })
+        // Same defaults as the compiler, so the key matches what was compiled. Address lines
+        // are read whatever the list's `ips` said: the compiled file only holds them if allowed.
+        let options = source::Options { ips: true };
+        source::visit_with(
+            &data,
+            &info.path,
+            Some(info.format),
+            options,
+            &mut |e: RawEntry<'_>| {
+                if let Some(net) = e.ip {
+                    let kind = match info.kind {
+                        ListKind::Allow => ListKind::Allow,
+                        ListKind::Block => e.kind.unwrap_or(ListKind::Block),
+                    };
+                    lines
+                        .entry((net.to_string(), kind, MatchMode::Subtree))
+                        .or_insert(e.line);
+                    return Taken::Accepted;
+                }
+                let Ok(n) = normalize_into(e.name, &mut canon) else {
+                    return Taken::Accepted;
+                };
+                let kind = match info.kind {
+                    ListKind::Allow => ListKind::Allow,
+                    ListKind::Block => e.kind.unwrap_or(ListKind::Block),
+                };
+                let mode = if n.wildcard {
+                    MatchMode::Subtree
+                } else {
+                    e.match_mode.unwrap_or(info.match_mode)
+                };
+                lines.entry((canon.clone(), kind, mode)).or_insert(e.line);
+                Taken::Accepted
+            },
+        )
         .ok()?;
         Some(SourceIndex { lines })
     }

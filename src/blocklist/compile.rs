@@ -14,7 +14,9 @@
 use std::io::{Cursor, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use super::format::{KeyEntries, MAX_LISTS, encode_table, merge_slot, pack_slot, write_file};
+use super::format::{
+    KeyEntries, MAX_LISTS, encode_table, ip_key, merge_slot, pack_slot, write_file,
+};
 use super::guard::{is_icann_suffix, is_private_suffix};
 use super::normalize::{NameError, NameInfo, normalize_into, push_reversed_key};
 use super::shard::{MAX_SHARDS, shards_for};
@@ -119,6 +121,15 @@ pub fn compile(out: &Path, specs: &[ListSpec]) -> Result<CompileReport, Error> {
     })
 }
 
+/// A remark for a block prefix so short that it covers a good part of the Internet.
+fn short_prefix(net: &ipnet::IpNet) -> Option<String> {
+    let (len, min) = match net {
+        ipnet::IpNet::V4(n) => (n.prefix_len(), 16),
+        ipnet::IpNet::V6(n) => (n.prefix_len(), 32),
+    };
+    (len < min).then(|| format!("{net} is a /{len}: it blocks every answer with an address in it"))
+}
+
 /// One normalised entry waiting to be sorted: its key lives in the compiler's arena, so millions
 /// of entries cost one allocation rather than one each.
 #[derive(Clone, Copy)]
@@ -191,6 +202,25 @@ impl Compiler {
         Ok(info)
     }
 
+    /// Adds the address prefix `net` (host bits cleared) for list `list`: answers with an
+    /// address inside it get the entry's verdict ([`super::Blocklist::lookup_ip`]).
+    ///
+    /// # Panics
+    /// If `list` was not returned by [`Compiler::add_list`].
+    pub fn insert_ip(&mut self, list: u16, net: ipnet::IpNet, kind: ListKind, action: Action) {
+        let off = self.arena.len() as u64;
+        let mut key = Vec::with_capacity(2 + usize::from(net.prefix_len()));
+        ip_key(&net.trunc(), &mut key);
+        self.arena.extend_from_slice(&key);
+        self.recs.push(Rec {
+            off,
+            len: key.len() as u16,
+            exact: false,
+            slot: pack_slot(kind, action, list),
+        });
+        self.lists[list as usize].entries += 1;
+    }
+
     /// Adds the canonical name in `self.buf` for list `list`.
     fn push(&mut self, list: u16, kind: ListKind, mode: MatchMode, action: Action) {
         let off = self.arena.len() as u64;
@@ -229,13 +259,23 @@ impl Compiler {
             match_mode: spec.match_mode,
         })?;
         let mark = (self.recs.len(), self.arena.len());
-        let visited = source::visit(data, &spec.path, spec.format, &mut |e: RawEntry<'_>| {
+        let o = source::Options { ips: spec.ips };
+        let visited = source::visit_with(data, &spec.path, spec.format, o, &mut |e: RawEntry<
+            '_,
+        >| {
             // An allow list only ever allows, whatever its lines say.
             let kind = match spec.kind {
                 ListKind::Allow => ListKind::Allow,
                 ListKind::Block => e.kind.unwrap_or(ListKind::Block),
             };
             let action = e.action.unwrap_or(spec.action);
+            if let Some(net) = e.ip {
+                self.insert_ip(list, net, kind, action);
+                return match short_prefix(&net) {
+                    Some(r) if kind == ListKind::Block => Taken::Warning(r),
+                    _ => Taken::Accepted,
+                };
+            }
             let info = match normalize_into(e.name, &mut self.buf) {
                 Ok(info) => info,
                 Err(err) => return Taken::Rejected(err.to_string()),

@@ -41,6 +41,18 @@
 //! two-slot value like the main FST's with one slot set. Names held by one list only, which is
 //! nearly all of them, cost nothing there.
 //!
+//! # Address prefixes
+//!
+//! Lists may also hold IP prefixes (RPZ `rpz-ip` triggers, address lines of lists marked
+//! `ips`), matched against the addresses of answers. They live in the same FST under keys that
+//! no name can have: [`IP_MARK`] (a `.`, which never starts a reversed-label key and which a
+//! name walk never feeds at the start), then `4` or `6`, then the prefix's bits, one byte
+//! (`0` or `1`) each: `198.18.0.0/15` is `.4` and fifteen bits. A lookup walks the address's
+//! bits and every final state it meets is a covering prefix; the longest decides. These keys
+//! use the subtree slot, sit in shard 0 only ([`super::shard`]) and are not one-label keys, so
+//! the directory counts and checks of names apply to them unchanged. A file without them has
+//! no `.` transition at the root of shard 0, which is what [`super::Blocklist::has_ips`] reads.
+//!
 //! A compiled file may come from anywhere (a list directory, a download), so reading one trusts
 //! nothing in it: [`layout`] checks the header, checksum and directory against the file's size,
 //! [`decode_table`] every count against the bytes left, and [`check_shards`] the structure of
@@ -85,6 +97,53 @@ pub fn fst_checksum(body: &[u8]) -> u32 {
         }
     }
     (!crc).rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// The first byte of every address-prefix key (see the module doc).
+pub const IP_MARK: u8 = b'.';
+
+/// Longest address-prefix key: the mark, the family and 128 bits.
+pub(crate) const MAX_IP_KEY: usize = 2 + 128;
+
+/// Writes the key of `net` (the mark, `4` or `6`, one `0`/`1` byte per prefix bit) into `key`.
+/// `net` should have its host bits clear; they are not read.
+pub(crate) fn ip_key(net: &ipnet::IpNet, key: &mut Vec<u8>) {
+    key.push(IP_MARK);
+    let (family, bits, len) = match net {
+        ipnet::IpNet::V4(n) => (b'4', u128::from(n.addr().to_bits()) << 96, n.prefix_len()),
+        ipnet::IpNet::V6(n) => (b'6', n.addr().to_bits(), n.prefix_len()),
+    };
+    key.push(family);
+    for i in 0..len {
+        key.push(if bits >> (127 - i) & 1 == 1 {
+            b'1'
+        } else {
+            b'0'
+        });
+    }
+}
+
+/// The prefix an address-prefix key stands for; `None` when `key` is not one.
+pub fn ip_of_key(key: &[u8]) -> Option<ipnet::IpNet> {
+    let (&family, bits) = key.strip_prefix(&[IP_MARK])?.split_first()?;
+    let mut v = 0u128;
+    for (i, &b) in bits.iter().enumerate() {
+        match b {
+            b'0' => {}
+            b'1' if i < 128 => v |= 1 << (127 - i),
+            _ => return None,
+        }
+    }
+    let len = u8::try_from(bits.len()).ok()?;
+    match family {
+        b'4' => ipnet::Ipv4Net::new(std::net::Ipv4Addr::from_bits((v >> 96) as u32), len)
+            .ok()
+            .map(ipnet::IpNet::V4),
+        b'6' => ipnet::Ipv6Net::new(std::net::Ipv6Addr::from_bits(v), len)
+            .ok()
+            .map(ipnet::IpNet::V6),
+        _ => None,
+    }
 }
 
 /// Packs one verdict slot; see the module doc.

@@ -11,14 +11,15 @@
 //! answer is always the FST's.
 
 use std::fs::File;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fst::raw::{Fst, Output};
 
 use super::format::{
-    HEADER_LEN, MAX_ALT_KEY, alt_key, catch_panic, check_alts, check_shards, check_value,
-    decode_table, layout, unpack_slot,
+    HEADER_LEN, IP_MARK, MAX_ALT_KEY, MAX_IP_KEY, alt_key, catch_panic, check_alts, check_shards,
+    check_value, decode_table, layout, unpack_slot,
 };
 use super::keyhash::KeyHasher;
 use super::shard::{belongs, in_every_shard, shard_of};
@@ -69,6 +70,9 @@ pub struct Blocklist {
     /// Every entry of the keys that lists share ([`super::format`]): read only for policy
     /// groups that do not apply the list whose entry won.
     alts: Option<Fst<FstBytes>>,
+    /// Whether shard 0 holds address prefixes ([`super::format`]): without them an answer's
+    /// addresses cost one branch.
+    has_ips: bool,
     path: Option<PathBuf>,
 }
 
@@ -223,6 +227,7 @@ impl Blocklist {
             keys: 0,
             filter: Prefilter::none(),
             alts: None,
+            has_ips: false,
             path: None,
         }
     }
@@ -322,12 +327,16 @@ impl Blocklist {
             // the file, which is never modified in place.
             let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         }
+        let has_ips = shards
+            .first()
+            .is_some_and(|f| f.root().find_input(IP_MARK).is_some());
         Ok(Blocklist {
             lists,
             shards,
             keys,
             filter,
             alts,
+            has_ips,
             path: None,
         })
     }
@@ -586,6 +595,180 @@ impl Blocklist {
             }
         }
     }
+}
+
+/// Address prefixes: the lookups of an answer's A/AAAA addresses ([`super::format`] says how
+/// prefixes are kept). A verdict's `matched_labels` is then the prefix length of the entry,
+/// which [`ip_entry`] turns back into the prefix.
+impl Blocklist {
+    /// Whether any list holds address prefixes. Without them every address lookup is `None`,
+    /// and callers need not collect addresses at all.
+    #[inline]
+    pub fn has_ips(&self) -> bool {
+        self.has_ips
+    }
+
+    /// The verdict for an answer address: the longest listed prefix that covers it decides
+    /// (allow beats block at the same prefix). Allocation-free; one FST step per bit of the
+    /// address down to the longest listed prefix on its path.
+    pub fn lookup_ip(&self, addr: IpAddr) -> Option<Verdict> {
+        if !self.has_ips {
+            return None;
+        }
+        let mut best = None;
+        self.walk_ip(addr, |len, value, _| {
+            if let Some(v) = ip_verdict(value as u32, len) {
+                best = Some(v);
+            }
+        });
+        best
+    }
+
+    /// [`Blocklist::lookup_ip`] over the lists `applies` accepts only (a policy group's), as
+    /// [`Blocklist::lookup_wire_for`] is for names.
+    pub fn lookup_ip_for(&self, addr: IpAddr, applies: impl Fn(u16) -> bool) -> Option<Verdict> {
+        let v = self.lookup_ip(addr)?;
+        if applies(v.list) {
+            return Some(v);
+        }
+        let mut best = None;
+        self.each_ip_entry(addr, |len, slot| {
+            let Some((kind, _, list)) = unpack_slot(slot) else {
+                return;
+            };
+            if !applies(list) {
+                return;
+            }
+            // A longer prefix replaces what a shorter one found; at the same prefix the first
+            // applied allow entry, else the first applied block entry.
+            let better = match best {
+                Some(Verdict {
+                    matched_labels,
+                    kind: k,
+                    ..
+                }) if matched_labels == len => k == ListKind::Block && kind == ListKind::Allow,
+                _ => true,
+            };
+            if better {
+                best = ip_verdict(slot, len);
+            }
+        });
+        best
+    }
+
+    /// Every entry of every list whose prefix covers `addr`, shortest prefix first: what
+    /// `fraudwall check` explains an address with.
+    pub fn matches_ip(&self, addr: IpAddr) -> Vec<Match> {
+        let mut out = Vec::new();
+        if !self.has_ips {
+            return out;
+        }
+        self.each_ip_entry(addr, |len, slot| {
+            if let Some((kind, action, list)) = unpack_slot(slot) {
+                out.push(Match {
+                    kind,
+                    action,
+                    match_mode: MatchMode::Subtree,
+                    list,
+                    matched_labels: len,
+                });
+            }
+        });
+        out
+    }
+
+    /// Calls `f(prefix length, slot)` for every entry of every prefix covering `addr`, shortest
+    /// first: a prefix's alternates when lists share it, else its subtree slot.
+    fn each_ip_entry(&self, addr: IpAddr, mut f: impl FnMut(u8, u32)) {
+        let mut alt = [0u8; MAX_ALT_KEY];
+        self.walk_ip(addr, |len, value, key| {
+            let mut i = 0u16;
+            if let Some(alts) = &self.alts {
+                while let Some(v) = alt_key(&mut alt, key, i).and_then(|k| alts.get(k)) {
+                    f(len, v.value() as u32);
+                    i += 1;
+                    if i == u16::MAX {
+                        break;
+                    }
+                }
+            }
+            if i == 0 {
+                f(len, value as u32);
+            }
+        });
+    }
+
+    /// Walks shard 0 along `addr`'s key and calls `f(prefix length, value, key)` at every final
+    /// state, shortest prefix first.
+    #[inline]
+    fn walk_ip(&self, addr: IpAddr, mut f: impl FnMut(u8, u64, &[u8])) {
+        let Some(fst) = self.shards.first() else {
+            return;
+        };
+        let (family, bits, len) = match addr {
+            IpAddr::V4(a) => (b'4', u128::from(a.to_bits()) << 96, 32u8),
+            IpAddr::V6(a) => (b'6', a.to_bits(), 128u8),
+        };
+        let mut key = [0u8; MAX_IP_KEY];
+        key[0] = IP_MARK;
+        key[1] = family;
+        let mut node = fst.root();
+        let mut out = Output::zero();
+        for &b in &key[..2] {
+            match node.find_input(b) {
+                Some(i) => {
+                    let t = node.transition(i);
+                    out = out.cat(t.out);
+                    node = fst.node(t.addr);
+                }
+                None => return,
+            }
+        }
+        for depth in 0..=len {
+            if node.is_final() {
+                let end = 2 + depth as usize;
+                f(depth, out.cat(node.final_output()).value(), &key[..end]);
+            }
+            if depth == len {
+                break;
+            }
+            let b = if bits >> (127 - depth) & 1 == 1 {
+                b'1'
+            } else {
+                b'0'
+            };
+            match node.find_input(b) {
+                Some(i) => {
+                    let t = node.transition(i);
+                    out = out.cat(t.out);
+                    node = fst.node(t.addr);
+                    key[2 + depth as usize] = b;
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// The verdict of an address entry: its subtree slot, the prefix length as `matched_labels`.
+#[inline]
+fn ip_verdict(slot: u32, len: u8) -> Option<Verdict> {
+    let (kind, action, list) = unpack_slot(slot)?;
+    Some(Verdict {
+        kind,
+        action,
+        match_mode: MatchMode::Subtree,
+        list,
+        matched_labels: len,
+    })
+}
+
+/// The listed prefix an address verdict of `addr` stands for (`matched_labels` bits of it).
+pub fn ip_entry(addr: IpAddr, prefix_len: u8) -> ipnet::IpNet {
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    ipnet::IpNet::new(addr, prefix_len.min(max))
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| ipnet::IpNet::from(addr))
 }
 
 /// Runs `f` on the wire form of a text name (ASCII, no trailing dot); `None` when malformed.
@@ -1227,6 +1410,83 @@ mod tests {
             .map(|m| all.lists()[m.list as usize].name.as_str())
             .collect();
         assert_eq!(names, ["c", "b", "b"], "{m:?}");
+    }
+
+    /// Address prefixes: the longest covering prefix decides, allow beats block at the same
+    /// prefix, families never mix, names never reach them, and shards and policy groups keep
+    /// working.
+    #[test]
+    fn ip_prefixes() {
+        use std::net::IpAddr;
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for shards in [1, 3] {
+            let mut c = Compiler::new();
+            c.set_shards(shards);
+            let b = c.add_list(info("block", Block)).unwrap();
+            let a = c.add_list(info("allow", Allow)).unwrap();
+            let o = c.add_list(info("other", Block)).unwrap();
+            for i in 0..2000 {
+                c.insert(b, &format!("n{i}.test"), Block, Subtree, Action::Sinkhole)
+                    .unwrap();
+            }
+            c.insert_ip(b, net("198.18.0.0/15"), Block, Action::Nxdomain);
+            c.insert_ip(b, net("198.18.7.0/24"), Block, Action::Sinkhole);
+            c.insert_ip(a, net("198.18.7.9/32"), Allow, Action::Sinkhole);
+            c.insert_ip(b, net("198.18.9.9/32"), Block, Action::Nodata);
+            c.insert_ip(a, net("198.18.9.9/32"), Allow, Action::Sinkhole);
+            c.insert_ip(o, net("198.18.7.0/24"), Block, Action::Refused);
+            c.insert_ip(b, net("2001:db8::/32"), Block, Action::Nodata);
+            let bl = Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap();
+            assert!(bl.has_ips());
+            let got = |s: &str| {
+                bl.lookup_ip(ip(s))
+                    .map(|v| (v.kind, v.action, v.matched_labels, v.list))
+            };
+            assert_eq!(got("198.19.255.1"), Some((Block, Action::Nxdomain, 15, b)));
+            assert_eq!(got("198.18.7.1"), Some((Block, Action::Sinkhole, 24, b)));
+            assert_eq!(got("198.18.7.9"), Some((Allow, Action::Sinkhole, 32, a)));
+            assert_eq!(got("198.18.9.9").map(|v| v.0), Some(Allow));
+            assert_eq!(got("198.20.0.1"), None);
+            assert_eq!(got("2001:db8:5::1"), Some((Block, Action::Nodata, 32, b)));
+            assert_eq!(got("2001:db9::1"), None);
+            assert_eq!(got("::ffff:198.18.7.1"), None, "no family mixing");
+            assert_eq!(ip_entry(ip("198.18.7.1"), 24).to_string(), "198.18.7.0/24");
+            // No name walks into the prefixes, and names still work beside them.
+            assert_eq!(bl.lookup("n7.test").map(|v| v.list), Some(b));
+            assert_eq!(bl.lookup_wire(b"\x04.411\x00"), None);
+            // A group without list `b` sees `other`'s /24 (an alternate of the shared key).
+            let v = bl.lookup_ip_for(ip("198.18.7.1"), |l| l != b).unwrap();
+            assert_eq!((v.list, v.action), (o, Action::Refused));
+            let v = bl.lookup_ip_for(ip("198.18.0.1"), |l| l != b);
+            assert_eq!(v, None);
+            let all: Vec<_> = bl
+                .matches_ip(ip("198.18.7.9"))
+                .iter()
+                .map(|m| (m.list, m.matched_labels))
+                .collect();
+            assert_eq!(all, [(b, 15), (b, 24), (o, 24), (a, 32)]);
+        }
+        let names = build(&[("bad.test", Block, Subtree)]);
+        assert!(!names.has_ips());
+        assert_eq!(names.lookup_ip("198.18.0.1".parse().unwrap()), None);
+        assert!(!Blocklist::empty().has_ips());
+    }
+
+    #[test]
+    fn ip_keys_round_trip() {
+        for s in [
+            "0.0.0.0/0",
+            "198.18.0.0/15",
+            "207.148.115.161/32",
+            "2001:db8::/32",
+            "::/0",
+        ] {
+            let n: ipnet::IpNet = s.parse().unwrap();
+            let mut k = Vec::new();
+            super::super::format::ip_key(&n, &mut k);
+            assert_eq!(super::super::format::ip_of_key(&k), Some(n));
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@
 //! - [`Blocklist::lookup_wire_for`] is the same over some of the lists only (a policy group's),
 //!   exact because the file keeps every list's entry of the names lists share ([`format`]).
 //!
+//! Lists may also hold IP prefixes (RPZ `rpz-ip` triggers, address lines of lists with
+//! [`ListSpec::ips`]); [`Blocklist::lookup_ip`] finds the longest one covering an answer's
+//! address, in the same file ([`format`] says how).
+//!
 //! Matching semantics: the most specific matching entry decides; at the same name an allow entry
 //! beats a block entry, and an exact entry beats a subtree entry of the same kind. An `Exact` entry
 //! matches only its own name; a `Subtree` entry matches its name and every name below it.
@@ -215,6 +219,10 @@ pub struct ListSpec {
     /// What an untrusted list may not block. Its `Debug` names its content, so a compiled
     /// version cached under the spec's `Debug` text is compiled again when the guard changes.
     pub guard: Guard,
+    /// Plain-list lines may be IP addresses and prefixes (`198.51.100.7`, `198.51.100.0/24`),
+    /// matched against the addresses of answers. A `# fraudwall: ips` comment at the top of
+    /// the file turns it on too.
+    pub ips: bool,
 }
 
 /// The decision for one name.
@@ -228,7 +236,8 @@ pub struct Verdict {
     pub match_mode: MatchMode,
     /// Index into [`Blocklist::lists`].
     pub list: u16,
-    /// How many labels of the query name the matched entry has (entry = last N labels).
+    /// How many labels of the query name the matched entry has (entry = last N labels); for
+    /// an address verdict ([`Blocklist::lookup_ip`]), the prefix length of the entry.
     pub matched_labels: u8,
 }
 

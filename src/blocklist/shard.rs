@@ -7,7 +7,8 @@
 //! A key goes to the shard chosen by a hash of its first two labels (`com.example` for
 //! `com.example.www`), so a name and every ancestor it can match below the TLD live in the same
 //! shard and a query still walks exactly one FST. Keys of one label (a listed TLD) are copied
-//! into every shard, so whatever shard a query picks sees them too.
+//! into every shard, so whatever shard a query picks sees them too. Address-prefix keys
+//! ([`super::format::IP_MARK`]) all go to shard 0, where an address lookup walks.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -34,6 +35,9 @@ pub(crate) fn shard_of(group: (u64, u64), shards: usize) -> usize {
 
 /// The shard of a reversed-label key; `None` for a one-label key, which goes to every shard.
 fn shard_of_key(key: &[u8], shards: usize) -> Option<usize> {
+    if key.first() == Some(&super::format::IP_MARK) {
+        return Some(0);
+    }
     let mut labels = key.split(|&b| b == b'.');
     let (tld, second) = (labels.next()?, labels.next()?);
     let mut h = KeyHasher::new();
@@ -197,6 +201,8 @@ mod tests {
             assert_eq!(shard_of_key(b"com.example.www", n), s);
             assert_eq!(shard_of_key(b"com.example.a.b.c", n), s);
             assert_eq!(shard_of_key(b"com", n), None);
+            assert_eq!(shard_of_key(b".4110", n), Some(0));
+            assert_eq!(shard_of_key(b".6", n), Some(0));
         }
     }
 

@@ -11,6 +11,12 @@
 //! [`ListSpec`](super::ListSpec) default". The consumer of the entries says what it made of each
 //! one ([`Taken`]), so that its rejections are reported in file order with the parser's own.
 //!
+//! # Addresses
+//! An entry may be an IP prefix instead of a name ([`Entry::ip`]): an RPZ `rpz-ip` trigger, or a
+//! plain-list line when the list allows addresses ([`Options::ips`], or a `# fraudwall: ips`
+//! comment before its first entry). A prefix must be a network address (`198.51.100.0/24`, not
+//! `198.51.100.7/24`) and its length at most 32 or 128: anything else is a bad line.
+//!
 //! # Bounds
 //! Every parser does work linear in its input and keeps only bounded state between lines: a
 //! line is at most [`MAX_LINE`] bytes, a record or statement spanning lines is at most
@@ -130,6 +136,8 @@ pub struct Entry {
     pub action: Option<Action>,
     /// Match mode fixed by the format, else `None` (plain lists use the spec's default).
     pub match_mode: Option<MatchMode>,
+    /// An address prefix instead of a name (then `name` is its text, e.g. `198.51.100.0/24`).
+    pub ip: Option<ipnet::IpNet>,
 }
 
 /// A borrowed [`Entry`], handed to the streaming sink so that compiling millions of names does
@@ -146,6 +154,8 @@ pub struct RawEntry<'a> {
     pub action: Option<Action>,
     /// See [`Entry::match_mode`].
     pub match_mode: Option<MatchMode>,
+    /// See [`Entry::ip`].
+    pub ip: Option<ipnet::IpNet>,
 }
 
 /// The result of parsing one file.
@@ -207,6 +217,7 @@ pub fn parse_bytes(data: &[u8], path: &Path, format: Option<Format>) -> Result<P
             kind: e.kind,
             action: e.action,
             match_mode: e.match_mode,
+            ip: e.ip,
         });
         Taken::Accepted
     })?;
@@ -227,6 +238,13 @@ pub fn read_list(path: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
+/// What a list allows beyond its format's grammar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Plain-list lines may be IP addresses and prefixes ([`super::ListSpec::ips`]).
+    pub ips: bool,
+}
+
 /// Streams the entries of `data` into `sink` and returns the format, diagnostics and counts.
 ///
 /// `sink` says what it made of each entry. A file with lines but no entry taken, and at least
@@ -236,6 +254,17 @@ pub fn visit(
     data: &[u8],
     path: &Path,
     format: Option<Format>,
+    sink: &mut dyn FnMut(RawEntry<'_>) -> Taken,
+) -> Result<Visited, Error> {
+    visit_with(data, path, format, Options::default(), sink)
+}
+
+/// [`visit`] with the list's [`Options`].
+pub fn visit_with(
+    data: &[u8],
+    path: &Path,
+    format: Option<Format>,
+    options: Options,
     sink: &mut dyn FnMut(RawEntry<'_>) -> Taken,
 ) -> Result<Visited, Error> {
     let probe = &data[..data.len().min(BINARY_PROBE)];
@@ -255,7 +284,10 @@ pub fn visit(
         sink,
     };
     let mut parser: Box<dyn LineParser> = match format {
-        Format::Plain => Box::new(Plain),
+        Format::Plain => Box::new(Plain {
+            ips: options.ips,
+            header: true,
+        }),
         Format::Hosts => Box::new(Hosts),
         Format::Adblock => Box::new(Adblock),
         Format::Dnsmasq => Box::new(Dnsmasq),
@@ -442,13 +474,38 @@ impl Out<'_> {
         action: Option<Action>,
         mode: Option<MatchMode>,
     ) {
-        let taken = (self.sink)(RawEntry {
+        self.emit_entry(RawEntry {
             name,
             line,
             kind,
             action,
             match_mode: mode,
+            ip: None,
         });
+    }
+
+    /// Emits an address-prefix entry.
+    fn emit_ip(
+        &mut self,
+        line: u64,
+        net: ipnet::IpNet,
+        kind: Option<ListKind>,
+        action: Option<Action>,
+    ) {
+        let name = net.to_string();
+        self.emit_entry(RawEntry {
+            name: &name,
+            line,
+            kind,
+            action,
+            match_mode: Some(MatchMode::Subtree),
+            ip: Some(net),
+        });
+    }
+
+    fn emit_entry(&mut self, e: RawEntry<'_>) {
+        let line = e.line;
+        let taken = (self.sink)(e);
         match taken {
             Taken::Accepted => self.stats.entries += 1,
             Taken::Warning(reason) => {
@@ -534,20 +591,93 @@ fn before_hash(line: &str) -> &str {
     line.split('#').next().unwrap_or("")
 }
 
-struct Plain;
+struct Plain {
+    /// Address lines are entries ([`Options::ips`] or the header comment).
+    ips: bool,
+    /// No entry line seen yet: a `# fraudwall: ips` comment still counts.
+    header: bool,
+}
+
+/// Whether a comment line is the `# fraudwall: ips` header (spaces optional, any case).
+fn is_ips_header(line: &str) -> bool {
+    let Some(c) = line.trim().strip_prefix('#') else {
+        return false;
+    };
+    let c: String = c.chars().filter(|c| !c.is_whitespace()).collect();
+    c.eq_ignore_ascii_case("fraudwall:ips")
+}
+
+/// Parses an address (`198.51.100.7`, a /32 or /128) or a prefix (`198.51.100.0/24`) of an
+/// address list. The error is a line's reason.
+pub fn parse_prefix(text: &str) -> Result<ipnet::IpNet, String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{} is not an IP address or prefix", q(text)))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => match l.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => {
+                return Err(format!(
+                    "prefix length /{l} of {} is not 0 to {max}",
+                    q(text)
+                ));
+            }
+        },
+    };
+    let net = ipnet::IpNet::new(addr, len).map_err(|e| format!("{}: {e}", q(text)))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{} has host bits set: the network is {} (write that, or the address alone)",
+            q(text),
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
 
 impl LineParser for Plain {
     fn line(&mut self, no: u64, line: &str, out: &mut Out<'_>) {
         let text = before_hash(line).trim();
         if text.is_empty() {
+            if self.header && is_ips_header(line) {
+                self.ips = true;
+            }
             return out.ignore();
         }
+        self.header = false;
         let mut toks = text.split_whitespace();
         let name = toks.next().unwrap_or("");
         if let Some(extra) = toks.next() {
             return out.reject(
                 no,
                 format!("unexpected text {} after name {}", q(extra), q(name)),
+            );
+        }
+        let looks_ip = name.contains('/') || name.parse::<IpAddr>().is_ok();
+        if looks_ip && self.ips {
+            return match parse_prefix(name) {
+                Ok(net) => out.emit_ip(no, net, None, None),
+                Err(why) => out.reject(no, why),
+            };
+        }
+        if looks_ip
+            && name
+                .split('/')
+                .next()
+                .is_some_and(|a| a.parse::<IpAddr>().is_ok())
+        {
+            return out.reject(
+                no,
+                format!(
+                    "{} is an IP address, not a domain name; to block answers by address, set `ips: true` on the list in blocklists.lists or put `# fraudwall: ips` at the top of the file",
+                    q(name)
+                ),
             );
         }
         out.emit(no, name, None, None, None);
@@ -1013,7 +1143,24 @@ impl Rpz {
             );
         };
         let last_label = trigger.rsplit('.').next().unwrap_or("");
-        if last_label.starts_with("rpz-") {
+        let mut ip = None;
+        if last_label == "rpz-ip" {
+            let body = trigger.strip_suffix(".rpz-ip").unwrap_or("");
+            match rpz_ip(body) {
+                Ok(net) => ip = Some(net),
+                Err(why) => {
+                    return out.reject(no, format!("rpz-ip trigger {}: {why}", q(&trigger)));
+                }
+            }
+        } else if last_label == "rpz-client-ip" {
+            return out.skip(
+                no,
+                format!(
+                    "rpz-client-ip triggers are not supported ({}); per-client lists are `policy.groups`",
+                    q(&trigger)
+                ),
+            );
+        } else if last_label.starts_with("rpz-") {
             return out.skip(
                 no,
                 format!("unsupported trigger .{last_label} ({})", q(&trigger)),
@@ -1049,8 +1196,54 @@ impl Rpz {
                 );
             }
         };
-        out.emit(no, &trigger, kind, action, Some(mode));
+        match ip {
+            Some(net) => out.emit_ip(no, net, kind, action),
+            None => out.emit(no, &trigger, kind, action, Some(mode)),
+        }
     }
+}
+
+/// The prefix of an RPZ `rpz-ip` trigger without its `.rpz-ip` label: the prefix length, then
+/// the address's parts least significant first: four octets for IPv4
+/// (`24.0.18.18.198` = 198.18.18.0/24), eight hex words for IPv6 where one `zz` stands for the
+/// `::` run (`48.zz.1.db8.2001` = 2001:db8:1::/48).
+pub fn rpz_ip(body: &str) -> Result<ipnet::IpNet, String> {
+    let mut labels = body.split('.');
+    let len: u8 = labels
+        .next()
+        .and_then(|l| l.parse().ok())
+        .ok_or("no prefix length")?;
+    let mut parts: Vec<&str> = labels.collect();
+    parts.reverse();
+    let v4 = parts.len() == 4 && parts.iter().all(|p| p.parse::<u8>().is_ok());
+    let addr: IpAddr = if v4 {
+        parts
+            .join(".")
+            .parse()
+            .map_err(|_| "not an IPv4 address".to_string())?
+    } else {
+        let zz = parts.iter().filter(|p| **p == "zz").count();
+        if zz > 1 || parts.len() > 8 || (zz == 0 && parts.len() != 8) || parts.is_empty() {
+            return Err("not 4 octets or 8 IPv6 words (one `zz` for a run of zeros)".into());
+        }
+        let mut words = Vec::with_capacity(8);
+        for p in &parts {
+            if *p == "zz" {
+                words.extend(std::iter::repeat_n(0u16, 9 - parts.len()));
+            } else {
+                let w = u16::from_str_radix(p, 16)
+                    .ok()
+                    .filter(|_| p.len() <= 4)
+                    .ok_or_else(|| format!("{} is not an IPv6 word", q(p)))?;
+                words.push(w);
+            }
+        }
+        let w: [u16; 8] = words
+            .try_into()
+            .map_err(|_| "not 8 IPv6 words".to_string())?;
+        IpAddr::from(w)
+    };
+    parse_prefix(&format!("{addr}/{len}"))
 }
 
 #[cfg(test)]
@@ -1135,7 +1328,7 @@ mod tests {
     fn rpz() {
         let zone = "$TTL 30\n$ORIGIN rpz.example.\n@ IN SOA localhost. root.localhost. (\n 1 ; serial\n 3600 )\n NS localhost.\n\
             a.test CNAME .\n*.a.test CNAME .\nb.test 30 IN CNAME *.\nok.test CNAME rpz-passthru.\nd.test CNAME rpz-drop.\n\
-            e.test.rpz.example. A 0.0.0.0\n AAAA ::\n32.1.2.0.192.rpz-ip CNAME .\nns.rpz-nsdname CNAME .\nf.test TXT \"x\"\nother.example. CNAME .\n";
+            e.test.rpz.example. A 0.0.0.0\n AAAA ::\n32.1.2.18.198.rpz-ip CNAME .\nns.rpz-nsdname CNAME .\nf.test TXT \"x\"\nother.example. CNAME .\n";
         let r = p(Format::Rpz, zone);
         let got: Vec<_> = r
             .entries
@@ -1154,14 +1347,120 @@ mod tests {
                 ("d.test", None, Some(Drop), Some(Exact)),
                 ("e.test", None, Some(Sinkhole), Some(Exact)),
                 ("e.test", None, Some(Sinkhole), Some(Exact)),
+                ("198.18.2.1/32", None, Some(Nxdomain), Some(Subtree)),
             ]
         );
+        assert_eq!(r.entries[7].ip, Some("198.18.2.1/32".parse().unwrap()));
         assert_eq!(
             (r.stats.skipped, r.stats.rejected),
-            (3, 1),
+            (2, 1),
             "{:#?}",
             r.diagnostics
         );
+    }
+
+    #[test]
+    fn rpz_ip_triggers() {
+        let zone = "$ORIGIN rpz.example.\n\
+            32.161.115.148.207.rpz-ip CNAME .\n\
+            15.0.0.18.198.rpz-ip.rpz.example. CNAME *.\n\
+            32.9.0.18.198.rpz-ip CNAME rpz-passthru.\n\
+            24.0.7.18.198.rpz-ip A 198.18.0.53\n\
+            128.zz.1.db8.2001.rpz-ip CNAME .\n\
+            48.zz.1.db8.2001.rpz-ip CNAME .\n\
+            64.0.0.0.0.7.1.db8.2001.rpz-ip CNAME .\n\
+            33.1.2.18.198.rpz-ip CNAME .\n\
+            24.7.7.18.198.rpz-ip CNAME .\n\
+            32.1.2.198.rpz-ip CNAME .\n\
+            64.zz.1.zz.2001.rpz-ip CNAME .\n\
+            32.1.2.18.198.rpz-client-ip CNAME .\n";
+        let r = p(Format::Rpz, zone);
+        let got: Vec<_> = r
+            .entries
+            .iter()
+            .map(|e| (e.ip.map(|n| n.to_string()), e.kind, e.action))
+            .collect();
+        let ip = |s: &str| Some(s.to_string());
+        use Action::*;
+        assert_eq!(
+            got,
+            [
+                (ip("207.148.115.161/32"), None, Some(Nxdomain)),
+                (ip("198.18.0.0/15"), None, Some(Nodata)),
+                (ip("198.18.0.9/32"), Some(ListKind::Allow), None),
+                (ip("198.18.7.0/24"), None, Some(Sinkhole)),
+                (ip("2001:db8:1::/128"), None, Some(Nxdomain)),
+                (ip("2001:db8:1::/48"), None, Some(Nxdomain)),
+                (ip("2001:db8:1:7::/64"), None, Some(Nxdomain)),
+            ]
+        );
+        let reasons: Vec<_> = r
+            .diagnostics
+            .iter()
+            .map(|d| (d.line.unwrap(), d.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 5, "{reasons:#?}");
+        assert!(reasons[0].1.contains("/33"), "{reasons:?}");
+        assert!(reasons[1].1.contains("host bits"), "{reasons:?}");
+        assert!(reasons[4].1.contains("rpz-client-ip"), "{reasons:?}");
+        assert_eq!(r.stats.skipped, 1);
+    }
+
+    #[test]
+    fn plain_ip_lines_need_the_switch() {
+        let list = "evil.test\n207.148.115.161\n198.18.0.0/15\n2001:db8::/32\n";
+        let off = p(Format::Plain, list);
+        assert_eq!(off.entries.len(), 1);
+        assert_eq!(off.stats.rejected, 3);
+        assert!(
+            off.diagnostics[0].reason.contains("ips: true"),
+            "{:?}",
+            off.diagnostics
+        );
+        assert_eq!(off.diagnostics[0].line, Some(2));
+
+        let header = p(
+            Format::Plain,
+            &format!("# a list\n#  Fraudwall: IPS\n{list}"),
+        );
+        assert_eq!(header.entries.len(), 4, "{:?}", header.diagnostics);
+        let late = p(
+            Format::Plain,
+            &format!("evil.test\n# fraudwall: ips\n{list}"),
+        );
+        assert_eq!(
+            late.entries.len(),
+            2,
+            "the header must come before the first entry"
+        );
+
+        let mut entries = Vec::new();
+        let junk = "198.18.0.1\n198.18.0.1/33\n198.18.0.1/24\n2001:db8::1/129\n1.2.3/8\nnot/aprefix\n::1/x\nok.test\n";
+        let v = visit_with(
+            junk.as_bytes(),
+            Path::new("ips.txt"),
+            Some(Format::Plain),
+            Options { ips: true },
+            &mut |e: RawEntry<'_>| {
+                entries.push((e.name.to_string(), e.ip));
+                Taken::Accepted
+            },
+        )
+        .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].1, Some("198.18.0.1/32".parse().unwrap()));
+        assert_eq!(entries[1], ("ok.test".to_string(), None));
+        let d: Vec<_> = v.diagnostics.iter().map(|d| format!("{d}")).collect();
+        assert_eq!(d.len(), 6, "{d:#?}");
+        assert!(
+            d[0].starts_with("ips.txt:2: ") && d[0].contains("/33"),
+            "{d:?}"
+        );
+        assert!(
+            d[1].contains("host bits set") && d[1].contains("198.18.0.0/24"),
+            "{d:?}"
+        );
+        assert!(d[2].contains("/129"), "{d:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::{
     collections::HashMap,
     hash::BuildHasher,
+    net::IpAddr,
     sync::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -161,6 +162,9 @@ pub struct Entry {
     /// CNAME targets in the answer (a DNAME's synthesised CNAME included) (lowercase wire form), re-checked against the live
     /// blocklist on every hit so a list swap reaches cached chains too.
     pub chain: Box<[Box<[u8]>]>,
+    /// The A and AAAA addresses of the answer section, re-checked against the live blocklist's
+    /// address prefixes on every hit (only when it has any), for the same reason.
+    pub addrs: Box<[IpAddr]>,
     hits: AtomicU32,
     prefetching: AtomicBool,
 }
@@ -224,6 +228,15 @@ impl Entry {
             })
             .filter_map(|n| n.to_bytes().ok().map(Vec::into_boxed_slice))
             .collect();
+        let addrs = m
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect();
         Some(Entry {
             wire: wire.into_boxed_slice(),
             ttl_offsets: ttl_offsets.into_boxed_slice(),
@@ -233,6 +246,7 @@ impl Entry {
             ttl,
             inserted: Instant::now(),
             chain,
+            addrs,
             hits: AtomicU32::new(0),
             prefetching: AtomicBool::new(false),
         })
@@ -249,7 +263,10 @@ impl Entry {
     }
 
     fn bytes(&self) -> usize {
-        self.wire.len() + self.ttl_offsets.len() * 2 + ENTRY_OVERHEAD
+        self.wire.len()
+            + self.ttl_offsets.len() * 2
+            + std::mem::size_of_val::<[IpAddr]>(&self.addrs)
+            + ENTRY_OVERHEAD
     }
 
     /// Freshness now, or `None` when past the stale window too.

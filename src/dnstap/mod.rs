@@ -304,6 +304,18 @@ pub fn policy(list: &str, entry: &str, action: Action, matched: &[u8]) -> proto:
     }
 }
 
+/// The `Policy` of a block by an answer's address: as [`policy`], matched on the response IP
+/// (`value` holds the address's 4 or 16 bytes).
+pub fn policy_ip(list: &str, entry: &str, action: Action, addr: std::net::IpAddr) -> proto::Policy {
+    let mut p = policy(list, entry, action, &[]);
+    p.r#match = Some(proto::PolicyMatch::ResponseIp as i32);
+    p.value = Some(match addr {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    });
+    p
+}
+
 /// Encodes `r` as a `Dnstap` protobuf into `out` (cleared first).
 pub fn encode(r: &Record, identity: &[u8], version: &[u8], out: &mut Vec<u8>) {
     use proto::{MessageType, SocketFamily, SocketProtocol};

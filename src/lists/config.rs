@@ -140,6 +140,9 @@ pub struct RawList {
     /// May block public suffixes and protected names.
     #[serde(default)]
     pub trusted: bool,
+    /// Lines may be IP addresses and prefixes, matched against answers' A/AAAA addresses.
+    #[serde(default)]
+    pub ips: bool,
 }
 
 /// `kind:` of a list.
@@ -324,6 +327,7 @@ impl RawList {
             ede,
             trusted: self.trusted,
             guard: Guard::builtin(),
+            ips: self.ips,
         };
         let Some(url) = self.url else {
             if self.interval.is_some() {

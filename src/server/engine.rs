@@ -9,7 +9,7 @@
 //! two for transports that can wait (TCP, tests).
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -21,7 +21,7 @@ use hickory_proto::rr::RecordType;
 use tracing::debug;
 
 use crate::{
-    blocklist::{Action, Blocklist, ListKind, SharedBlocklist, Verdict},
+    blocklist::{Action, Blocklist, ListKind, SharedBlocklist, Verdict, matcher::ip_entry},
     dns::{
         Transport,
         blocked::{self, Blocked, Reason, SinkholeConfig, SoaOwner},
@@ -81,8 +81,12 @@ pub struct BlockHit<'a> {
     pub qname: &'a [u8],
     pub qtype: u16,
     pub verdict: Verdict,
-    /// The name whose entry matched (the query name, or a CNAME target when cloaked).
+    /// The name whose entry matched (the query name, or a CNAME target when cloaked; the query
+    /// name for an address block).
     pub matched_name: &'a [u8],
+    /// The answer address whose prefix matched (`verdict.matched_labels` is the prefix length),
+    /// when the block is by address.
+    pub ip: Option<IpAddr>,
     /// The client's policy group (`default` when it is in none).
     pub group: &'a str,
 }
@@ -342,7 +346,7 @@ impl Engine {
         {
             let hit = (client, transport, group);
             let (text, tap) = (&mut scratch.text, &mut scratch.policy);
-            if let Some(fast) = self.apply_block(&bl, &q, v, q.qname, hit, text, tap, out) {
+            if let Some(fast) = self.apply_block(&bl, &q, v, (q.qname, None), hit, text, tap, out) {
                 return fast;
             }
         }
@@ -405,7 +409,8 @@ impl Engine {
     }
 
     /// CNAME cloaking: if any CNAME/DNAME target in a cached chain is blocked now, the whole
-    /// answer becomes the blocked answer for that target's list.
+    /// answer becomes the blocked answer for that target's list. Then response IPs: if any A or
+    /// AAAA address of the answer is in a block prefix now, likewise for that prefix's list.
     fn cloaked(
         &self,
         bl: &Blocklist,
@@ -424,7 +429,27 @@ impl Engine {
             }
             let mut text = String::new();
             let hit = (client, transport, group);
-            if let Some(fast) = self.apply_block(bl, q, v, target, hit, &mut text, tap_policy, out)
+            let matched = (&target[..], None);
+            if let Some(fast) = self.apply_block(bl, q, v, matched, hit, &mut text, tap_policy, out)
+            {
+                return Some(fast);
+            }
+        }
+        // Without address prefixes in the live list this is the whole cost of the check.
+        if !bl.has_ips() {
+            return None;
+        }
+        for &addr in entry.addrs.iter() {
+            let Some((v, group)) = self.policy.ip_verdict(bl, client.ip(), addr) else {
+                continue;
+            };
+            if v.kind != ListKind::Block {
+                continue;
+            }
+            let mut text = String::new();
+            let hit = (client, transport, group);
+            let matched = (q.qname, Some(addr));
+            if let Some(fast) = self.apply_block(bl, q, v, matched, hit, &mut text, tap_policy, out)
             {
                 return Some(fast);
             }
@@ -432,15 +457,16 @@ impl Engine {
         None
     }
 
-    /// Reports a block verdict for `matched` (the query name, or a CNAME target of its answer)
-    /// and, unless the list only logs, writes the blocked answer. `None`: answer normally.
+    /// Reports a block verdict for `matched` (the query name, or a CNAME target of its answer;
+    /// with an address when an answer address's prefix matched) and, unless the list only
+    /// logs, writes the blocked answer. `None`: answer normally.
     #[allow(clippy::too_many_arguments)]
     fn apply_block(
         &self,
         bl: &Blocklist,
         q: &Query<'_>,
         v: Verdict,
-        matched: &[u8],
+        (matched, ip): (&[u8], Option<IpAddr>),
         (client, transport, group): (SocketAddr, Transport, GroupId),
         text: &mut String,
         tap_policy: &mut Option<Box<TapPolicy>>,
@@ -450,8 +476,16 @@ impl Engine {
         if self.tap.as_ref().is_some_and(Tap::wants_policy)
             && let Some(list) = bl.list(&v)
         {
-            let entry = v.entry_name_wire(matched).unwrap_or_default();
-            let p = dnstap::policy(&list.name, &entry, v.action, matched);
+            let p = match ip {
+                Some(addr) => {
+                    let entry = ip_entry(addr, v.matched_labels).to_string();
+                    dnstap::policy_ip(&list.name, &entry, v.action, addr)
+                }
+                None => {
+                    let entry = v.entry_name_wire(matched).unwrap_or_default();
+                    dnstap::policy(&list.name, &entry, v.action, matched)
+                }
+            };
             *tap_policy = Some(Box::new(p));
         }
         self.observer.on_block(
@@ -463,6 +497,7 @@ impl Engine {
                 qtype: q.qtype,
                 verdict: v,
                 matched_name: matched,
+                ip,
                 group: self.policy.group_name(group),
             },
         );
@@ -475,8 +510,12 @@ impl Engine {
             Action::Refused => Blocked::Refused,
         };
         // The synthetic SOA is owned by the listed entry: a pointer into the question when the
-        // query name matched, the entry's own labels when a CNAME target did.
-        let off = wire::suffix_offset(matched, v.matched_labels as usize);
+        // query name matched, the entry's own labels when a CNAME target did; the query name
+        // itself when an address did.
+        let off = match ip {
+            Some(_) => 0,
+            None => wire::suffix_offset(matched, v.matched_labels as usize),
+        };
         let owner = if std::ptr::eq(matched, q.qname) {
             SoaOwner::InQuestion(off)
         } else {

@@ -11,7 +11,7 @@ use hickory_proto::rr::RecordType;
 
 use super::engine::{BlockHit, BlockObserver};
 use crate::{
-    blocklist::Blocklist,
+    blocklist::{Blocklist, matcher::ip_entry},
     dns::wire,
     events::{BlockEvent, EventSink},
     metrics::BlockedCounters,
@@ -74,7 +74,11 @@ impl BlockObserver for BlockReporter {
             qtype: RecordType::from(hit.qtype).to_string(),
             action: v.action.as_str(),
             list: Arc::from(list.name.as_str()),
-            entry: v.entry_name_wire(hit.matched_name).unwrap_or_default(),
+            entry: match hit.ip {
+                Some(addr) => ip_entry(addr, v.matched_labels).to_string(),
+                None => v.entry_name_wire(hit.matched_name).unwrap_or_default(),
+            },
+            ip: hit.ip,
             category: Arc::from(list.category.as_str()),
             protocol: hit.transport.as_str(),
             group: Arc::from(hit.group),
