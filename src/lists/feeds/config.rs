@@ -335,6 +335,8 @@ impl RawFeed {
             category: self.category.unwrap_or_else(|| "fraud".into()),
             ede,
             trusted: false,
+            // rpz-ip triggers need no switch; that is for plain lists.
+            ips: false,
             guard: guard.clone(),
         };
         let feed = Feed {
