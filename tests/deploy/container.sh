@@ -374,8 +374,11 @@ if ((built)); then
   code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME" 2>/dev/null || echo none)
   stopped_gracefully() {
     [ "$code" = 0 ] || return 1
-    podman logs "$NAME" 2>&1 | grep -q 'shutting down: finishing queries in flight' || {
-      podman logs "$NAME" 2>&1 | tail -n 5 | sed 's/^/      /'
+    # Into a file first: with pipefail, `podman logs | grep -q` fails when grep exits at the
+    # match before podman has written everything (SIGPIPE).
+    podman logs "$NAME" >"$work/stop.log" 2>&1 || true
+    grep -q 'shutting down: finishing queries in flight' "$work/stop.log" || {
+      tail -n 5 "$work/stop.log" | sed 's/^/      /'
       return 1
     }
   }
