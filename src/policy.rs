@@ -644,9 +644,9 @@ mod tests {
         assert_eq!(g("11.0.0.1"), ("default".into(), None));
     }
 
-    #[test]
-    fn groups_apply_their_lists_with_their_actions() {
-        let info = |name: &str, kind| ListInfo {
+    /// A block or allow list as the compiler is told of it (sinkhole, subtree).
+    fn info(name: &str, kind: ListKind) -> ListInfo {
+        ListInfo {
             name: name.into(),
             path: PathBuf::from(name),
             kind,
@@ -656,7 +656,11 @@ mod tests {
             entries: 0,
             format: Format::Plain,
             match_mode: MatchMode::Subtree,
-        };
+        }
+    }
+
+    #[test]
+    fn groups_apply_their_lists_with_their_actions() {
         let mut c = Compiler::new();
         for (name, kind, names) in [
             ("afc", ListKind::Block, &["both.test", "afc.test"][..]),
@@ -729,17 +733,6 @@ mod tests {
     /// other actions, and the re-walk when the winning prefix's list does not apply.
     #[test]
     fn groups_apply_their_lists_to_address_prefixes() {
-        let info = |name: &str, kind| ListInfo {
-            name: name.into(),
-            path: PathBuf::from(name),
-            kind,
-            action: Action::Sinkhole,
-            category: "fraud".into(),
-            ede: 15,
-            entries: 0,
-            format: Format::Plain,
-            match_mode: MatchMode::Subtree,
-        };
         let mut c = Compiler::new();
         for (name, kind, nets) in [
             (
