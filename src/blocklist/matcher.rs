@@ -22,6 +22,7 @@ use super::format::{
     check_value, decode_table, layout, unpack_slot,
 };
 use super::keyhash::KeyHasher;
+use super::layered::Layers;
 use super::shard::{belongs, in_every_shard, shard_of};
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
 
@@ -74,6 +75,9 @@ pub struct Blocklist {
     /// addresses cost one branch.
     has_ips: bool,
     path: Option<PathBuf>,
+    /// Set when this is several files served as one until they are merged ([`super::layered`]);
+    /// then the fields above are empty, but for the combined list table.
+    pub(super) layers: Option<Layers>,
 }
 
 /// One entry that a name matches, as [`Blocklist::matches`] lists them.
@@ -229,7 +233,26 @@ impl Blocklist {
             alts: None,
             has_ips: false,
             path: None,
+            layers: None,
         }
+    }
+
+    /// Several compiled files served as one, answering as their merge would
+    /// ([`super::layered`]): the lists are theirs in the order given.
+    pub fn layered(files: &[Arc<Blocklist>]) -> Result<Self, Error> {
+        let (layers, lists) = Layers::new(files)?;
+        Ok(Blocklist {
+            lists,
+            keys: layers.len(),
+            has_ips: layers.has_ips(),
+            layers: Some(layers),
+            ..Blocklist::empty()
+        })
+    }
+
+    /// Whether this is several files not yet merged ([`Blocklist::layered`]).
+    pub fn is_layered(&self) -> bool {
+        self.layers.is_some()
     }
 
     /// Memory-maps and verifies a compiled file: magic, version, lengths, body CRC32, list table,
@@ -338,6 +361,7 @@ impl Blocklist {
             alts,
             has_ips,
             path: None,
+            layers: None,
         })
     }
 
@@ -374,7 +398,7 @@ impl Blocklist {
         #[cfg(test)]
         crate::probe::looked_up();
         if self.shards.is_empty() {
-            return None;
+            return self.layers.as_ref()?.lookup_wire(name);
         }
         let mut starts = [0u8; MAX_LABELS];
         let n = label_starts(name, &mut starts)?;
@@ -437,6 +461,9 @@ impl Blocklist {
     /// otherwise is the name walked again, reading the entries that lost ([`super::format`]'s
     /// alternates). Allocation-free.
     pub fn lookup_wire_for(&self, name: &[u8], applies: impl Fn(u16) -> bool) -> Option<Verdict> {
+        if let Some(layers) = &self.layers {
+            return layers.lookup_wire_for(name, &applies);
+        }
         let v = self.lookup_wire(name)?;
         if applies(v.list) {
             return Some(v);
@@ -492,6 +519,9 @@ impl Blocklist {
     /// Every entry of every list that matches `name` (text, as [`Blocklist::lookup`] takes it),
     /// least specific first: what `fraudwall check` explains a verdict with.
     pub fn matches(&self, name: &str) -> Vec<Match> {
+        if let Some(layers) = &self.layers {
+            return layers.matches(|l| l.matches(name));
+        }
         let name = name.strip_suffix('.').unwrap_or(name);
         let ascii;
         let name = if name.is_ascii() {
@@ -615,6 +645,9 @@ impl Blocklist {
         if !self.has_ips {
             return None;
         }
+        if let Some(layers) = &self.layers {
+            return layers.lookup_ip(addr);
+        }
         let mut best = None;
         self.walk_ip(addr, |len, value, _| {
             if let Some(v) = ip_verdict(value as u32, len) {
@@ -627,6 +660,9 @@ impl Blocklist {
     /// [`Blocklist::lookup_ip`] over the lists `applies` accepts only (a policy group's), as
     /// [`Blocklist::lookup_wire_for`] is for names.
     pub fn lookup_ip_for(&self, addr: IpAddr, applies: impl Fn(u16) -> bool) -> Option<Verdict> {
+        if let Some(layers) = &self.layers {
+            return layers.lookup_ip_for(addr, &applies);
+        }
         let v = self.lookup_ip(addr)?;
         if applies(v.list) {
             return Some(v);
@@ -662,6 +698,9 @@ impl Blocklist {
         let mut out = Vec::new();
         if !self.has_ips {
             return out;
+        }
+        if let Some(layers) = &self.layers {
+            return layers.matches(|l| l.matches_ip(addr));
         }
         self.each_ip_entry(addr, |len, slot| {
             if let Some((kind, action, list)) = unpack_slot(slot) {
@@ -1360,6 +1399,15 @@ mod tests {
         let mut merged = std::io::Cursor::new(Vec::new());
         merge_into(&parts, &mut merged, Path::new("m.fst")).unwrap();
         let merged = Blocklist::from_bytes(merged.into_inner()).unwrap();
+        // The same files as layers, unmerged: they must answer as the merge does.
+        let layered = Blocklist::layered(
+            &(0..4)
+                .map(|i| Arc::new(Blocklist::from_bytes(compile(&[i])).unwrap()))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(layered.is_layered());
+        assert_eq!(layered.lists(), merged.lists());
         let names = [
             "both.test",
             "www.both.test",
@@ -1387,7 +1435,7 @@ mod tests {
         for mask in 0u32..16 {
             let which: Vec<usize> = (0..4).filter(|i| mask & (1 << i) != 0).collect();
             let alone = Blocklist::from_bytes(compile(&which)).unwrap();
-            for bl in [&all, &merged] {
+            for bl in [&all, &merged, &layered] {
                 for n in names {
                     let mut w = Vec::new();
                     for l in n.split('.') {
@@ -1403,6 +1451,30 @@ mod tests {
                     );
                 }
             }
+        }
+        for n in names {
+            assert_eq!(
+                brief(&layered, layered.lookup(n)),
+                brief(&merged, merged.lookup(n)),
+                "{n}"
+            );
+            let set = |bl: &Blocklist| {
+                let mut m: Vec<_> = bl
+                    .matches(n)
+                    .into_iter()
+                    .map(|m| {
+                        (
+                            bl.lists()[m.list as usize].name.clone(),
+                            m.kind,
+                            m.match_mode,
+                            m.matched_labels,
+                        )
+                    })
+                    .collect();
+                m.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+                m
+            };
+            assert_eq!(set(&layered), set(&merged), "{n}");
         }
         let m = all.matches("y.x.deep.test");
         let names: Vec<&str> = m
@@ -1471,6 +1543,64 @@ mod tests {
         assert!(!names.has_ips());
         assert_eq!(names.lookup_ip("198.18.0.1".parse().unwrap()), None);
         assert!(!Blocklist::empty().has_ips());
+    }
+
+    /// Address prefixes spread over layers answer as the same prefixes in one file.
+    #[test]
+    fn layered_addresses_answer_as_one_file() {
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        let entries: [(&str, ListKind, &str, Action); 6] = [
+            ("block", Block, "198.18.0.0/15", Action::Nxdomain),
+            ("block", Block, "198.18.7.0/24", Action::Sinkhole),
+            ("allow", Allow, "198.18.7.9/32", Action::Sinkhole),
+            ("block", Block, "198.18.9.9/32", Action::Nodata),
+            ("allow", Allow, "198.18.9.9/32", Action::Sinkhole),
+            ("other", Block, "198.18.7.0/24", Action::Refused),
+        ];
+        let file = |names: &[&str]| {
+            let mut c = Compiler::new();
+            for &n in names {
+                let kind = if n == "allow" { Allow } else { Block };
+                let id = c.add_list(info(n, kind)).unwrap();
+                for (list, k, p, a) in entries {
+                    if list == n {
+                        c.insert_ip(id, net(p), k, a);
+                    }
+                }
+            }
+            Arc::new(Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap())
+        };
+        let one = file(&["block", "allow", "other"]);
+        let layered =
+            Blocklist::layered(&[file(&["block"]), file(&["allow"]), file(&["other"])]).unwrap();
+        assert!(layered.has_ips());
+        for a in [
+            "198.19.255.1",
+            "198.18.7.1",
+            "198.18.7.9",
+            "198.18.9.9",
+            "198.20.0.1",
+        ] {
+            let a: IpAddr = a.parse().unwrap();
+            assert_eq!(layered.lookup_ip(a), one.lookup_ip(a), "{a}");
+            for skip in 0..3 {
+                assert_eq!(
+                    layered.lookup_ip_for(a, |l| l != skip),
+                    one.lookup_ip_for(a, |l| l != skip),
+                    "{a} without list {skip}"
+                );
+            }
+            let brief = |m: Vec<Match>| {
+                let mut m: Vec<_> = m.iter().map(|m| (m.list, m.matched_labels)).collect();
+                m.sort();
+                m
+            };
+            assert_eq!(
+                brief(layered.matches_ip(a)),
+                brief(one.matches_ip(a)),
+                "{a}"
+            );
+        }
     }
 
     #[test]

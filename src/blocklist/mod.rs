@@ -40,6 +40,7 @@ mod error;
 pub mod format;
 pub mod guard;
 mod keyhash;
+mod layered;
 pub mod matcher;
 pub mod merge;
 pub mod normalize;
