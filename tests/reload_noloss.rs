@@ -1,5 +1,7 @@
 //! No query is lost and none sees a state that was never served, while a 50 000-name list is
-//! swapped 20 times under a steady UDP load against the real binary.
+//! swapped 20 times under a steady UDP load against the real binary: replaced by rename, and
+//! every other time appended to in place (an analyst's `>>`, which the reloader compiles alone
+//! and layers over the list until it merges them).
 //!
 //! Every name asked lives under `swap.test`, which a second list (`floor.txt`, action
 //! `nxdomain`) blocks as a whole; the list being swapped (`swap.txt`, action `sinkhole`) names
@@ -28,16 +30,34 @@ const SWAPS: usize = 20;
 /// The names the load asks for (a slice of the list whose membership changes between versions).
 const ASKED: usize = 200;
 
-/// Whether version `k` of `swap.txt` lists `n{i}.swap.test`: about two names in three, a
-/// different two in three each version (so no version shrinks past the shrink guard).
+/// Whether version `k` of `swap.txt` lists `n{i}.swap.test`. An even version lists about two
+/// names in three, a different two in three each time (so no version shrinks past the shrink
+/// guard); an odd version is the one before it with a quarter of the names it lacks appended.
 fn listed(i: usize, k: usize) -> bool {
-    !(i * 7 + k * 13).is_multiple_of(3)
+    let even = k - k % 2;
+    !(i * 7 + even * 13).is_multiple_of(3) || (k % 2 == 1 && i % 4 == k % 4)
 }
 
+/// The whole file of version `k`.
 fn version(k: usize) -> String {
+    if k % 2 == 1 {
+        return version(k - 1) + &appended(k);
+    }
     let mut s = String::with_capacity(NAMES * 20);
     for i in 0..NAMES {
         if listed(i, k) {
+            s.push_str(&format!("n{i}.swap.test\n"));
+        }
+    }
+    s.push_str(&format!("probe{k}.swap.test\n"));
+    s
+}
+
+/// What odd version `k` appends to the one before it.
+fn appended(k: usize) -> String {
+    let mut s = String::new();
+    for i in 0..NAMES {
+        if listed(i, k) && !listed(i, k - 1) {
             s.push_str(&format!("n{i}.swap.test\n"));
         }
     }
@@ -202,12 +222,24 @@ fn fifty_thousand_names_swapped_twenty_times_lose_no_query_and_mix_no_versions()
     let mut live = vec![Instant::now()];
     let mut enforced = vec![wait_enforced(0)];
     for k in 1..=SWAPS {
-        let body = version(k);
-        std::fs::write(dir.join(".swap.txt.tmp"), &body).unwrap();
-        // Probe for the new version from now on; the old one stays live until it is seen.
-        *probe.lock().unwrap() = (k, None);
-        live.push(Instant::now());
-        std::fs::rename(dir.join(".swap.txt.tmp"), dir.join("swap.txt")).unwrap();
+        if k % 2 == 1 {
+            let tail = appended(k);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join("swap.txt"))
+                .unwrap();
+            *probe.lock().unwrap() = (k, None);
+            live.push(Instant::now());
+            std::io::Write::write_all(&mut f, tail.as_bytes()).unwrap();
+            drop(f);
+        } else {
+            let body = version(k);
+            std::fs::write(dir.join(".swap.txt.tmp"), &body).unwrap();
+            // Probe for the new version from now on; the old one stays live until it is seen.
+            *probe.lock().unwrap() = (k, None);
+            live.push(Instant::now());
+            std::fs::rename(dir.join(".swap.txt.tmp"), dir.join("swap.txt")).unwrap();
+        }
         enforced.push(wait_enforced(k));
         // Some load on the new version alone before the next swap.
         std::thread::sleep(Duration::from_millis(150));
@@ -257,6 +289,12 @@ fn fifty_thousand_names_swapped_twenty_times_lose_no_query_and_mix_no_versions()
         }
     }
     let total = asked.len();
+    let log = fw.log();
+    println!(
+        "{} layered updates, {} merges",
+        log.matches("lists updated: ").count(),
+        log.matches("lists reloaded: ").count()
+    );
     println!(
         "{total} queries, {} lost, {} wrong; answered per version {by_version:?}",
         lost.len(),

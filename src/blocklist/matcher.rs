@@ -279,6 +279,57 @@ impl Blocklist {
         Ok(bl)
     }
 
+    /// This list, served from `path` instead of memory: a copy of the bytes it was checked in
+    /// (as a compiled file written to the cache after its check). The file's bytes are compared
+    /// with the checked ones, which costs a read of the file rather than a second check.
+    pub fn remapped(&self, path: &Path) -> Result<Self, Error> {
+        let oerr = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let differs = || Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "not the bytes that were checked".into(),
+        };
+        let Some(first) = self.shards.first() else {
+            return Err(differs());
+        };
+        let old = Arc::clone(&first.as_inner().data);
+        let file = File::open(path).map_err(oerr)?;
+        // SAFETY: as in `open`: compiled files are only replaced by rename.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(oerr)?;
+        if map[..] != *old.bytes() {
+            return Err(differs());
+        }
+        // SAFETY: as in `load`: read-only, file-backed, never modified in place.
+        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        let data = Arc::new(Backing::Mmap(map));
+        let again = |f: &Fst<FstBytes>| {
+            let b = f.as_inner();
+            Fst::new(FstBytes {
+                data: Arc::clone(&data),
+                start: b.start,
+                end: b.end,
+            })
+            .map_err(|e| Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        };
+        Ok(Blocklist {
+            lists: self.lists.clone(),
+            shards: self.shards.iter().map(again).collect::<Result<_, _>>()?,
+            keys: self.keys,
+            filter: Prefilter {
+                blocks: self.filter.blocks.clone(),
+            },
+            alts: self.alts.as_ref().map(again).transpose()?,
+            has_ips: self.has_ips,
+            path: Some(path.to_path_buf()),
+            layers: None,
+        })
+    }
+
     /// Verifies (as [`Blocklist::open`] does) and loads a compiled file held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         Self::from_backing(Backing::Owned(bytes), Path::new("<memory>"))

@@ -598,6 +598,23 @@ struct Plain {
     header: bool,
 }
 
+/// Whether a plain list's text turns address lines on with the `# fraudwall: ips` header (a
+/// comment before the first entry), as the parser reads it: what a part of the file appended
+/// later is parsed with.
+pub fn declares_ips(data: &[u8]) -> bool {
+    for raw in lines(data) {
+        let line = String::from_utf8_lossy(raw);
+        if before_hash(&line).trim().is_empty() {
+            if is_ips_header(&line) {
+                return true;
+            }
+            continue;
+        }
+        return false;
+    }
+    false
+}
+
 /// Whether a comment line is the `# fraudwall: ips` header (spaces optional, any case).
 fn is_ips_header(line: &str) -> bool {
     let Some(c) = line.trim().strip_prefix('#') else {
@@ -1433,6 +1450,13 @@ mod tests {
             2,
             "the header must come before the first entry"
         );
+        assert!(declares_ips(
+            format!("# a list\n\n#  Fraudwall: IPS\n{list}").as_bytes()
+        ));
+        assert!(!declares_ips(
+            format!("evil.test\n# fraudwall: ips\n{list}").as_bytes()
+        ));
+        assert!(!declares_ips(list.as_bytes()));
 
         let mut entries = Vec::new();
         let junk = "198.18.0.1\n198.18.0.1/33\n198.18.0.1/24\n2001:db8::1/129\n1.2.3/8\nnot/aprefix\n::1/x\nok.test\n";

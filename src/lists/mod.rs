@@ -128,6 +128,8 @@ pub enum Trigger {
     Sighup,
     /// A feed wrote a new zone (written whole and renamed into place: nothing to wait for).
     Feed,
+    /// Changes paused: merge the layers being served ([`pipeline::MERGE_DELAY`]).
+    Merge,
 }
 
 impl Trigger {
@@ -217,7 +219,7 @@ impl Reloader {
             WatchMode::Notify | WatchMode::Poll => Some(cfg.poll_interval),
         };
         if cfg.watch == WatchMode::Notify {
-            watch::spawn_watcher(cfg, tx.clone());
+            watch::spawn_watcher(cfg, tx.clone(), p.written());
         } else if cfg.watch == WatchMode::Poll {
             tracing::info!(
                 "polling {} for list changes every {} ms",
@@ -362,6 +364,7 @@ async fn run(
     let mut ticks = interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut retry_at: Option<Instant> = None;
+    let mut merge_at: Option<Instant> = None;
     let mut passes = PassThread::default();
     loop {
         let mut trigger = match next.take() {
@@ -384,6 +387,9 @@ async fn run(
                 _ = sleep_until(retry_at.unwrap_or_else(|| Instant::now() + far)), if retry_at.is_some() => {
                     Trigger::Retry
                 }
+                _ = sleep_until(merge_at.unwrap_or_else(|| Instant::now() + far)), if merge_at.is_some() => {
+                    Trigger::Merge
+                }
             },
         };
         while let Ok(t) = rx.try_recv() {
@@ -392,6 +398,7 @@ async fn run(
         let outcome;
         (p, outcome) = passes.run(p, trigger).await;
         retry_at = outcome.retry_after.map(|d| Instant::now() + d);
+        merge_at = outcome.merge_after.map(|d| Instant::now() + d);
     }
 }
 

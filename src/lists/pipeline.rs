@@ -1,5 +1,12 @@
-//! One reload pass: sources → per-source cached FSTs → shrink guard → merged `active.fst` →
-//! verified → swapped into the live `ArcSwap`.
+//! One reload pass: sources → per-source cached FSTs → shrink guard → served at once as layers
+//! of those files → merged `active.fst` → verified → swapped into the live `ArcSwap`.
+//!
+//! A change is enforced as soon as its own source is compiled: the pass publishes the
+//! per-source files as one layered snapshot ([`Blocklist::layered`], answering exactly as their
+//! merge will), and merges them a moment later, once changes have paused ([`MERGE_DELAY`]),
+//! since a layered snapshot costs a lookup per source. Text lines appended to a list (how
+//! analysts add names) are compiled on their own and layered over the list's last compiled
+//! version; the merge compiles the list whole again.
 //!
 //! State directory layout:
 //! ```text
@@ -13,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -21,15 +29,26 @@ use tracing::{debug, error, info, warn};
 
 use super::guard;
 use super::scan::{Fingerprint, Scan, Scanned, Source};
+use super::watch::Written;
 use super::{BlocklistsConfig, Error, Trigger};
 use crate::atomic_file::{self, Durability};
 use crate::blocklist::format::VERSION;
 use crate::blocklist::merge::{Part, merge_into};
-use crate::blocklist::{self, Blocklist, Compiler, Publisher};
+use crate::blocklist::{self, Blocklist, Compiler, Format, ListSpec, Publisher, source};
 use crate::metrics;
 
 /// Diagnostics logged per newly compiled list; the rest are summarised.
 const MAX_LOGGED_DIAGNOSTICS: usize = 20;
+
+/// How long changes must pause before layers are merged: a burst of appends is layered, then
+/// merged once.
+pub const MERGE_DELAY: Duration = Duration::from_secs(1);
+/// Longest a layered snapshot is served while changes keep coming, before a merge runs anyway.
+const MAX_LAYERED: Duration = Duration::from_secs(10);
+/// When a merge failed, the next try.
+const MERGE_RETRY: Duration = Duration::from_secs(30);
+/// Appends layered over one list before it is compiled whole again at once.
+const MAX_APPENDS: usize = 16;
 
 /// One accepted version of one source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +59,23 @@ struct Version {
     hash: String,
     /// Entries accepted from it: the shrink guard's baseline.
     entries: u64,
+    /// Bytes of the file it was read from: lines appended after them are an append.
+    #[serde(default)]
+    len: u64,
+    /// Set for a version made by appends and not yet compiled whole (only ever in memory): it
+    /// is served as this compiled version of the list, then one compiled file per append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    appends: Vec<String>,
+}
+
+impl Version {
+    /// The compiled files (cache names) that serve this version, in list-table order.
+    fn files(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.base.as_deref().unwrap_or(&self.hash))
+            .chain(self.appends.iter().map(String::as_str))
+    }
 }
 
 /// What `active.fst` was built from.
@@ -55,13 +91,30 @@ pub struct Outcome {
     pub retry_after: Option<Duration>,
     /// A new snapshot was stored.
     pub swapped: bool,
+    /// Layers are being served: merge them after this long, unless another pass comes first.
+    pub merge_after: Option<Duration>,
 }
 
 /// The reloader's state between passes.
 pub struct Pipeline {
     cfg: BlocklistsConfig,
     live: Publisher,
+    /// What `active.fst` holds (and `manifest.json` says).
     manifest: Manifest,
+    /// What the live snapshot holds: the manifest's versions, or newer ones served as layers
+    /// until the next merge.
+    served: Vec<Version>,
+    /// Since when layers have been served.
+    layered_since: Option<Instant>,
+    /// When layers were last published.
+    last_change: Instant,
+    /// Compiled files opened for layered snapshots, by cache name, kept between passes so that
+    /// a change opens only what changed.
+    opened: HashMap<String, Arc<Blocklist>>,
+    /// The sources of the last pass, by path: what a merge compiles appended lists from.
+    sources: HashMap<PathBuf, Source>,
+    /// Files the watcher saw completed: read without waiting for them to settle.
+    written: Written,
     /// Problems already reported (path + content hash or error), so that a broken file is
     /// logged and counted once rather than at every pass.
     reported: HashSet<String>,
@@ -85,7 +138,13 @@ impl Pipeline {
         Pipeline {
             cfg,
             live,
+            served: manifest.versions.clone(),
             manifest,
+            layered_since: None,
+            last_change: Instant::now(),
+            opened: HashMap::new(),
+            sources: HashMap::new(),
+            written: Written::default(),
             reported: HashSet::new(),
             seen: HashMap::new(),
             fingerprint: Fingerprint::default(),
@@ -99,6 +158,11 @@ impl Pipeline {
     /// whatever it left half-done in memory is not trusted.
     pub fn reset(&mut self) {
         self.manifest = read_manifest(&self.cfg);
+        // Whatever is live stays live; the next pass compares the sources with what is on disk
+        // and serves anew whatever differs.
+        self.served = self.manifest.versions.clone();
+        self.layered_since = None;
+        self.opened.clear();
         self.reported.clear();
         self.seen.clear();
         self.refused.clear();
@@ -108,6 +172,11 @@ impl Pipeline {
     /// The last problem this pipeline reported.
     pub fn last_problem(&self) -> Option<&str> {
         self.last_problem.as_deref()
+    }
+
+    /// Where the watcher names files it saw completed (closed after writing, renamed in).
+    pub fn written(&self) -> Written {
+        Arc::clone(&self.written)
     }
 
     /// The config this pipeline runs.
@@ -149,6 +218,7 @@ impl Pipeline {
             Err(e) => {
                 warn!("{e}; compiling the lists before serving");
                 self.manifest = Manifest::default();
+                self.served.clear();
                 false
             }
         }
@@ -190,7 +260,7 @@ impl Pipeline {
                 if self.reported.insert(format!("dir\0{msg}")) {
                     warn!(
                         "{msg}; the {} lists loaded from it keep serving, new ones are loaded once it is back",
-                        self.manifest.versions.len()
+                        self.served.len()
                     );
                 }
                 false
@@ -198,10 +268,14 @@ impl Pipeline {
         };
         let force = self.take_force_flag();
         let previous: HashMap<PathBuf, Version> = self
-            .manifest
-            .versions
+            .served
             .iter()
             .map(|v| (v.path.clone(), v.clone()))
+            .collect();
+        self.sources = scan
+            .sources
+            .iter()
+            .map(|s| (s.source.path().to_path_buf(), s.source.clone()))
             .collect();
         let sources = &scan.sources;
         if sources.is_empty() && trigger == Trigger::Startup {
@@ -212,10 +286,12 @@ impl Pipeline {
         }
         let mut next = Vec::with_capacity(sources.len());
         let now = SystemTime::now();
+        let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
         for src in sources {
             let path = src.source.path();
             let prev = previous.get(path);
-            match self.version_of(src, prev, trigger, force, now) {
+            let settle = trigger.waits_for_settle() && !written.contains(path);
+            match self.version_of(src, prev, settle, force, now) {
                 Step::Use(v) => next.push(v),
                 Step::Keep => next.extend(prev.cloned()),
                 Step::Wait => {
@@ -229,7 +305,7 @@ impl Pipeline {
                 Step::Gone => {}
             }
         }
-        for v in &self.manifest.versions {
+        for v in &self.served {
             if !next.iter().any(|n| n.path == v.path) {
                 if dir_ok {
                     info!("list removed: {}", v.path.display());
@@ -238,20 +314,130 @@ impl Pipeline {
                 }
             }
         }
-        if next == self.manifest.versions && self.live.current().path() == Some(&self.active_path())
-        {
-            if trigger == Trigger::Sighup {
-                info!("lists unchanged");
+        let changed = next != self.served;
+        // At start nothing is served yet, or the last merge is: merge at once.
+        let layered = changed && trigger != Trigger::Startup && self.publish_layers(&next, started);
+        if changed {
+            self.served = next;
+            if layered {
+                outcome.swapped = true;
+                self.layered_since.get_or_insert_with(Instant::now);
+                self.last_change = Instant::now();
+            }
+        }
+        let merged = self.served == self.manifest.versions
+            && self.live.current().path() == Some(&self.active_path());
+        if merged {
+            if !changed {
+                if trigger == Trigger::Sighup {
+                    info!("lists unchanged");
+                } else {
+                    debug!("lists unchanged");
+                }
+            }
+            self.layered_since = None;
+            if trigger == Trigger::Startup {
+                // Not while start waits for this pass: the pass right after opens them.
+                outcome.merge_after = Some(Duration::ZERO);
             } else {
-                debug!("lists unchanged");
+                self.warm();
             }
             return outcome;
         }
+        // Layers wait for changes to pause; anything else out of step (a change that could not
+        // be layered, a merge that failed) is merged now.
+        let merge_now = matches!(trigger, Trigger::Merge | Trigger::Startup)
+            || !self.live.current().is_layered()
+            || self
+                .layered_since
+                .is_some_and(|t| t.elapsed() >= MAX_LAYERED);
+        if !merge_now {
+            outcome.merge_after = Some(MERGE_DELAY.saturating_sub(self.last_change.elapsed()));
+            return outcome;
+        }
+        if self.merge_served(started) {
+            outcome.swapped = true;
+            if trigger == Trigger::Startup {
+                outcome.merge_after = Some(Duration::ZERO);
+            } else {
+                self.warm();
+            }
+        } else {
+            outcome.merge_after = Some(MERGE_RETRY);
+        }
+        outcome
+    }
+
+    /// Publishes `versions` as layers of their compiled files; false (and logged) if some file
+    /// cannot be opened, which leaves the merge to serve them.
+    fn publish_layers(&mut self, versions: &[Version], started: Instant) -> bool {
+        let layered = versions
+            .iter()
+            .flat_map(Version::files)
+            .map(|h| self.open_cached(h))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|files| Ok(Blocklist::layered(&files)?));
+        match layered {
+            Ok(bl) => {
+                let (lists, names) = (bl.lists().len(), bl.len());
+                let files = versions.iter().flat_map(Version::files).count();
+                self.publish(bl);
+                metrics::reload_succeeded(SystemTime::now());
+                info!(
+                    "lists updated: {lists} lists, {names} names in {} ms (served from {files} compiled files until they are merged)",
+                    started.elapsed().as_millis(),
+                );
+                true
+            }
+            Err(e) => {
+                warn!("{e}; merging the lists before serving the change");
+                false
+            }
+        }
+    }
+
+    /// The compiled file `hash` of the cache, opened (and verified) once and kept.
+    fn open_cached(&mut self, hash: &str) -> Result<Arc<Blocklist>, Error> {
+        if let Some(bl) = self.opened.get(hash) {
+            return Ok(Arc::clone(bl));
+        }
+        let bl = Arc::new(Blocklist::open(&self.cache_path(hash))?);
+        self.opened.insert(hash.to_owned(), Arc::clone(&bl));
+        Ok(bl)
+    }
+
+    /// Opens the compiled files of what is served, so that the next change opens only its own;
+    /// forgets files no longer served.
+    fn warm(&mut self) {
+        let keep: HashSet<String> = self
+            .served
+            .iter()
+            .flat_map(Version::files)
+            .map(str::to_owned)
+            .collect();
+        self.opened.retain(|h, _| keep.contains(h));
+        for h in keep {
+            if let Err(e) = self.open_cached(&h) {
+                debug!("{e}");
+            }
+        }
+    }
+
+    /// Compiles appended lists whole, merges what is served into a new `active.fst` and serves
+    /// it; false if that failed (what is live stays).
+    fn merge_served(&mut self, started: Instant) -> bool {
+        let mut whole = self.served.clone();
+        for v in whole.iter_mut().filter(|v| v.base.is_some()) {
+            if let Err(e) = self.compile_whole(v) {
+                debug!("{e}; merging later");
+                return false;
+            }
+        }
         let t = Instant::now();
-        let merged = self.merge(&next);
+        let merged = self.merge(&whole);
         debug!(
             "merged {} sources in {} ms",
-            next.len(),
+            whole.len(),
             t.elapsed().as_millis()
         );
         match merged {
@@ -263,17 +449,46 @@ impl Pipeline {
                     "lists reloaded: {lists} lists, {names} names in {} ms",
                     started.elapsed().as_millis()
                 );
-                self.manifest.versions = next;
+                self.manifest.versions = whole.clone();
+                self.served = whole;
+                self.layered_since = None;
                 self.save_manifest();
                 self.collect_garbage();
-                outcome.swapped = true;
+                true
             }
             Err(e) => {
-                error!("lists not reloaded: {e}; the previous lists keep serving");
+                error!("lists not merged: {e}; the lists being served keep serving");
                 metrics::reload_failed();
+                false
             }
         }
-        outcome
+    }
+
+    /// Compiles a version made by appends whole, from its file as it was then.
+    fn compile_whole(&mut self, v: &mut Version) -> Result<(), String> {
+        let src = self
+            .sources
+            .get(&v.path)
+            .ok_or_else(|| format!("{} is gone", v.path.display()))?;
+        let data = fs::read(&v.path).map_err(|e| format!("{}: {e}", v.path.display()))?;
+        let then = usize::try_from(v.len)
+            .ok()
+            .and_then(|n| data.get(..n))
+            .filter(|d| content_hash(src, d) == v.hash)
+            .ok_or_else(|| format!("{} changed again", v.path.display()))?;
+        let cache = self.cache_path(&v.hash);
+        let entries = match cached_entries(&cache) {
+            Some(n) => n,
+            None => {
+                compile_source(src, then, &cache)
+                    .map_err(|e| e.to_string())?
+                    .0
+            }
+        };
+        v.entries = entries;
+        v.base = None;
+        v.appends.clear();
+        Ok(())
     }
 
     /// Decides which version of one source goes into the next snapshot.
@@ -281,7 +496,7 @@ impl Pipeline {
         &mut self,
         scanned: &Scanned,
         prev: Option<&Version>,
-        trigger: Trigger,
+        settle: bool,
         force: bool,
         now: SystemTime,
     ) -> Step {
@@ -306,7 +521,7 @@ impl Pipeline {
             }
         };
         let before = self.seen.insert(path.to_path_buf(), stamp);
-        if trigger.waits_for_settle() && !guard::settled(stamp, before, now, self.cfg.debounce) {
+        if settle && !guard::settled(stamp, before, now, self.cfg.debounce) {
             return Step::Wait;
         }
         let data = match fs::read(path) {
@@ -326,25 +541,44 @@ impl Pipeline {
         }
         let t = Instant::now();
         let hash = content_hash(src, &data);
+        if let Some(p) = prev {
+            if p.hash == hash && p.files().all(|h| self.cache_path(h).is_file()) {
+                self.refused.remove(path);
+                return Step::Use(p.clone());
+            }
+            if let Some(v) = self.appended(src, p, &data, &hash) {
+                debug!(
+                    "compiled the lines appended to {}: {} entries in {} ms",
+                    path.display(),
+                    v.entries - p.entries,
+                    t.elapsed().as_millis()
+                );
+                self.reported
+                    .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
+                return Step::Use(v);
+            }
+        }
         let cache = self.cache_path(&hash);
-        let entries = match prev {
-            Some(p) if p.hash == hash && cache.is_file() => p.entries,
-            _ => match cached_entries(&cache) {
-                Some(n) => n,
-                None => match compile_source(src, &data, &cache) {
-                    Ok(n) => {
-                        debug!(
-                            "compiled {}: {n} entries in {} ms",
-                            path.display(),
-                            t.elapsed().as_millis()
-                        );
-                        n
+        let entries = match cached_entries(&cache) {
+            Some(n) => n,
+            None => match compile_source(src, &data, &cache) {
+                Ok((n, checked)) => {
+                    debug!(
+                        "compiled {}: {n} entries in {} ms",
+                        path.display(),
+                        t.elapsed().as_millis()
+                    );
+                    // A dropped `.fst` was checked in memory: serve the cached copy without
+                    // checking it again.
+                    if let Some(bl) = checked.and_then(|bl| bl.remapped(&cache).ok()) {
+                        self.opened.insert(hash.clone(), Arc::new(bl));
                     }
-                    Err(e) => {
-                        self.not_loaded(path, &hash, &e);
-                        return Step::Keep;
-                    }
-                },
+                    n
+                }
+                Err(e) => {
+                    self.not_loaded(path, &hash, &e);
+                    return Step::Keep;
+                }
             },
         };
         if let Some(p) = prev.filter(|p| p.hash != hash)
@@ -379,6 +613,63 @@ impl Pipeline {
             path: path.to_path_buf(),
             hash,
             entries,
+            len: data.len() as u64,
+            base: None,
+            appends: Vec::new(),
+        })
+    }
+
+    /// The version of a text list whose new content is its previous content with lines
+    /// appended: only those lines are compiled, into a file layered over the previous version.
+    /// `None` when the change is anything else, or the format keeps state across lines (RPZ,
+    /// BIND), or the appended lines do not compile on their own: then the list is compiled
+    /// whole, which also reports its problems.
+    fn appended(
+        &mut self,
+        src: &Source,
+        prev: &Version,
+        data: &[u8],
+        hash: &str,
+    ) -> Option<Version> {
+        let Source::Text(spec) = src else {
+            return None;
+        };
+        let old = usize::try_from(prev.len).ok().filter(|&n| n > 0)?;
+        if data.len() <= old || data[old - 1] != b'\n' || prev.appends.len() >= MAX_APPENDS {
+            return None;
+        }
+        if content_hash(src, &data[..old]) != prev.hash {
+            return None;
+        }
+        let base = prev.base.clone().unwrap_or_else(|| prev.hash.clone());
+        let format = self.open_cached(&base).ok()?.lists().first()?.format;
+        if !matches!(
+            format,
+            Format::Plain | Format::Hosts | Format::Adblock | Format::Dnsmasq | Format::Unbound
+        ) {
+            return None;
+        }
+        let mut appended = spec.clone();
+        appended.format = Some(format);
+        appended.ips |= format == Format::Plain && source::declares_ips(&data[..old]);
+        let tail = &data[old..];
+        let name = content_hash(src, &[prev.hash.as_bytes(), b"\0+\0", tail].concat());
+        let cache = self.cache_path(&name);
+        let lines_before = data[..old].iter().filter(|&&b| b == b'\n').count() as u64;
+        let entries = match cached_entries(&cache) {
+            Some(n) => n,
+            None => compile_text(&appended, tail, &cache, lines_before).ok()?,
+        };
+        self.open_cached(&name).ok()?;
+        let mut appends = prev.appends.clone();
+        appends.push(name);
+        Some(Version {
+            path: prev.path.clone(),
+            hash: hash.to_owned(),
+            entries: prev.entries + entries,
+            len: data.len() as u64,
+            base: Some(base),
+            appends,
         })
     }
 
@@ -466,8 +757,9 @@ impl Pipeline {
             .manifest
             .versions
             .iter()
-            .map(|v| &v.hash)
-            .chain(self.refused.values())
+            .chain(&self.served)
+            .flat_map(Version::files)
+            .chain(self.refused.values().map(String::as_str))
             .map(|h| format!("{h}.fst"))
             .collect();
         let Ok(rd) = fs::read_dir(self.cfg.state_dir.join("cache")) else {
@@ -511,44 +803,58 @@ fn content_hash(src: &Source, data: &[u8]) -> String {
     format!("{:032x}", h.finish128().as_u128())
 }
 
-/// Compiles one source version into `cache`; returns its entry count or the reason it cannot
-/// be used.
-fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<u64, Error> {
+/// Compiles one source version into `cache`; returns its entry count, and for a compiled
+/// `.fst` the list as checked, or the reason it cannot be used.
+fn compile_source(
+    src: &Source,
+    data: &[u8],
+    cache: &Path,
+) -> Result<(u64, Option<Blocklist>), Error> {
     match src {
-        Source::Text(spec) => {
-            let mut c = Compiler::new();
-            let report = c.add_source(spec, data);
-            // Refusals count whether or not the list was usable.
-            let refused = match &report {
-                Ok(r) => r.stats.refused,
-                Err(blocklist::Error::NoEntries { stats, .. }) => stats.refused,
-                Err(_) => 0,
-            };
-            if refused > 0 {
-                metrics::list_entries_refused(&spec.name, refused);
-            }
-            let report = report?;
-            for diag in report.diagnostics.iter().take(MAX_LOGGED_DIAGNOSTICS) {
-                warn!("{diag}");
-            }
-            let total = report.diagnostics_total();
-            if total > MAX_LOGGED_DIAGNOSTICS as u64 {
-                warn!(
-                    "{}: … and {} more problems",
-                    spec.path.display(),
-                    total - MAX_LOGGED_DIAGNOSTICS as u64
-                );
-            }
-            c.write(cache)?;
-            Ok(report.accepted)
-        }
+        Source::Text(spec) => Ok((compile_text(spec, data, cache, 0)?, None)),
         Source::Fst(path) => {
             // The full check (FST structure included): this file came from outside.
             let bl = Blocklist::from_file_bytes(data.to_vec(), path)?;
             atomic_file::write(cache, data, Durability::Rebuildable)?;
-            Ok(bl.lists().iter().map(|l| l.entries).sum())
+            Ok((bl.lists().iter().map(|l| l.entries).sum(), Some(bl)))
         }
     }
+}
+
+/// Compiles a text list (or the lines appended to one, which start after `lines_before`
+/// lines of the file) into `cache`; returns its entry count.
+fn compile_text(
+    spec: &ListSpec,
+    data: &[u8],
+    cache: &Path,
+    lines_before: u64,
+) -> Result<u64, Error> {
+    let mut c = Compiler::new();
+    let report = c.add_source(spec, data);
+    // Refusals count whether or not the list was usable.
+    let refused = match &report {
+        Ok(r) => r.stats.refused,
+        Err(blocklist::Error::NoEntries { stats, .. }) => stats.refused,
+        Err(_) => 0,
+    };
+    if refused > 0 {
+        metrics::list_entries_refused(&spec.name, refused);
+    }
+    let mut report = report?;
+    for diag in report.diagnostics.iter_mut().take(MAX_LOGGED_DIAGNOSTICS) {
+        diag.line = diag.line.map(|l| l + lines_before);
+        warn!("{diag}");
+    }
+    let total = report.diagnostics_total();
+    if total > MAX_LOGGED_DIAGNOSTICS as u64 {
+        warn!(
+            "{}: … and {} more problems",
+            spec.path.display(),
+            total - MAX_LOGGED_DIAGNOSTICS as u64
+        );
+    }
+    c.write(cache)?;
+    Ok(report.accepted)
 }
 
 /// Entry count of an already compiled version, if its cache file is there and its header and
@@ -665,6 +971,12 @@ mod tests {
         fs::remove_file(d.join("small.txt")).unwrap();
         assert!(p.reload(Trigger::Sighup).swapped);
         assert_eq!(verdict(&live, "small.test"), None);
+        // Served as layers until changes pause, then merged.
+        assert!(live.load().is_layered());
+        assert!(p.reload(Trigger::Merge).swapped);
+        assert!(!live.load().is_layered());
+        assert_eq!(verdict(&live, "small.test"), None);
+        assert_eq!(verdict(&live, "n7.fraud.test"), Some(ListKind::Block));
 
         // A restart serves the state at once and finds nothing to do.
         let (live2, publisher) = SharedBlocklist::new(Blocklist::empty());
@@ -672,6 +984,96 @@ mod tests {
         assert!(p2.serve_last());
         assert_eq!(verdict(&live2, "n7.fraud.test"), Some(ListKind::Block));
         assert!(!p2.reload(Trigger::Startup).swapped);
+    }
+
+    /// Lines appended to a list are compiled alone and layered over its last compiled version;
+    /// the merge compiles it whole. Other changes compile the list whole at once.
+    #[test]
+    fn appended_lines_are_served_before_the_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let names: String = (0..100).map(|i| format!("n{i}.fraud.test\n")).collect();
+        let list = format!("# fraudwall: ips\n{names}");
+        fs::write(d.join("big.txt"), &list).unwrap();
+        fs::write(d.join("allowlist.txt"), "ok.late.test\n").unwrap();
+        fs::write(
+            d.join("zone.rpz"),
+            "$ORIGIN rpz.test.\nrpz.test. SOA a. b. 1 1 1 1 1\nz.test CNAME .\n",
+        )
+        .unwrap();
+        let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p = Pipeline::new(cfg(d), publisher);
+        assert!(p.reload(Trigger::Startup).swapped);
+        let big = |p: &Pipeline| {
+            p.served
+                .iter()
+                .find(|v| v.path.ends_with("big.txt"))
+                .unwrap()
+                .clone()
+        };
+
+        // Two appends: names (one allowed by the allowlist) and an address, as the header says.
+        let list = format!("{list}late.test\n");
+        fs::write(d.join("big.txt"), &list).unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        let list = format!("{list}198.18.5.0/24\nlater.test\n");
+        fs::write(d.join("big.txt"), &list).unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        let v = big(&p);
+        assert_eq!(
+            (v.base.is_some(), v.appends.len(), v.entries),
+            (true, 2, 103)
+        );
+        let check = |live: &SharedBlocklist| {
+            assert_eq!(verdict(live, "www.late.test"), Some(ListKind::Block));
+            assert_eq!(verdict(live, "ok.late.test"), Some(ListKind::Allow));
+            assert_eq!(verdict(live, "later.test"), Some(ListKind::Block));
+            assert_eq!(verdict(live, "n7.fraud.test"), Some(ListKind::Block));
+            assert_eq!(verdict(live, "z.test"), Some(ListKind::Block));
+            let ip = live.load().lookup_ip("198.18.5.9".parse().unwrap());
+            assert_eq!(ip.map(|v| v.kind), Some(ListKind::Block));
+            let bl = live.load();
+            let v = bl.lookup("later.test").unwrap();
+            assert_eq!(bl.list(&v).unwrap().name, "big");
+        };
+        assert!(live.load().is_layered());
+        check(&live);
+
+        // A restart before the merge serves the last merge, then compiles what changed.
+        let (live2, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p2 = Pipeline::new(cfg(d), publisher);
+        assert!(p2.serve_last());
+        assert_eq!(verdict(&live2, "later.test"), None);
+        assert!(p2.reload(Trigger::Startup).swapped);
+        assert!(!live2.load().is_layered());
+        check(&live2);
+
+        // The merge compiles the list whole.
+        assert!(p.reload(Trigger::Merge).swapped);
+        assert!(!live.load().is_layered());
+        check(&live);
+        let v = big(&p);
+        assert_eq!((v.base, v.appends.len(), v.entries), (None, 0, 103));
+
+        // Anything but an append compiles the list whole (and is layered until merged).
+        fs::write(d.join("big.txt"), list.replace("n7.fraud", "n7.changed")).unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        assert!(big(&p).base.is_none());
+        assert_eq!(verdict(&live, "n7.fraud.test"), None);
+        assert_eq!(verdict(&live, "n7.changed.test"), Some(ListKind::Block));
+        // So does an append to a zone, whose lines depend on what comes before them.
+        let zone = fs::read_to_string(d.join("zone.rpz")).unwrap();
+        fs::write(d.join("zone.rpz"), format!("{zone}y.test CNAME .\n")).unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        assert_eq!(verdict(&live, "y.test"), Some(ListKind::Block));
+        let zone = p
+            .served
+            .iter()
+            .find(|v| v.path.ends_with("zone.rpz"))
+            .unwrap();
+        assert!(zone.base.is_none());
+        assert!(p.reload(Trigger::Merge).swapped);
+        assert_eq!(verdict(&live, "n7.changed.test"), Some(ListKind::Block));
     }
 
     #[test]

@@ -7,12 +7,18 @@
 //! also watches the parent, and checks the directory's identity every second, so that a
 //! directory that is replaced (deleted and re-created, renamed over, or a symlink swapped to a
 //! new release) is watched again.
+//!
+//! A file closed after writing, or renamed into the directory, is complete: a second, raw
+//! watcher reports those at once, naming the file in [`Written`], and the reloader reads it
+//! without waiting for the debounce (which only protects against files still being written).
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecursiveMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
@@ -20,20 +26,66 @@ use tracing::{debug, info, warn};
 use super::scan::{dir_identity, is_list_file};
 use super::{BlocklistsConfig, Trigger};
 
+/// Files known to be complete (closed after writing, or renamed into the directory) since the
+/// reloader last looked: it reads them without waiting for them to settle.
+pub type Written = Arc<Mutex<HashSet<PathBuf>>>;
+
 /// Starts the watcher thread. If `notify` cannot start, the stat poll still runs.
-pub fn spawn_watcher(cfg: &BlocklistsConfig, tx: UnboundedSender<Trigger>) {
+pub fn spawn_watcher(cfg: &BlocklistsConfig, tx: UnboundedSender<Trigger>, written: Written) {
     let dir = cfg.dir.clone();
     let state_dir = cfg.state_dir.clone();
     let debounce = cfg.debounce;
     let spawned = std::thread::Builder::new()
         .name("fraudwall-watch".into())
-        .spawn(move || watch_loop(&dir, &state_dir, debounce, &tx));
+        .spawn(move || watch_loop(&dir, &state_dir, debounce, &tx, &written));
     if let Err(e) = spawned {
         warn!("cannot start the list watcher thread: {e}; relying on the stat poll");
     }
 }
 
-fn watch_loop(dir: &Path, state_dir: &Path, debounce: Duration, tx: &UnboundedSender<Trigger>) {
+/// The list file a raw event says is complete, if any.
+fn completed<'a>(ev: &'a notify::Event, dir: &Path, state_dir: &Path) -> Option<&'a PathBuf> {
+    let path = match ev.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => ev.paths.first(),
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => ev.paths.last(),
+        _ => None,
+    }?;
+    (path.parent() == Some(dir)
+        && !path.starts_with(state_dir)
+        && path
+            .file_name()
+            .is_some_and(|n| is_list_file(&n.to_string_lossy())))
+    .then_some(path)
+}
+
+fn watch_loop(
+    dir: &Path,
+    state_dir: &Path,
+    debounce: Duration,
+    tx: &UnboundedSender<Trigger>,
+    written: &Written,
+) {
+    // Without it, complete files wait for the debounce like the rest.
+    let mut fast = {
+        let (tx, written) = (tx.clone(), Arc::clone(written));
+        let (dir, state_dir) = (dir.to_path_buf(), state_dir.to_path_buf());
+        notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Some(p) = ev
+                .ok()
+                .as_ref()
+                .and_then(|ev| completed(ev, &dir, &state_dir))
+            {
+                written
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(p.clone());
+                let _ = tx.send(Trigger::Files);
+            }
+        })
+        .map_err(|e| debug!("no immediate watcher: {e}"))
+        .ok()
+    };
     let (etx, erx) = std::sync::mpsc::channel::<DebounceEventResult>();
     let mut debouncer = match new_debouncer(debounce, None, etx) {
         Ok(d) => d,
@@ -51,7 +103,11 @@ fn watch_loop(dir: &Path, state_dir: &Path, debounce: Duration, tx: &UnboundedSe
     {
         debug!("cannot watch {}: {e}", p.display());
     }
-    let arm = |debouncer: &mut notify_debouncer_full::Debouncer<_, _>| {
+    let mut arm = |debouncer: &mut notify_debouncer_full::Debouncer<_, _>| {
+        if let Some(fast) = fast.as_mut() {
+            let _ = fast.unwatch(dir);
+            let _ = fast.watch(dir, RecursiveMode::NonRecursive);
+        }
         let _ = debouncer.unwatch(dir);
         match debouncer.watch(dir, RecursiveMode::NonRecursive) {
             Ok(()) => dir_identity(dir),
