@@ -383,3 +383,39 @@ fn remote_lists_are_fetched_conditionally_and_survive_a_failing_server() {
     wait_blocked(&fw, "remote-two.test");
     wait_unblocked(&fw, "remote-one.test");
 }
+
+/// A file closed after writing (an analyst's `>>`) or renamed into the directory is read at
+/// once: with a debounce and a poll far longer than the deadline, only the immediate path can
+/// enforce these. The config is run from its own directory, so `blocklists.dir` stays relative
+/// (the watcher must still recognise the absolute paths notify reports).
+#[test]
+fn appended_and_renamed_lists_are_enforced_without_the_debounce() {
+    let config = "listen: [\"127.0.0.1:0\"]\n\
+         resolver:\n  root_hints: root.hints\n  allow_private_servers: true\n  dnssec: off\n  \
+         timeout_ms: 800\n  server_timeout_ms: 200\n\
+         blocklists:\n  dir: lists\n  debounce_ms: 60000\n  poll_interval_ms: 600000\n";
+    let fw = Fraudwall::start_relative(
+        config,
+        &[("root.hints", HINTS), ("lists/big.txt", &names("n", 5000))],
+    );
+    assert!(blocked(&fw, "n7.fraud.test"));
+    assert!(
+        fw.log().contains("watching ./lists for list changes"),
+        "{}",
+        fw.log()
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(lists(&fw).join("big.txt"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"appended.test\n").unwrap();
+    drop(f);
+    wait_blocked(&fw, "appended.test");
+    wait_log(
+        &fw,
+        "compiled the lines appended to ./lists/big.txt: 1 entries",
+    );
+    write_renamed(&lists(&fw).join("new.txt"), b"renamed-in.test\n");
+    wait_blocked(&fw, "renamed-in.test");
+    assert!(blocked(&fw, "n4999.fraud.test"));
+}

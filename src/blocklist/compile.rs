@@ -345,7 +345,13 @@ impl Compiler {
 
     /// Writes the compiled file to `path` atomically and durably (see [`crate::atomic_file`]).
     pub fn write(self, path: &Path) -> Result<WriteStats, Error> {
-        atomic_file::replace(path, Durability::Sync, |w| {
+        self.write_with(path, Durability::Sync)
+    }
+
+    /// [`Compiler::write`] with the durability the file needs: a cache that can be compiled
+    /// again needs no fsync.
+    pub fn write_with(self, path: &Path, durability: Durability) -> Result<WriteStats, Error> {
+        atomic_file::replace(path, durability, |w| {
             let keys = self.build(w, path)?;
             let bytes = w.stream_position().map_err(|source| Error::Write {
                 path: path.to_path_buf(),

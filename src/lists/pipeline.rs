@@ -853,7 +853,8 @@ fn compile_text(
             total - MAX_LOGGED_DIAGNOSTICS as u64
         );
     }
-    c.write(cache)?;
+    // The cache is compiled again if a crash tears it (its checksum fails): no fsync.
+    c.write_with(cache, Durability::Rebuildable)?;
     Ok(report.accepted)
 }
 

@@ -43,7 +43,8 @@ pub fn spawn_watcher(cfg: &BlocklistsConfig, tx: UnboundedSender<Trigger>, writt
     }
 }
 
-/// The list file a raw event says is complete, if any.
+/// The list file a raw event says is complete, if any. `dir` and `state_dir` are absolute, as
+/// `notify` makes the paths of its events.
 fn completed<'a>(ev: &'a notify::Event, dir: &Path, state_dir: &Path) -> Option<&'a PathBuf> {
     let path = match ev.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write))
@@ -66,22 +67,29 @@ fn watch_loop(
     tx: &UnboundedSender<Trigger>,
     written: &Written,
 ) {
+    // `notify` reports absolute paths, whatever it was asked to watch.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (abs_dir, abs_state_dir) = (absolute(dir), absolute(state_dir));
     // Without it, complete files wait for the debounce like the rest.
     let mut fast = {
         let (tx, written) = (tx.clone(), Arc::clone(written));
-        let (dir, state_dir) = (dir.to_path_buf(), state_dir.to_path_buf());
+        let (dir, abs_dir, abs_state_dir) =
+            (dir.to_path_buf(), abs_dir.clone(), abs_state_dir.clone());
         notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Some(p) = ev
+            let Some(name) = ev
                 .ok()
                 .as_ref()
-                .and_then(|ev| completed(ev, &dir, &state_dir))
-            {
-                written
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(p.clone());
-                let _ = tx.send(Trigger::Files);
-            }
+                .and_then(|ev| completed(ev, &abs_dir, &abs_state_dir))
+                .and_then(|p| p.file_name().map(ToOwned::to_owned))
+            else {
+                return;
+            };
+            // Named as the reloader's scan names it.
+            written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(dir.join(name));
+            let _ = tx.send(Trigger::Files);
         })
         .map_err(|e| debug!("no immediate watcher: {e}"))
         .ok()
@@ -144,10 +152,10 @@ fn watch_loop(
                         continue;
                     }
                     for p in &ev.paths {
-                        if p == dir {
+                        if *p == abs_dir {
                             rearm = true;
-                        } else if p.parent() == Some(dir)
-                            && !p.starts_with(state_dir)
+                        } else if p.parent() == Some(&abs_dir)
+                            && !p.starts_with(&abs_state_dir)
                             && p.file_name()
                                 .is_some_and(|n| is_list_file(&n.to_string_lossy()))
                         {

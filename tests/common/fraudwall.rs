@@ -72,6 +72,21 @@ impl Fraudwall {
 
     /// Like [`Fraudwall::start`] with extra environment variables for the process.
     pub fn start_env(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Fraudwall {
+        Self::start_from(config, files, env, false)
+    }
+
+    /// Like [`Fraudwall::start`], run from the temp dir as `serve --config fraudwall.yaml`, so
+    /// that every path the config resolves stays relative.
+    pub fn start_relative(config: &str, files: &[(&str, &str)]) -> Fraudwall {
+        Self::start_from(config, files, &[], true)
+    }
+
+    fn start_from(
+        config: &str,
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+        relative: bool,
+    ) -> Fraudwall {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, body) in files {
             let p = dir.path().join(name);
@@ -94,14 +109,23 @@ impl Fraudwall {
         }
         let cfg = dir.path().join("fraudwall.yaml");
         std::fs::write(&cfg, config).unwrap();
-        Self::start_with(&cfg, dir, env)
+        Self::start_with(&cfg, dir, env, relative)
     }
 
-    fn start_with(cfg: &Path, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Fraudwall {
+    fn start_with(
+        cfg: &Path,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        relative: bool,
+    ) -> Fraudwall {
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--config"])
-            .arg(cfg)
-            .envs(env.iter().copied())
+        cmd.args(["serve", "--config"]);
+        if relative {
+            cmd.current_dir(dir.path()).arg(cfg.file_name().unwrap());
+        } else {
+            cmd.arg(cfg);
+        }
+        cmd.envs(env.iter().copied())
             .env("RUST_LOG", "info,fraudwall=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
