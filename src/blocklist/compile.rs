@@ -18,10 +18,11 @@ use super::format::{
     KeyEntries, MAX_LISTS, encode_table, ip_key, merge_slot, pack_slot, write_file,
 };
 use super::guard::{is_icann_suffix, is_private_suffix};
+use super::keyhash::KeyHasher;
 use super::normalize::{NameError, NameInfo, normalize_into, push_reversed_key};
 use super::shard::{MAX_SHARDS, shards_for};
 use super::source::{self, Diagnostic, ParseStats, RawEntry, Taken};
-use super::{Action, Error, Format, ListInfo, ListKind, ListSpec, MatchMode};
+use super::{Action, Blocklist, Error, Format, ListInfo, ListKind, ListSpec, MatchMode};
 use crate::atomic_file::{self, Durability};
 
 /// What happened to one list during a compile.
@@ -339,20 +340,24 @@ impl Compiler {
     /// Builds the compiled file in memory (tests, benches, [`super::Blocklist::from_bytes`]).
     pub fn to_bytes(self) -> Result<Vec<u8>, Error> {
         let mut cur = Cursor::new(Vec::new());
-        self.build(&mut cur, Path::new("<memory>"))?;
+        self.build(&mut cur, Path::new("<memory>"), None)?;
         Ok(cur.into_inner())
+    }
+
+    /// Builds the compiled file in memory and serves it as it is ([`Blocklist::file_bytes`]
+    /// gives the bytes to store): what was just built is not checked again, and the Bloom
+    /// filter is made from the keys as they are written, not by reading them back.
+    pub fn into_blocklist(self) -> Result<Blocklist, Error> {
+        let mut cur = Cursor::new(Vec::new());
+        let mut hashes = Vec::new();
+        self.build(&mut cur, Path::new("<memory>"), Some(&mut hashes))?;
+        Blocklist::from_compiled(cur.into_inner(), &hashes)
     }
 
     /// Writes the compiled file to `path` atomically and durably (see [`crate::atomic_file`]).
     pub fn write(self, path: &Path) -> Result<WriteStats, Error> {
-        self.write_with(path, Durability::Sync)
-    }
-
-    /// [`Compiler::write`] with the durability the file needs: a cache that can be compiled
-    /// again needs no fsync.
-    pub fn write_with(self, path: &Path, durability: Durability) -> Result<WriteStats, Error> {
-        atomic_file::replace(path, durability, |w| {
-            let keys = self.build(w, path)?;
+        atomic_file::replace(path, Durability::Sync, |w| {
+            let keys = self.build(w, path, None)?;
             let bytes = w.stream_position().map_err(|source| Error::Write {
                 path: path.to_path_buf(),
                 source,
@@ -362,7 +367,13 @@ impl Compiler {
     }
 
     /// Sorts, merges and writes header, list table and FST shards; returns the number of keys.
-    fn build<W: Write + Seek>(mut self, w: &mut W, path: &Path) -> Result<u64, Error> {
+    /// With `hashes`, also pushes each distinct key's [`KeyHasher`] hash there.
+    fn build<W: Write + Seek>(
+        mut self,
+        w: &mut W,
+        path: &Path,
+        mut hashes: Option<&mut Vec<(u64, u64)>>,
+    ) -> Result<u64, Error> {
         let table = encode_table(&self.lists);
         let arena = &self.arena;
         let key = |r: &Rec| &arena[r.off as usize..r.off as usize + r.len as usize];
@@ -389,6 +400,11 @@ impl Compiler {
                     i += 1;
                 }
                 builder.insert(k, u64::from(subtree) | (u64::from(exact) << 32))?;
+                if let Some(h) = hashes.as_deref_mut() {
+                    let mut kh = KeyHasher::new();
+                    kh.key(k);
+                    h.push(kh.finish());
+                }
                 alternates.add(k, &all)?;
             }
             Ok(())

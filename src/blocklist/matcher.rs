@@ -109,6 +109,14 @@ struct Prefilter {
 }
 
 impl Prefilter {
+    /// An empty filter for `keys` keys.
+    fn sized(keys: usize) -> Prefilter {
+        let n = (keys.max(1) * FILTER_BITS_PER_KEY).div_ceil(512);
+        Prefilter {
+            blocks: vec![[0u64; 8]; n].into_boxed_slice(),
+        }
+    }
+
     /// No filter: every probe says "maybe".
     fn none() -> Prefilter {
         Prefilter {
@@ -127,10 +135,7 @@ impl Prefilter {
         lists: usize,
     ) -> Result<Prefilter, String> {
         use fst::Streamer;
-        let n = (keys.max(1) * FILTER_BITS_PER_KEY).div_ceil(512);
-        let mut f = Prefilter {
-            blocks: vec![[0u64; 8]; n].into_boxed_slice(),
-        };
+        let mut f = Prefilter::sized(keys);
         // Shard 0's one-label entries, which every other shard must repeat exactly.
         let mut everywhere: Vec<(Vec<u8>, u64)> = Vec::new();
         for (i, fst) in shards.iter().enumerate() {
@@ -361,6 +366,45 @@ impl Blocklist {
         let keys = check_shards(data.bytes(), &parts, path)?;
         check_alts(data.bytes(), &parts, lists.len(), path)?;
         let keys = usize::try_from(keys).map_err(|_| corrupt(format!("{keys} names")))?;
+        Self::assemble(data, parts, lists, keys, path, |shards, keys, lists| {
+            Prefilter::build(shards, keys, lists)
+        })
+    }
+
+    /// A file this process's [`super::Compiler`] just built in memory, given the hashes of its
+    /// keys ([`KeyHasher`], one per distinct key): served without checking again what was just
+    /// built, and with its filter made from the hashes rather than by reading every key back.
+    pub(super) fn from_compiled(bytes: Vec<u8>, hashes: &[(u64, u64)]) -> Result<Self, Error> {
+        let path = Path::new("<compiled>");
+        let data = Backing::Owned(bytes);
+        let parts = layout(data.bytes(), path)?;
+        let lists =
+            decode_table(&data.bytes()[parts.table.clone()]).map_err(|reason| Error::Corrupt {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+        Self::assemble(data, parts, lists, hashes.len(), path, |_, keys, _| {
+            let mut f = Prefilter::sized(keys);
+            for &h in hashes {
+                f.insert(h);
+            }
+            Ok(f)
+        })
+    }
+
+    /// The list over checked `data`: its shards, alternates and filter.
+    fn assemble(
+        data: Backing,
+        parts: super::format::Layout,
+        lists: Vec<ListInfo>,
+        keys: usize,
+        path: &Path,
+        filter: impl FnOnce(&[Fst<FstBytes>], usize, usize) -> Result<Prefilter, String>,
+    ) -> Result<Self, Error> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
         let data = Arc::new(data);
         let mut shards = Vec::with_capacity(parts.shards.len());
         let mut fst_bytes = 0usize;
@@ -389,7 +433,7 @@ impl Blocklist {
         // (only a crafted or machine-enumerated list compresses that well) goes without it, so
         // that opening stays bounded by the file's size. Its queries all walk the FST.
         let filter = if keys <= fst_bytes.saturating_mul(FILTER_MAX_NAMES_PER_BYTE) {
-            Prefilter::build(&shards, keys, lists.len()).map_err(corrupt)?
+            filter(&shards, keys, lists.len()).map_err(corrupt)?
         } else {
             Prefilter::none()
         };
@@ -414,6 +458,12 @@ impl Blocklist {
             path: None,
             layers: None,
         })
+    }
+
+    /// The bytes of the compiled file this was loaded from (`None` for [`Blocklist::empty`] and
+    /// layered lists).
+    pub fn file_bytes(&self) -> Option<&[u8]> {
+        self.shards.first().map(|f| f.as_inner().data.bytes())
     }
 
     /// The lists in the file, indexed by [`Verdict::list`].
@@ -1594,6 +1644,61 @@ mod tests {
         assert!(!names.has_ips());
         assert_eq!(names.lookup_ip("198.18.0.1".parse().unwrap()), None);
         assert!(!Blocklist::empty().has_ips());
+    }
+
+    /// A list served straight from the compiler answers as the same file checked and read back.
+    #[test]
+    fn a_list_from_the_compiler_answers_as_its_file() {
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        let make = || {
+            let mut c = Compiler::new();
+            c.set_shards(3);
+            let b = c.add_list(info("block", Block)).unwrap();
+            let a = c.add_list(info("allow", Allow)).unwrap();
+            for i in 0..3000 {
+                c.insert(b, &format!("n{i}.test"), Block, Subtree, Action::Sinkhole)
+                    .unwrap();
+            }
+            c.insert(b, "zz", Block, Subtree, Action::Sinkhole).unwrap();
+            c.insert(a, "ok.n7.test", Allow, Subtree, Action::Sinkhole)
+                .unwrap();
+            c.insert(b, "ok.n7.test", Block, Exact, Action::Nxdomain)
+                .unwrap();
+            c.insert_ip(b, net("198.18.7.0/24"), Block, Action::Sinkhole);
+            c
+        };
+        let direct = make().into_blocklist().unwrap();
+        let read = Blocklist::from_bytes(make().to_bytes().unwrap()).unwrap();
+        assert_eq!(direct.file_bytes(), read.file_bytes());
+        assert_eq!((direct.len(), direct.lists()), (read.len(), read.lists()));
+        assert!(direct.has_ips());
+        for n in [
+            "n0.test",
+            "www.n2999.test",
+            "ok.n7.test",
+            "a.ok.n7.test",
+            "a.zz",
+            "n3000.test",
+            "test",
+        ] {
+            assert_eq!(direct.lookup(n), read.lookup(n), "{n}");
+        }
+        let a = "198.18.7.7".parse().unwrap();
+        assert_eq!(direct.lookup_ip(a), read.lookup_ip(a));
+        // The filter is there: most unlisted names never reach the FST.
+        let passed = (0..1000)
+            .filter(|i| {
+                direct.filter.may_contain({
+                    let mut h = KeyHasher::new();
+                    h.key(format!("test.u{i}").as_bytes());
+                    h.finish()
+                })
+            })
+            .count();
+        assert!(
+            passed < 50,
+            "{passed} of 1000 unlisted names pass the filter"
+        );
     }
 
     /// Address prefixes spread over layers answer as the same prefixes in one file.

@@ -480,9 +480,9 @@ impl Pipeline {
         let entries = match cached_entries(&cache) {
             Some(n) => n,
             None => {
-                compile_source(src, then, &cache)
-                    .map_err(|e| e.to_string())?
-                    .0
+                let (n, bl) = compile_source(src, then, &cache).map_err(|e| e.to_string())?;
+                self.opened.insert(v.hash.clone(), Arc::new(bl));
+                n
             }
         };
         v.entries = entries;
@@ -562,17 +562,15 @@ impl Pipeline {
         let entries = match cached_entries(&cache) {
             Some(n) => n,
             None => match compile_source(src, &data, &cache) {
-                Ok((n, checked)) => {
+                Ok((n, bl)) => {
                     debug!(
                         "compiled {}: {n} entries in {} ms",
                         path.display(),
                         t.elapsed().as_millis()
                     );
-                    // A dropped `.fst` was checked in memory: serve the cached copy without
-                    // checking it again.
-                    if let Some(bl) = checked.and_then(|bl| bl.remapped(&cache).ok()) {
-                        self.opened.insert(hash.clone(), Arc::new(bl));
-                    }
+                    // Checked (or built) in memory: served from the cache without reading it
+                    // back.
+                    self.opened.insert(hash.clone(), Arc::new(bl));
                     n
                 }
                 Err(e) => {
@@ -657,10 +655,15 @@ impl Pipeline {
         let cache = self.cache_path(&name);
         let lines_before = data[..old].iter().filter(|&&b| b == b'\n').count() as u64;
         let entries = match cached_entries(&cache) {
-            Some(n) => n,
-            None => compile_text(&appended, tail, &cache, lines_before).ok()?,
+            Some(n) if self.open_cached(&name).is_ok() => n,
+            _ => {
+                let (n, bl) = compile_text(&appended, tail, lines_before).ok()?;
+                atomic_file::write(&cache, bl.file_bytes()?, Durability::Rebuildable).ok()?;
+                self.opened
+                    .insert(name.clone(), Arc::new(bl.remapped(&cache).ok()?));
+                n
+            }
         };
-        self.open_cached(&name).ok()?;
         let mut appends = prev.appends.clone();
         appends.push(name);
         Some(Version {
@@ -803,32 +806,30 @@ fn content_hash(src: &Source, data: &[u8]) -> String {
     format!("{:032x}", h.finish128().as_u128())
 }
 
-/// Compiles one source version into `cache`; returns its entry count, and for a compiled
-/// `.fst` the list as checked, or the reason it cannot be used.
-fn compile_source(
-    src: &Source,
-    data: &[u8],
-    cache: &Path,
-) -> Result<(u64, Option<Blocklist>), Error> {
-    match src {
-        Source::Text(spec) => Ok((compile_text(spec, data, cache, 0)?, None)),
+/// Compiles one source version into `cache`; returns its entry count and the list, served
+/// from `cache`, or the reason it cannot be used.
+fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<(u64, Blocklist), Error> {
+    let (entries, bl) = match src {
+        Source::Text(spec) => compile_text(spec, data, 0)?,
         Source::Fst(path) => {
             // The full check (FST structure included): this file came from outside.
             let bl = Blocklist::from_file_bytes(data.to_vec(), path)?;
-            atomic_file::write(cache, data, Durability::Rebuildable)?;
-            Ok((bl.lists().iter().map(|l| l.entries).sum(), Some(bl)))
+            (bl.lists().iter().map(|l| l.entries).sum(), bl)
         }
-    }
+    };
+    let bytes = bl.file_bytes().unwrap_or_default();
+    // The cache is compiled again if a crash tears it (its checksum fails): no fsync.
+    atomic_file::write(cache, bytes, Durability::Rebuildable)?;
+    Ok((entries, bl.remapped(cache)?))
 }
 
 /// Compiles a text list (or the lines appended to one, which start after `lines_before`
-/// lines of the file) into `cache`; returns its entry count.
+/// lines of the file) in memory; returns its entry count and the list.
 fn compile_text(
     spec: &ListSpec,
     data: &[u8],
-    cache: &Path,
     lines_before: u64,
-) -> Result<u64, Error> {
+) -> Result<(u64, Blocklist), Error> {
     let mut c = Compiler::new();
     let report = c.add_source(spec, data);
     // Refusals count whether or not the list was usable.
@@ -853,9 +854,7 @@ fn compile_text(
             total - MAX_LOGGED_DIAGNOSTICS as u64
         );
     }
-    // The cache is compiled again if a crash tears it (its checksum fails): no fsync.
-    c.write_with(cache, Durability::Rebuildable)?;
-    Ok(report.accepted)
+    Ok((report.accepted, c.into_blocklist()?))
 }
 
 /// Entry count of an already compiled version, if its cache file is there and its header and
