@@ -66,7 +66,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::normalize::MAX_NAME;
-use super::shard::{MAX_SHARDS, ShardedBuilder};
+use super::shard::{MAX_SHARDS, ShardedBuilder, across_shards};
 use super::verify::{self, MAX_NAMES};
 use super::{Action, Error, Format, ListInfo, ListKind, MatchMode};
 
@@ -524,12 +524,17 @@ pub(crate) fn check_shards(b: &[u8], parts: &Layout, path: &Path) -> Result<u64,
         path: path.to_path_buf(),
         reason,
     };
+    let mut checked: Vec<_> = across_shards(parts.shards.len(), Vec::new, |out, i| {
+        let r = parts.shards[i].clone();
+        out.push((i, catch_panic(|| verify::check(&b[r])).and_then(|r| r)));
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    checked.sort_by_key(|(i, _)| *i);
     let mut facts = Vec::with_capacity(parts.shards.len());
-    for (i, r) in parts.shards.iter().enumerate() {
-        let f = catch_panic(|| verify::check(&b[r.clone()]))
-            .and_then(|r| r)
-            .map_err(|e| corrupt(format!("FST shard {i}: {e}")))?;
-        facts.push(f);
+    for (i, f) in checked {
+        facts.push(f.map_err(|e| corrupt(format!("FST shard {i}: {e}")))?);
     }
     let ones = facts.first().map_or(0, |f| f.one_label);
     if let Some(i) = facts.iter().position(|f| f.one_label != ones) {

@@ -129,51 +129,75 @@ impl Prefilter {
     /// each key is checked to name one of the file's `lists` and to sit in its own shard, and
     /// one-label keys to be the same in every shard (which makes the name count exact: the
     /// directory's count assumes both).
-    fn build<D: AsRef<[u8]>>(
+    fn build<D: AsRef<[u8]> + Sync>(
         shards: &[Fst<D>],
         keys: usize,
         lists: usize,
     ) -> Result<Prefilter, String> {
         use fst::Streamer;
-        let mut f = Prefilter::sized(keys);
-        // Shard 0's one-label entries, which every other shard must repeat exactly.
-        let mut everywhere: Vec<(Vec<u8>, u64)> = Vec::new();
-        for (i, fst) in shards.iter().enumerate() {
-            let mut stream = fst.stream();
-            let mut repeated = 0;
-            while let Some((key, value)) = stream.next() {
-                let value = value.value();
-                let name = || String::from_utf8_lossy(key);
-                check_value(key, value, lists)?;
-                if !belongs(key, i, shards.len()) {
-                    return Err(format!(
-                        "the entry {:?} is in FST shard {i}, not in the one its name hashes to",
-                        name()
-                    ));
-                }
-                if in_every_shard(key) {
-                    if i == 0 {
-                        everywhere.push((key.to_vec(), value));
-                    } else if everywhere
-                        .get(repeated)
-                        .is_some_and(|(k, v)| k == key && *v == value)
-                    {
-                        repeated += 1;
-                    } else {
-                        return Err(format!(
-                            "the one-label entry {:?} of FST shard {i} is not shard 0's (every shard holds the same)",
+        // Each thread fills its own filter; they are OR-ed together at the end.
+        type Found = Vec<(usize, Result<Vec<(Vec<u8>, u64)>, String>)>;
+        let parts = super::shard::across_shards(
+            shards.len(),
+            || (Prefilter::sized(keys), Found::new()),
+            |(f, found), i| {
+                let mut stream = shards[i].stream();
+                // This shard's one-label entries, which must be shard 0's exactly.
+                let mut ones = Vec::new();
+                let mut problem = None;
+                while let Some((key, value)) = stream.next() {
+                    let value = value.value();
+                    let name = || String::from_utf8_lossy(key);
+                    if let Err(e) = check_value(key, value, lists) {
+                        problem = Some(e);
+                        break;
+                    }
+                    if !belongs(key, i, shards.len()) {
+                        problem = Some(format!(
+                            "the entry {:?} is in FST shard {i}, not in the one its name hashes to",
                             name()
                         ));
+                        break;
                     }
+                    if in_every_shard(key) {
+                        ones.push((key.to_vec(), value));
+                    }
+                    let mut h = KeyHasher::new();
+                    h.key(key);
+                    f.insert(h.finish());
                 }
-                let mut h = KeyHasher::new();
-                h.key(key);
-                f.insert(h.finish());
+                found.push((i, problem.map_or(Ok(ones), Err)));
+            },
+        );
+        let mut f = Prefilter::sized(keys);
+        let mut found = Vec::new();
+        for (part, part_found) in parts {
+            for (mine, theirs) in f.blocks.iter_mut().zip(part.blocks.iter()) {
+                for (a, b) in mine.iter_mut().zip(theirs) {
+                    *a |= b;
+                }
             }
-            if i > 0 && repeated != everywhere.len() {
-                return Err(format!(
-                    "FST shard {i} lacks one-label entries of shard 0 (every shard holds the same)"
-                ));
+            found.extend(part_found);
+        }
+        found.sort_by_key(|(i, _)| *i);
+        let mut everywhere = None;
+        for (i, ones) in found {
+            let ones = ones?;
+            match &everywhere {
+                None => everywhere = Some(ones),
+                Some(first) if *first == ones => {}
+                Some(first) => {
+                    let missing = first.iter().find(|o| !ones.contains(o));
+                    return Err(match (missing, ones.iter().find(|o| !first.contains(o))) {
+                        (_, Some((k, _))) => format!(
+                            "the one-label entry {:?} of FST shard {i} is not shard 0's (every shard holds the same)",
+                            String::from_utf8_lossy(k)
+                        ),
+                        _ => format!(
+                            "FST shard {i} lacks one-label entries of shard 0 (every shard holds the same)"
+                        ),
+                    });
+                }
             }
         }
         Ok(f)

@@ -52,6 +52,55 @@ pub(crate) fn belongs(key: &[u8], shard: usize, shards: usize) -> bool {
     shards <= 1 || shard_of_key(key, shards).is_none_or(|s| s == shard)
 }
 
+/// Runs `f(state, i)` for each shard `i < n`, spread over as many threads as there are cores
+/// (each with its own state from `init`, so a large state is made once per thread, not once per
+/// shard); returns the states. Opening a large list reads every shard whole: on two cores this
+/// halves the time a dropped list waits before it is served. Runs on the caller's thread when
+/// there is one shard, one core, or no thread can be started.
+pub(crate) fn across_shards<S: Send>(
+    n: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize) + Sync,
+) -> Vec<S> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .min(n);
+    let serial = || {
+        let mut s = init();
+        (0..n).for_each(|i| f(&mut s, i));
+        vec![s]
+    };
+    if threads <= 1 {
+        return serial();
+    }
+    let (init, f) = (&init, &f);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                let mut s = init();
+                (t..n).step_by(threads).for_each(|i| f(&mut s, i));
+                s
+            });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(_) => break,
+            }
+        }
+        if handles.len() < threads {
+            // Shards of threads that did not start would be skipped: do it all here instead.
+            for h in handles {
+                let _ = h.join();
+            }
+            return serial();
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// Whether `key` is copied into every shard: a one-label key (see the module doc).
 pub(crate) fn in_every_shard(key: &[u8]) -> bool {
     !key.contains(&b'.')
