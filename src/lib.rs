@@ -37,12 +37,14 @@
 //! # How a list flows
 //! Analysts drop files into `blocklists.dir`. The [`lists`] reloader notices (notify, a poll as
 //! backstop, SIGHUP, remote fetches), scans the directory once per pass ([`lists::scan`]), waits
-//! until a file stops changing, parses it by format and compiles it into its own cached `.fst`
-//! ([`blocklist::compile`]), refuses it if it lost too many entries (shrink guard), merges every
-//! source with one streaming union ([`blocklist::merge`]) into a new `active.fst` written beside
-//! the old one and renamed into place ([`atomic_file`]), memory-maps and verifies it, and
-//! publishes it: only the reloader holds the [`blocklist::Publisher`]. Queries in flight keep the
-//! snapshot they loaded.
+//! until a file stops changing (unless notify saw it closed or renamed in), parses it by format
+//! and compiles it into its own cached `.fst` ([`blocklist::compile`]; lines appended to a list
+//! are compiled alone), refuses it if it lost too many entries (shrink guard), and publishes the
+//! per-source files at once as layers of one snapshot ([`blocklist::Blocklist::layered`]), which
+//! answer as their merge will. Once changes pause it merges every source with one streaming
+//! union ([`blocklist::merge`]) into a new `active.fst` written beside the old one and renamed
+//! into place ([`atomic_file`]), memory-maps and verifies it, and publishes that: only the
+//! reloader holds the [`blocklist::Publisher`]. Queries in flight keep the snapshot they loaded.
 //!
 //! An RPZ feed ([`lists::feeds`]) is a zone transferred from a vendor's primaries (AXFR, then
 //! IXFR, TSIG-checked; a NOTIFY reaching the engine wakes it) and written, whole and renamed into

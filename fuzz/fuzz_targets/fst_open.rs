@@ -1,5 +1,8 @@
 //! Opening a compiled file and walking it: any bytes through `Blocklist::from_bytes`, then
-//! lookups of arbitrary names. Opening must refuse or succeed, never panic; a file that opened
+//! lookups of arbitrary names. The same bytes also go through `Blocklist::check_for_layer` (the
+//! quicker check a dropped `.fst` gets before it is served as a layer), whose result, layered,
+//! must answer the same lookups without panicking even when the full check refuses the file.
+//! Opening must refuse or succeed, never panic; a file that opened
 //! must answer every lookup without panicking (each name's first 16 bytes are also looked up as
 //! an IPv6 address and its first 4 as an IPv4 address, against the file's prefixes), and must also be accepted as a part of a merge
 //! whose result opens and holds the same names.
@@ -12,6 +15,7 @@
 
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::Arc;
 
 use fraudwall::blocklist::Blocklist;
 use fraudwall::blocklist::format::fst_checksum;
@@ -64,10 +68,8 @@ fuzz_target!(|data: &[u8]| {
     if flags & 1 != 0 {
         let _ = fix_checksums(&mut file);
     }
-    let Ok(bl) = Blocklist::from_bytes(file.clone()) else {
-        return;
-    };
     // Arbitrary wire names (each up to its terminating zero), and each as text.
+    let mut all = Vec::new();
     while !names.is_empty() {
         let end = names
             .iter()
@@ -75,25 +77,20 @@ fuzz_target!(|data: &[u8]| {
             .map_or(names.len(), |i| i + 1);
         let (name, tail) = names.split_at(end);
         names = tail;
-        if let Some(v) = bl.lookup_wire(name) {
-            let _ = v.entry_name_wire(name);
-            let _ = bl.list(&v);
-        }
-        let mut b16 = [0u8; 16];
-        let n = name.len().min(16);
-        b16[..n].copy_from_slice(&name[..n]);
-        let v6 = std::net::IpAddr::from(b16);
-        let v4 = std::net::IpAddr::from([b16[0], b16[1], b16[2], b16[3]]);
-        for addr in [v4, v6] {
-            let _ = bl.lookup_ip(addr);
-            let _ = bl.lookup_ip_for(addr, |l| l % 2 == 0);
-            let _ = bl.matches_ip(addr);
-        }
-        let text = String::from_utf8_lossy(name);
-        if let Some(v) = bl.lookup(&text) {
-            let _ = v.entry_name(&text);
+        all.push(name);
+    }
+    if let Ok(layer) = Blocklist::check_for_layer(file.clone(), Path::new("drop.fst")) {
+        let layered = Blocklist::layered(&[Arc::new(layer)]).expect("one file's lists fit");
+        probe(&layered, &all);
+        for name in &all {
+            let _ = layered.lookup_wire_for(name, |l| l % 2 == 0);
+            let _ = layered.matches(&String::from_utf8_lossy(name));
         }
     }
+    let Ok(bl) = Blocklist::from_bytes(file.clone()) else {
+        return;
+    };
+    probe(&bl, &all);
     // Whatever opens is a valid part of a merge; two copies merge to the same names. Skipped for
     // files with many names (a merge enumerates them: not what this target times) and for files
     // with more names than bytes, which open without enumerating theirs, so that a name outside
@@ -113,3 +110,27 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(merged.lists().len(), 2 * bl.lists().len());
     }
 });
+
+/// Every lookup of `names` (and of their first bytes as addresses) on `bl`: none may panic.
+fn probe(bl: &Blocklist, names: &[&[u8]]) {
+    for &name in names {
+        if let Some(v) = bl.lookup_wire(name) {
+            let _ = v.entry_name_wire(name);
+            let _ = bl.list(&v);
+        }
+        let mut b16 = [0u8; 16];
+        let n = name.len().min(16);
+        b16[..n].copy_from_slice(&name[..n]);
+        let v6 = std::net::IpAddr::from(b16);
+        let v4 = std::net::IpAddr::from([b16[0], b16[1], b16[2], b16[3]]);
+        for addr in [v4, v6] {
+            let _ = bl.lookup_ip(addr);
+            let _ = bl.lookup_ip_for(addr, |l| l % 2 == 0);
+            let _ = bl.matches_ip(addr);
+        }
+        let text = String::from_utf8_lossy(name);
+        if let Some(v) = bl.lookup(&text) {
+            let _ = v.entry_name(&text);
+        }
+    }
+}

@@ -13,6 +13,10 @@
 //!   ([`super::format`]'s slots) and the matcher's `decide`.
 //!
 //! A query costs one lookup per layer, which is why layers are only a bridge to the merge.
+//!
+//! A layer may be a file whose entries were not checked one by one
+//! ([`Blocklist::check_for_layer`]): an entry that names a list its file lacks is ignored here,
+//! never attributed to another layer's list.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
@@ -88,10 +92,14 @@ impl Layers {
             .layers
             .iter()
             .flat_map(|(l, first)| {
-                each(l).into_iter().map(move |mut m| {
-                    m.list += first;
-                    m
-                })
+                let own = l.lists().len();
+                each(l)
+                    .into_iter()
+                    .filter(move |m| usize::from(m.list) < own)
+                    .map(move |mut m| {
+                        m.list += first;
+                        m
+                    })
             })
             .collect();
         out.sort_by_key(|m| m.matched_labels);
@@ -103,7 +111,7 @@ impl Layers {
     fn best(&self, each: impl Fn(&Blocklist) -> Option<Verdict>) -> Option<Verdict> {
         let mut best: Option<Verdict> = None;
         for (l, first) in self.layers.iter() {
-            if let Some(mut v) = each(l) {
+            if let Some(mut v) = each(l).filter(|v| usize::from(v.list) < l.lists().len()) {
                 v.list += first;
                 if best.is_none_or(|b| beats(&v, &b)) {
                     best = Some(v);
@@ -121,8 +129,10 @@ impl Layers {
     ) -> Option<Verdict> {
         let mut best: Option<Verdict> = None;
         for (l, first) in self.layers.iter() {
-            let first = *first;
-            if let Some(mut v) = each(l, &|id| applies(id + first)) {
+            let (first, own) = (*first, l.lists().len());
+            // An entry naming a list its file lacks (a layer only partly checked) is no entry.
+            let applies = |id: u16| usize::from(id) < own && applies(id + first);
+            if let Some(mut v) = each(l, &applies).filter(|v| usize::from(v.list) < own) {
                 v.list += first;
                 if best.is_none_or(|b| beats(&v, &b)) {
                     best = Some(v);

@@ -78,6 +78,8 @@ pub struct Blocklist {
     /// Set when this is several files served as one until they are merged ([`super::layered`]);
     /// then the fields above are empty, but for the combined list table.
     pub(super) layers: Option<Layers>,
+    /// Only the structure was checked ([`Blocklist::check_for_layer`]).
+    partly_checked: bool,
 }
 
 /// One entry that a name matches, as [`Blocklist::matches`] lists them.
@@ -263,6 +265,7 @@ impl Blocklist {
             has_ips: false,
             path: None,
             layers: None,
+            partly_checked: false,
         }
     }
 
@@ -356,7 +359,43 @@ impl Blocklist {
             has_ips: self.has_ips,
             path: Some(path.to_path_buf()),
             layers: None,
+            partly_checked: self.partly_checked,
         })
+    }
+
+    /// Loads a compiled file from outside, held in memory, to serve as a layer only
+    /// ([`Blocklist::layered`]), checked enough for that in a fraction of the time of the full
+    /// check: its header, checksum, list table and the structure of every FST shard are checked
+    /// as [`Blocklist::open`] checks them, so that no bytes can make a lookup panic, loop or
+    /// allocate. The checks of each entry (that it names a list the file has, that it sits in
+    /// its shard) are not made: layers ignore an entry that names no list of its file, and an
+    /// entry outside its shard is never reached. Nor is the Bloom filter built: every query
+    /// walks the FST. The full check runs before the file is merged
+    /// ([`Blocklist::is_partly_checked`]).
+    pub fn check_for_layer(bytes: Vec<u8>, path: &Path) -> Result<Self, Error> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        catch_panic(|| {
+            let data = Backing::Owned(bytes);
+            let parts = layout(data.bytes(), path)?;
+            let lists = decode_table(&data.bytes()[parts.table.clone()]).map_err(corrupt)?;
+            let keys = check_shards(data.bytes(), &parts, path)?;
+            check_alts(data.bytes(), &parts, lists.len(), path)?;
+            let keys = usize::try_from(keys).map_err(|_| corrupt(format!("{keys} names")))?;
+            let mut bl = Self::assemble(data, parts, lists, keys, path, |_, _, _| {
+                Ok(Prefilter::none())
+            })?;
+            bl.partly_checked = true;
+            Ok(bl)
+        })
+        .unwrap_or_else(|reason| Err(corrupt(reason)))
+    }
+
+    /// Whether only the structure of this file was checked ([`Blocklist::check_for_layer`]).
+    pub fn is_partly_checked(&self) -> bool {
+        self.partly_checked
     }
 
     /// Verifies (as [`Blocklist::open`] does) and loads a compiled file held in memory.
@@ -481,6 +520,7 @@ impl Blocklist {
             has_ips,
             path: None,
             layers: None,
+            partly_checked: false,
         })
     }
 
@@ -1075,7 +1115,7 @@ pub fn entry_name_wire(wire: &[u8], labels: u8) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::{Action, Compiler, Format, ListInfo, ListKind, MatchMode};
     use super::*;
 
@@ -1296,7 +1336,7 @@ mod tests {
     }
 
     /// A v1 file (no directory) around an FST of `keys` → slot, with one block list.
-    fn v1_file(keys: &[(&[u8], u32)]) -> Vec<u8> {
+    pub(crate) fn v1_file(keys: &[(&[u8], u32)]) -> Vec<u8> {
         use super::super::format::{HEADER_LEN, MAGIC, encode_table};
         let table = encode_table(&[info("old", ListKind::Block)]);
         let mut fst = fst::MapBuilder::memory();
@@ -1328,6 +1368,35 @@ mod tests {
                 .contains("the entry \"test.b\" names list #5, the file has 1"),
             "{e}"
         );
+    }
+
+    /// A file checked for its structure only serves as a layer; an entry naming a list the file
+    /// lacks is ignored, never taken for another layer's list.
+    #[test]
+    fn a_layer_checked_for_structure_only_ignores_entries_of_lists_it_lacks() {
+        use super::super::format::pack_slot;
+        let ok = pack_slot(Block, Action::Sinkhole, 0);
+        let stray = pack_slot(Block, Action::Nxdomain, 1);
+        let bytes = v1_file(&[(b"test.a", ok), (b"test.b", stray)]);
+        assert!(Blocklist::from_bytes(bytes.clone()).is_err());
+        let part = Blocklist::check_for_layer(bytes, Path::new("drop.fst")).unwrap();
+        assert!(part.is_partly_checked());
+        // Without the check, `test.b` would be taken for list 1: the next layer's first list.
+        let next = build(&[("c.test", Block, Subtree)]);
+        let layered = Blocklist::layered(&[Arc::new(part), Arc::new(next)]).unwrap();
+        assert_eq!(layered.lookup("www.a.test").map(|v| v.list), Some(0));
+        assert_eq!(layered.lookup("b.test"), None);
+        assert_eq!(
+            layered.lookup_wire_for(b"\x01b\x04test\x00", |_| true),
+            None
+        );
+        assert!(layered.matches("b.test").is_empty());
+        assert_eq!(layered.lookup("c.test").map(|v| v.list), Some(1));
+        // Its structure is checked all the same.
+        let mut broken = v1_file(&[(b"test.a", ok)]);
+        let n = broken.len();
+        broken[n - 30] ^= 0xff;
+        assert!(Blocklist::check_for_layer(broken, Path::new("drop.fst")).is_err());
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub struct RawBlocklists {
     pub ede: u16,
     /// How changes in `dir` are noticed.
     pub watch: WatchMode,
-    /// Quiet time after the last change before a reload (and how long a file must be unchanged).
+    /// Quiet time after the last change before a reload (and how long a file must be
+    /// unchanged); files notify saw closed after writing or renamed in are read at once.
     pub debounce_ms: u64,
     /// Stat poll of `dir`: the backstop under `watch: notify`, the only source under `watch: poll`.
     pub poll_interval_ms: u64,

@@ -10,13 +10,17 @@
 //!    are ignored.
 //! 2. The reloader task coalesces requests and runs one [`pipeline`] pass at a time on its own
 //!    thread, off the async runtime (one thread, so one malloc arena: the memory of a pass is
-//!    reused by the next instead of piling up across the blocking pool): each source file that has settled ([`guard::settled`]) is read, hashed,
-//!    and compiled into its own FST in `<state_dir>/cache/<hash>.fst` unless that exists already,
-//!    so one changed file does not re-parse the others.
+//!    reused by the next instead of piling up across the blocking pool): each source file that
+//!    has settled ([`guard::settled`]), or that the watcher saw closed after writing or renamed
+//!    into the directory ([`watch::Written`]), is read, hashed, and compiled into its own FST in
+//!    `<state_dir>/cache/<hash>.fst` unless that exists already, so one changed file does not
+//!    re-parse the others. Lines appended to a line-per-entry list are compiled on their own.
 //! 3. [`guard::refuses`] compares its entry count with the last accepted version; the per-source
-//!    FSTs chosen are merged into a new `active.fst` (written beside the old one and renamed),
-//!    which is opened and verified, then stored into the `ArcSwap`. Queries in flight keep the
-//!    snapshot they loaded; the old mapping goes when its last reader drops it.
+//!    FSTs chosen are published at once as the layers of one snapshot, which answers as their
+//!    merge will; once changes pause ([`pipeline::MERGE_DELAY`]) they are merged into a new
+//!    `active.fst` (written beside the old one and renamed), which is opened and verified, then
+//!    stored into the `ArcSwap`. Queries in flight keep the snapshot they loaded; the old
+//!    mapping goes when its last reader drops it.
 //!
 //! # Rules
 //! - A file that cannot be read or parsed at all (binary, permission denied, vanished while read,
@@ -35,8 +39,12 @@
 //!   the first list wins, except that allow beats block.
 //! - At start the last `active.fst` is served at once when it verifies, and the sources are
 //!   checked in the background; with no valid state the lists are compiled before serving.
+//!   Layers are never written down: a restart before their merge serves the last merge, and
+//!   its first pass compiles what changed since.
 //!
-//! Log lines (a contract for operators and tests): `lists reloaded: N lists, M names in X ms`,
+//! Log lines (a contract for operators and tests): `lists updated: N lists, M names in X ms
+//! (served from K compiled files until they are merged)` (a change is enforced), `lists
+//! reloaded: N lists, M names in X ms` (merged, or compiled at start),
 //! `list refused by shrink guard: PATH: …`, `list not loaded: PATH…: REASON; the previous version
 //! keeps serving`, `list removed: PATH`, `serving the last compiled lists: …`.
 

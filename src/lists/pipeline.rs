@@ -115,6 +115,9 @@ pub struct Pipeline {
     sources: HashMap<PathBuf, Source>,
     /// Files the watcher saw completed: read without waiting for them to settle.
     written: Written,
+    /// Versions (content hashes) of dropped `.fst` files that passed the check of their
+    /// structure but failed the full one: not served again until the file changes.
+    rejected: HashSet<String>,
     /// Problems already reported (path + content hash or error), so that a broken file is
     /// logged and counted once rather than at every pass.
     reported: HashSet<String>,
@@ -145,6 +148,7 @@ impl Pipeline {
             opened: HashMap::new(),
             sources: HashMap::new(),
             written: Written::default(),
+            rejected: HashSet::new(),
             reported: HashSet::new(),
             seen: HashMap::new(),
             fingerprint: Fingerprint::default(),
@@ -426,6 +430,7 @@ impl Pipeline {
     /// Compiles appended lists whole, merges what is served into a new `active.fst` and serves
     /// it; false if that failed (what is live stays).
     fn merge_served(&mut self, started: Instant) -> bool {
+        self.check_fully();
         let mut whole = self.served.clone();
         for v in whole.iter_mut().filter(|v| v.base.is_some()) {
             if let Err(e) = self.compile_whole(v) {
@@ -462,6 +467,51 @@ impl Pipeline {
                 false
             }
         }
+    }
+
+    /// Checks in full the files served after a check of their structure only (dropped `.fst`
+    /// files, [`Blocklist::check_for_layer`]); one that fails is withdrawn, its previous version
+    /// (if any) served again.
+    fn check_fully(&mut self) {
+        let partly: Vec<String> = self
+            .opened
+            .iter()
+            .filter(|(_, bl)| bl.is_partly_checked())
+            .map(|(h, _)| h.clone())
+            .collect();
+        let mut failed = Vec::new();
+        for h in partly {
+            match Blocklist::open(&self.cache_path(&h)) {
+                Ok(bl) => {
+                    self.opened.insert(h, Arc::new(bl));
+                }
+                Err(e) => {
+                    self.opened.remove(&h);
+                    failed.push((h, e));
+                }
+            }
+        }
+        if failed.is_empty() {
+            return;
+        }
+        for (h, e) in failed {
+            let Some(v) = self.served.iter().position(|v| v.hash == h) else {
+                continue;
+            };
+            let path = self.served[v].path.clone();
+            let e = Error::from(e);
+            self.not_loaded(&path, &h, &e);
+            let _ = fs::remove_file(self.cache_path(&h));
+            self.rejected.insert(h);
+            match self.manifest.versions.iter().find(|m| m.path == path) {
+                Some(prev) => self.served[v] = prev.clone(),
+                None => {
+                    self.served.remove(v);
+                }
+            }
+        }
+        let served = self.served.clone();
+        self.publish_layers(&served, Instant::now());
     }
 
     /// Compiles a version made by appends whole, from its file as it was then.
@@ -557,6 +607,9 @@ impl Pipeline {
                     .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
                 return Step::Use(v);
             }
+        }
+        if self.rejected.contains(&hash) {
+            return Step::Keep;
         }
         let cache = self.cache_path(&hash);
         let entries = match cached_entries(&cache) {
@@ -812,8 +865,9 @@ fn compile_source(src: &Source, data: &[u8], cache: &Path) -> Result<(u64, Block
     let (entries, bl) = match src {
         Source::Text(spec) => compile_text(spec, data, 0)?,
         Source::Fst(path) => {
-            // The full check (FST structure included): this file came from outside.
-            let bl = Blocklist::from_file_bytes(data.to_vec(), path)?;
+            // This file came from outside: its structure is checked before it is served, its
+            // entries one by one before it is merged (`merge_served`).
+            let bl = Blocklist::check_for_layer(data.to_vec(), path)?;
             (bl.lists().iter().map(|l| l.entries).sum(), bl)
         }
     };
@@ -1074,6 +1128,51 @@ mod tests {
         assert!(zone.base.is_none());
         assert!(p.reload(Trigger::Merge).swapped);
         assert_eq!(verdict(&live, "n7.changed.test"), Some(ListKind::Block));
+    }
+
+    /// A dropped `.fst` is served once its structure is checked; the full check before the merge
+    /// withdraws one whose entries name lists it lacks, and it stays out until it changes.
+    #[test]
+    fn a_dropped_fst_that_fails_the_full_check_is_withdrawn_before_the_merge() {
+        use crate::blocklist::format::pack_slot;
+        use crate::blocklist::matcher::tests::v1_file;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("base.txt"), "base.test\n").unwrap();
+        let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p = Pipeline::new(cfg(d), publisher);
+        assert!(p.reload(Trigger::Startup).swapped);
+        let ok = pack_slot(ListKind::Block, Action::Sinkhole, 0);
+        let stray = pack_slot(ListKind::Block, Action::Nxdomain, 3);
+        fs::write(
+            d.join("drop.fst"),
+            v1_file(&[(b"test.good", ok), (b"test.stray", stray)]),
+        )
+        .unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        assert!(live.load().is_layered());
+        assert_eq!(verdict(&live, "good.test"), Some(ListKind::Block));
+        assert_eq!(verdict(&live, "stray.test"), None);
+
+        p.reload(Trigger::Merge);
+        assert!(!live.load().is_layered());
+        assert_eq!(verdict(&live, "good.test"), None);
+        assert_eq!(verdict(&live, "base.test"), Some(ListKind::Block));
+        let problem = p.last_problem().unwrap().to_string();
+        assert!(
+            problem.contains("drop.fst") && problem.contains("names list #3"),
+            "{problem}"
+        );
+        assert!(!p.reload(Trigger::Sighup).swapped);
+        assert_eq!(verdict(&live, "good.test"), None);
+
+        // A good version of the file is served again.
+        fs::write(d.join("drop.fst"), v1_file(&[(b"test.good", ok)])).unwrap();
+        assert!(p.reload(Trigger::Sighup).swapped);
+        assert_eq!(verdict(&live, "good.test"), Some(ListKind::Block));
+        p.reload(Trigger::Merge);
+        assert!(!live.load().is_layered());
+        assert_eq!(verdict(&live, "good.test"), Some(ListKind::Block));
     }
 
     #[test]
