@@ -123,6 +123,9 @@ pub struct Pipeline {
     reported: HashSet<String>,
     /// The stamp of each file at the previous look, for the settle check.
     seen: HashMap<PathBuf, guard::Stamp>,
+    /// The stamp of each file when the version served was read from it: a file that still has
+    /// it is not read again (but at start and on SIGHUP).
+    read_at: HashMap<PathBuf, guard::Stamp>,
     /// The directory as of the start of the last pass (the poll compares against it).
     fingerprint: Fingerprint,
     /// List names given to the metrics, to zero those that disappear.
@@ -151,6 +154,7 @@ impl Pipeline {
             rejected: HashSet::new(),
             reported: HashSet::new(),
             seen: HashMap::new(),
+            read_at: HashMap::new(),
             fingerprint: Fingerprint::default(),
             metric_lists: HashSet::new(),
             refused: HashMap::new(),
@@ -169,6 +173,7 @@ impl Pipeline {
         self.opened.clear();
         self.reported.clear();
         self.seen.clear();
+        self.read_at.clear();
         self.refused.clear();
         self.fingerprint = Fingerprint::default();
     }
@@ -295,7 +300,8 @@ impl Pipeline {
             let path = src.source.path();
             let prev = previous.get(path);
             let settle = trigger.waits_for_settle() && !written.contains(path);
-            match self.version_of(src, prev, settle, force, now) {
+            let reread = matches!(trigger, Trigger::Startup | Trigger::Sighup);
+            match self.version_of(src, prev, settle, reread, force, now) {
                 Step::Use(v) => next.push(v),
                 Step::Keep => next.extend(prev.cloned()),
                 Step::Wait => {
@@ -547,6 +553,7 @@ impl Pipeline {
         scanned: &Scanned,
         prev: Option<&Version>,
         settle: bool,
+        reread: bool,
         force: bool,
         now: SystemTime,
     ) -> Step {
@@ -558,6 +565,7 @@ impl Pipeline {
                 let key = format!("{}\0", path.display());
                 self.reported.retain(|k| !k.starts_with(&key));
                 self.seen.remove(path);
+                self.read_at.remove(path);
                 self.refused.remove(path);
                 return Step::Gone;
             }
@@ -571,6 +579,12 @@ impl Pipeline {
             }
         };
         let before = self.seen.insert(path.to_path_buf(), stamp);
+        if let Some(p) = prev
+            && !reread
+            && self.read_at.get(path) == Some(&stamp)
+        {
+            return Step::Use(p.clone());
+        }
         if settle && !guard::settled(stamp, before, now, self.cfg.debounce) {
             return Step::Wait;
         }
@@ -594,6 +608,7 @@ impl Pipeline {
         if let Some(p) = prev {
             if p.hash == hash && p.files().all(|h| self.cache_path(h).is_file()) {
                 self.refused.remove(path);
+                self.read_at.insert(path.to_path_buf(), stamp);
                 return Step::Use(p.clone());
             }
             if let Some(v) = self.appended(src, p, &data, &hash) {
@@ -605,6 +620,7 @@ impl Pipeline {
                 );
                 self.reported
                     .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
+                self.read_at.insert(path.to_path_buf(), stamp);
                 return Step::Use(v);
             }
         }
@@ -660,6 +676,7 @@ impl Pipeline {
         self.reported
             .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
         self.refused.remove(path);
+        self.read_at.insert(path.to_path_buf(), stamp);
         Step::Use(Version {
             path: path.to_path_buf(),
             hash,
