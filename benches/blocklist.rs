@@ -372,6 +372,57 @@ fn bench_lookups(c: &mut Criterion, f: &Fixture) {
     g.finish();
 }
 
+/// What serving lists as layers costs a query until they are merged: the same 1 M names as
+/// one merged file, and as three layers (a 990 k list, a 10 k list, one appended name), looked
+/// up with the same queries.
+fn bench_layered(c: &mut Criterion, names: &[String], f: &Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let parts: [&[String]; 3] = [
+        &names[..990_000],
+        &names[990_000..names.len() - 1],
+        &names[names.len() - 1..],
+    ];
+    let mut specs = Vec::new();
+    let mut layers = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let list = dir.path().join(format!("part{i}.txt"));
+        std::fs::write(&list, part.join("\n")).unwrap();
+        let out = dir.path().join(format!("part{i}.fst"));
+        compile(&out, &[ListSpec::from_path(&list)]).unwrap();
+        layers.push(std::sync::Arc::new(Blocklist::open(&out).unwrap()));
+        specs.push(ListSpec::from_path(&list));
+    }
+    let out = dir.path().join("merged.fst");
+    compile(&out, &specs).unwrap();
+    let merged = Blocklist::open(&out).unwrap();
+    let layered = Blocklist::layered(&layers).unwrap();
+    for q in f.queries.iter().chain(&f.dns_mix) {
+        assert_eq!(
+            merged.lookup_wire(q).map(|v| (v.kind, v.matched_labels)),
+            layered.lookup_wire(q).map(|v| (v.kind, v.matched_labels))
+        );
+    }
+    let mut g = c.benchmark_group("layered/1M");
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let mut i = 0;
+    for (what, bl) in [("merged", &merged), ("3-layers", &layered)] {
+        g.bench_function(what, |b| {
+            b.iter(|| {
+                i = (i + 1) % f.queries.len();
+                black_box(bl.lookup_wire(black_box(&f.queries[i])))
+            })
+        });
+        g.bench_function(format!("{what}-dns-mix"), |b| {
+            b.iter(|| {
+                i = (i + 1) % f.dns_mix.len();
+                black_box(bl.lookup_wire(black_box(&f.dns_mix[i])))
+            })
+        });
+    }
+    g.finish();
+}
+
 /// A busy neighbour: reads through 256 MiB, one cache line at a time, until the process ends.
 fn contend() {
     std::thread::spawn(|| {
@@ -393,6 +444,7 @@ fn benches(c: &mut Criterion) {
     }
     let one_m = prepare("1M", names(1_000_000, 1), 2);
     bench_lookups(c, &one_m);
+    bench_layered(c, &names(1_000_000, 1), &one_m);
 
     // Compile time of 1 M names from a plain list file, under criterion too.
     {

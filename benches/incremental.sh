@@ -12,7 +12,10 @@
 #     Unbound: `unbound-control local_zone NAME always_nxdomain`, its live way to add one name,
 #     and the same line appended to its include file and `unbound-control reload`);
 #  2. a 1 M-name text list dropped beside it (fraudwall: renamed into the directory; Unbound:
-#     `unbound-control local_zones` fed the 1 M names, and the include file + reload);
+#     `unbound-control local_zones` fed the 1 M names, and the include file + reload): short
+#     generated names (x123.fraud45.test), then, when ../shared/data/fraud-union.txt is there,
+#     names shaped like real ones: that list's names, topped up to 1 M with generated
+#     subdomains of them (www7.NAME, login42.NAME, …; 26 B a name against 19);
 #  3. a precompiled 1 M-name .fst dropped beside them (fraudwall only: Unbound has no compiled
 #     list format; its nearest is 2.).
 # The clock starts just before the change (rename, write, or unbound-control) and stops at the
@@ -54,6 +57,13 @@ awk -v n="$BIG" 'BEGIN { for (i = 0; i < n; i++) printf "y%d.vendor%d.test\n", i
 "$FW" compile -o "$work/data/m2.fst" "$work/data/m2.txt" >/dev/null
 zones() { awk '{ printf "local-zone: \"%s.\" always_nxdomain\n", $1 }' "$1"; }
 zones "$work/data/big.txt" >"$work/ub/lists.conf"
+real=$(pwd)/../shared/data/fraud-union.txt
+if [ -f "$real" ]; then
+  awk -v n="$BIG" 'BEGIN { split("www m login pay secure app api cdn mail my", s, " "); srand(7) }
+    { name[NR] = $1; print $1 }
+    END { for (i = NR; i < n; i++) printf "%s%d.%s\n", s[1 + int(rand() * 10)], int(rand() * 100), name[1 + int(rand() * NR)] }' \
+    "$real" | head -n "$BIG" >"$work/data/real.txt"
+fi
 
 cp "$work/data/big.txt" "$work/fw/lists/big.txt"
 cat >"$work/fw/fraudwall.yaml" <<EOF
@@ -183,6 +193,15 @@ fig[text_ub]=$(probe "$UB_PORT" "x$last.fraud$((last % 1013)).test" -- sh -c "aw
 zones "$work/data/m1.txt" >>"$work/ub/lists.conf"
 fig[text_ub_reload]=$(probe "$UB_PORT" "x$last.fraud$((last % 1013)).test" -- "$(command -v unbound-control)" -c "$work/ub/unbound.conf" reload)
 
+if [ -f "$work/data/real.txt" ]; then
+  echo "== 2b. a $BIG-name text list shaped like real names dropped"
+  probe_name=$(tail -n 1 "$work/data/real.txt")
+  cp "$work/data/real.txt" "$work/fw/lists/.real.txt.tmp"
+  fig[real_fw]=$(probe "$FW_PORT" "$probe_name" -- mv "$work/fw/lists/.real.txt.tmp" "$work/fw/lists/real.txt")
+  sleep 4
+  fig[real_ub]=$(probe "$UB_PORT" "$probe_name" -- sh -c "awk '{ print \$1 \" always_nxdomain\" }' '$work/data/real.txt' | '$(command -v unbound-control)' -c '$work/ub/unbound.conf' local_zones")
+fi
+
 echo "== 3. a precompiled $BIG-name .fst dropped"
 cp "$work/data/m2.fst" "$work/fw/lists/.m2.fst.tmp"
 fig[fst_fw]=$(probe "$FW_PORT" "y$last.vendor$((last % 1009)).test" -- mv "$work/fw/lists/.m2.fst.tmp" "$work/fw/lists/m2.fst")
@@ -196,4 +215,6 @@ echo "| change | fraudwall | Unbound (live: unbound-control) | fraudwall ÷ Unbo
 echo "|---|---|---|---|---|"
 echo "| one name appended to $NAMES (median of $ROUNDS) | ${fig[append_fw]} ms | ${fig[append_ub]} ms | $(ratio "${fig[append_fw]}" "${fig[append_ub]}") | ${fig[append_ub_reload]} ms |"
 echo "| $BIG-name text list dropped | ${fig[text_fw]} ms | ${fig[text_ub]} ms | $(ratio "${fig[text_fw]}" "${fig[text_ub]}") | ${fig[text_ub_reload]} ms |"
+[ -n "${fig[real_fw]:-}" ] &&
+  echo "| $BIG-name text list of real-shaped names dropped | ${fig[real_fw]} ms | ${fig[real_ub]} ms | $(ratio "${fig[real_fw]}" "${fig[real_ub]}") | |"
 echo "| precompiled $BIG-name .fst dropped | ${fig[fst_fw]} ms | n/a | | |"
