@@ -55,7 +55,8 @@ pub(crate) fn belongs(key: &[u8], shard: usize, shards: usize) -> bool {
 /// Runs `f(state, i)` for each shard `i < n`, spread over as many threads as there are cores
 /// (each with its own state from `init`, so a large state is made once per thread, not once per
 /// shard); returns the states. Opening a large list reads every shard whole: on two cores this
-/// halves the time a dropped list waits before it is served. Runs on the caller's thread when
+/// takes a third off the time a dropped list waits before it is served (1 M names: 250 →
+/// 160 ms). Runs on the caller's thread when
 /// there is one shard, one core, or no thread can be started.
 pub(crate) fn across_shards<S: Send>(
     n: usize,

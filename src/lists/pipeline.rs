@@ -346,12 +346,7 @@ impl Pipeline {
                 }
             }
             self.layered_since = None;
-            if trigger == Trigger::Startup {
-                // Not while start waits for this pass: the pass right after opens them.
-                outcome.merge_after = Some(Duration::ZERO);
-            } else {
-                self.warm();
-            }
+            self.warm();
             return outcome;
         }
         // Layers wait for changes to pause; anything else out of step (a change that could not
@@ -367,11 +362,8 @@ impl Pipeline {
         }
         if self.merge_served(started) {
             outcome.swapped = true;
-            if trigger == Trigger::Startup {
-                outcome.merge_after = Some(Duration::ZERO);
-            } else {
-                self.warm();
-            }
+            // What was compiled in this pass is open already; at start the rest is opened here.
+            self.warm();
         } else {
             outcome.merge_after = Some(MERGE_RETRY);
         }
