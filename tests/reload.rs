@@ -393,7 +393,8 @@ fn appended_and_renamed_lists_are_enforced_without_the_debounce() {
     let config = "listen: [\"127.0.0.1:0\"]\n\
          resolver:\n  root_hints: root.hints\n  allow_private_servers: true\n  dnssec: off\n  \
          timeout_ms: 800\n  server_timeout_ms: 200\n\
-         blocklists:\n  dir: lists\n  debounce_ms: 60000\n  poll_interval_ms: 600000\n";
+         blocklists:\n  dir: lists\n  debounce_ms: 60000\n  poll_interval_ms: 600000\n\
+         metrics:\n  listen: \"127.0.0.1:0\"\n";
     let fw = Fraudwall::start_relative(
         config,
         &[("root.hints", HINTS), ("lists/big.txt", &names("n", 5000))],
@@ -415,6 +416,8 @@ fn appended_and_renamed_lists_are_enforced_without_the_debounce() {
         &fw,
         "compiled the lines appended to ./lists/big.txt: 1 entries",
     );
+    // Served as the list and its append until the merge, merged after: one count either way.
+    assert_eq!(fw.metric("fraudwall_list_entries{list=\"big\"}"), 5001.0);
     write_renamed(&lists(&fw).join("new.txt"), b"renamed-in.test\n");
     wait_blocked(&fw, "renamed-in.test");
     assert!(blocked(&fw, "n4999.fraud.test"));

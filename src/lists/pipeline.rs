@@ -795,10 +795,15 @@ impl Pipeline {
 
     /// Stores `bl` as the live blocklist and updates the per-list metrics.
     fn publish(&mut self, bl: Blocklist) {
-        let mut names = HashSet::new();
+        // A list served with its appends as layers appears once per layer: add them up.
+        let mut entries: HashMap<&str, u64> = HashMap::new();
         for l in bl.lists() {
-            metrics::set_list_entries(&l.name, l.entries);
-            names.insert(l.name.clone());
+            *entries.entry(&l.name).or_default() += l.entries;
+        }
+        let mut names = HashSet::new();
+        for (name, n) in entries {
+            metrics::set_list_entries(name, n);
+            names.insert(name.to_owned());
         }
         for gone in self.metric_lists.difference(&names) {
             metrics::set_list_entries(gone, 0);
