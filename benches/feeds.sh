@@ -20,7 +20,6 @@ cd "$(dirname "$0")/.."
 
 RECORDS=${RECORDS:-1000000}
 CHANGES=${CHANGES:-1000}
-FW=${FW:-target/release/fraudwall}
 KNOT_PORT=${KNOT_PORT:-5461}
 FW_PORT=${FW_PORT:-5462}
 UB_PORT=${UB_PORT:-5463}
@@ -34,15 +33,9 @@ for tool in knotd knotc unbound dig; do
     break
   }
 done
-[ -x "$FW" ] || cargo build --release --quiet
-FW=$(realpath "$FW")
-
-work=$(pwd)/target/feedbench
-rm -rf "$work"
-mkdir -p "$work/knot/db" "$work/fw/lists" "$work/ub"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+. benches/common.sh
+fw_binary
+workdir feedbench knot/db fw/lists ub
 
 # zone FILE SERIAL FIRST_N COUNT_N [NEW_COUNT]: n<i> for i in [FIRST_N, FIRST_N+COUNT_N), new<i>
 zone() {

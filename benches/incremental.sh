@@ -28,7 +28,6 @@ cd "$(dirname "$0")/.."
 NAMES=${NAMES:-200000}
 BIG=${BIG:-1000000}
 ROUNDS=${ROUNDS:-5}
-FW=${FW:-target/release/fraudwall}
 FW_PORT=${FW_PORT:-5471}
 UB_PORT=${UB_PORT:-5472}
 UB_CTL=${UB_CTL:-5473}
@@ -40,15 +39,9 @@ for tool in unbound unbound-control python3; do
     break
   }
 done
-[ -x "$FW" ] || cargo build --release --quiet
-FW=$(realpath "$FW")
-
-work=$(pwd)/target/incbench
-rm -rf "$work"
-mkdir -p "$work/fw/lists" "$work/ub" "$work/data"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+. benches/common.sh
+fw_binary
+workdir incbench fw/lists ub data
 
 echo "== data: $NAMES names, two lists of $BIG"
 awk -v n="$NAMES" 'BEGIN { for (i = 0; i < n; i++) printf "shop%d.scam%d.test\n", i, i % 997 }' >"$work/data/big.txt"
@@ -60,9 +53,9 @@ zones "$work/data/big.txt" >"$work/ub/lists.conf"
 real=$(pwd)/../shared/data/fraud-union.txt
 if [ -f "$real" ]; then
   awk -v n="$BIG" 'BEGIN { split("www m login pay secure app api cdn mail my", s, " "); srand(7) }
-    { name[NR] = $1; print $1 }
+    { name[NR] = $1; if (NR <= n) print $1 }
     END { for (i = NR; i < n; i++) printf "%s%d.%s\n", s[1 + int(rand() * 10)], int(rand() * 100), name[1 + int(rand() * NR)] }' \
-    "$real" | head -n "$BIG" >"$work/data/real.txt"
+    "$real" >"$work/data/real.txt"
 fi
 
 cp "$work/data/big.txt" "$work/fw/lists/big.txt"
