@@ -189,13 +189,12 @@ impl Prefilter {
                 None => everywhere = Some(ones),
                 Some(first) if *first == ones => {}
                 Some(first) => {
-                    let missing = first.iter().find(|o| !ones.contains(o));
-                    return Err(match (missing, ones.iter().find(|o| !first.contains(o))) {
-                        (_, Some((k, _))) => format!(
+                    return Err(match ones.iter().find(|o| !first.contains(o)) {
+                        Some((k, _)) => format!(
                             "the one-label entry {:?} of FST shard {i} is not shard 0's (every shard holds the same)",
                             String::from_utf8_lossy(k)
                         ),
-                        _ => format!(
+                        None => format!(
                             "FST shard {i} lacks one-label entries of shard 0 (every shard holds the same)"
                         ),
                     });
@@ -314,7 +313,7 @@ impl Blocklist {
     /// This list, served from `path` instead of memory: a copy of the bytes it was checked in
     /// (as a compiled file written to the cache after its check). The file's bytes are compared
     /// with the checked ones, which costs a read of the file rather than a second check.
-    pub fn remapped(&self, path: &Path) -> Result<Self, Error> {
+    pub fn remapped(self, path: &Path) -> Result<Self, Error> {
         let oerr = |source| Error::Open {
             path: path.to_path_buf(),
             source,
@@ -349,13 +348,11 @@ impl Blocklist {
             })
         };
         Ok(Blocklist {
-            lists: self.lists.clone(),
             shards: self.shards.iter().map(again).collect::<Result<_, _>>()?,
             keys: self.keys,
-            filter: Prefilter {
-                blocks: self.filter.blocks.clone(),
-            },
             alts: self.alts.as_ref().map(again).transpose()?,
+            lists: self.lists,
+            filter: self.filter,
             has_ips: self.has_ips,
             path: Some(path.to_path_buf()),
             layers: None,
