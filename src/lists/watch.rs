@@ -52,12 +52,16 @@ fn completed<'a>(ev: &'a notify::Event, dir: &Path, state_dir: &Path) -> Option<
         EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => ev.paths.last(),
         _ => None,
     }?;
-    (path.parent() == Some(dir)
+    is_list_path(path, dir, state_dir).then_some(path)
+}
+
+/// Whether an event's `path` names a list file of `dir` (both absolute).
+fn is_list_path(path: &Path, dir: &Path, state_dir: &Path) -> bool {
+    path.parent() == Some(dir)
         && !path.starts_with(state_dir)
         && path
             .file_name()
-            .is_some_and(|n| is_list_file(&n.to_string_lossy())))
-    .then_some(path)
+            .is_some_and(|n| is_list_file(&n.to_string_lossy()))
 }
 
 fn watch_loop(
@@ -154,11 +158,7 @@ fn watch_loop(
                     for p in &ev.paths {
                         if *p == abs_dir {
                             rearm = true;
-                        } else if p.parent() == Some(&abs_dir)
-                            && !p.starts_with(&abs_state_dir)
-                            && p.file_name()
-                                .is_some_and(|n| is_list_file(&n.to_string_lossy()))
-                        {
+                        } else if is_list_path(p, &abs_dir, &abs_state_dir) {
                             fire = true;
                         }
                     }
