@@ -17,32 +17,136 @@
 //! A layer may be a file whose entries were not checked one by one
 //! ([`Blocklist::check_for_layer`]): an entry that names a list its file lacks is ignored here,
 //! never attributed to another layer's list.
+//!
+//! A layer may also replace entries of the layers under it: a patch of a zone (an IXFR) is the
+//! new state of the keys it touched, and those keys ([`Hidden`]) are hidden in the layers it
+//! patches, whose answers are then read around them. Hiding is by key, all of a key's entries
+//! at once, so a patch carries every entry its keys have in the new state.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::format::ip_key;
+use super::matcher::{ip_entry, suffix_key};
 use super::{Blocklist, Error, ListInfo, ListKind, MAX_LISTS, Match, MatchMode, Verdict};
+
+/// Keys (names and address prefixes, as the FST keeps them) whose entries a later layer
+/// replaces.
+#[derive(Debug, Default)]
+pub struct Hidden {
+    keys: HashSet<Box<[u8]>>,
+}
+
+impl Hidden {
+    /// Every key of `files`.
+    pub fn of(files: &[&Blocklist]) -> Hidden {
+        let mut keys = HashSet::new();
+        for f in files {
+            f.each_key(|k| {
+                if !keys.contains(k) {
+                    keys.insert(Box::from(k));
+                }
+            });
+        }
+        Hidden { keys }
+    }
+
+    /// Keys hidden.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when nothing is hidden.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn has(&self, key: &[u8]) -> bool {
+        self.keys.contains(key)
+    }
+
+    /// Whether the entry of the last `labels` labels of wire name `name` is hidden.
+    fn has_name(&self, name: &[u8], labels: u8) -> bool {
+        let mut buf = [0u8; 255];
+        suffix_key(name, labels, &mut buf).is_some_and(|k| self.has(k))
+    }
+
+    /// Whether the entry of the `len`-bit prefix of `addr` is hidden.
+    fn has_ip(&self, addr: IpAddr, len: u8) -> bool {
+        let mut key = Vec::with_capacity(2 + usize::from(len));
+        ip_key(&ip_entry(addr, len), &mut key);
+        self.has(&key)
+    }
+}
+
+/// One layer: its file, the id its first list has in the combined table, and the keys later
+/// layers replace in it.
+struct Layer {
+    file: Arc<Blocklist>,
+    first: u16,
+    hidden: Box<[Arc<Hidden>]>,
+}
+
+impl Layer {
+    fn hides(&self, key: &[u8]) -> bool {
+        self.hidden.iter().any(|h| h.has(key))
+    }
+
+    fn hides_name(&self, name: &[u8], labels: u8) -> bool {
+        self.hidden.iter().any(|h| h.has_name(name, labels))
+    }
+
+    fn hides_ip(&self, addr: IpAddr, len: u8) -> bool {
+        self.hidden.iter().any(|h| h.has_ip(addr, len))
+    }
+
+    /// This layer's verdict for a name over the lists `applies` accepts (own ids), around the
+    /// hidden keys: the file's own verdict unless its key is hidden, which is rare (only the
+    /// keys a patch touched), and then the file's entries one by one.
+    fn name_verdict(&self, name: &[u8], applies: &impl Fn(u16) -> bool) -> Option<Verdict> {
+        let v = self.file.lookup_wire_for(name, applies)?;
+        if self.hidden.is_empty() || !self.hides_name(name, v.matched_labels) {
+            return Some(v);
+        }
+        self.file
+            .decide_entries(name, applies, |key| self.hides(key))
+    }
+
+    /// [`Layer::name_verdict`] for an answer address.
+    fn ip_verdict(&self, addr: IpAddr, applies: &impl Fn(u16) -> bool) -> Option<Verdict> {
+        let v = self.file.lookup_ip_for(addr, applies)?;
+        if self.hidden.is_empty() || !self.hides_ip(addr, v.matched_labels) {
+            return Some(v);
+        }
+        self.file
+            .decide_ip_entries(addr, applies, |key| self.hides(key))
+    }
+}
 
 /// The layers of a layered [`Blocklist`].
 pub(super) struct Layers {
-    /// Each layer, with the id its first list has in the combined table.
-    layers: Box<[(Arc<Blocklist>, u16)]>,
+    layers: Box<[Layer]>,
 }
 
 impl Layers {
-    /// The layers of `files` (layered ones are flattened) and their combined list table.
-    pub(super) fn new(files: &[Arc<Blocklist>]) -> Result<(Layers, Vec<ListInfo>), Error> {
+    /// The layers of `files` (layered ones are flattened), each with the keys hidden in it,
+    /// and their combined list table.
+    pub(super) fn new(
+        files: &[(Arc<Blocklist>, Vec<Arc<Hidden>>)],
+    ) -> Result<(Layers, Vec<ListInfo>), Error> {
         let mut layers = Vec::new();
         let mut lists = Vec::new();
-        for f in files {
+        for (f, hidden) in files {
             match &f.layers {
                 Some(inner) => {
-                    for (l, _) in inner.layers.iter() {
-                        push(&mut layers, &mut lists, l)?;
+                    for l in inner.layers.iter() {
+                        let both = l.hidden.iter().chain(hidden).cloned().collect();
+                        push(&mut layers, &mut lists, &l.file, both)?;
                     }
                 }
-                None => push(&mut layers, &mut lists, f)?,
+                None => push(&mut layers, &mut lists, f, hidden.clone())?,
             }
         }
         Ok((
@@ -53,17 +157,24 @@ impl Layers {
         ))
     }
 
+    /// Calls `f` with every layer's file.
+    pub(super) fn each_file(&self, mut f: impl FnMut(&Blocklist)) {
+        for l in self.layers.iter() {
+            f(&l.file);
+        }
+    }
+
     /// Distinct names per layer, added up (a name in two layers counts twice until merged).
     pub(super) fn len(&self) -> usize {
-        self.layers.iter().map(|(l, _)| l.len()).sum()
+        self.layers.iter().map(|l| l.file.len()).sum()
     }
 
     pub(super) fn has_ips(&self) -> bool {
-        self.layers.iter().any(|(l, _)| l.has_ips())
+        self.layers.iter().any(|l| l.file.has_ips())
     }
 
     pub(super) fn lookup_wire(&self, name: &[u8]) -> Option<Verdict> {
-        self.best(|l| l.lookup_wire(name))
+        self.lookup_wire_for(name, &|_| true)
     }
 
     pub(super) fn lookup_wire_for(
@@ -71,11 +182,11 @@ impl Layers {
         name: &[u8],
         applies: &impl Fn(u16) -> bool,
     ) -> Option<Verdict> {
-        self.best_for(applies, |l, applies| l.lookup_wire_for(name, applies))
+        self.best_for(applies, |l, applies| l.name_verdict(name, &applies))
     }
 
     pub(super) fn lookup_ip(&self, addr: IpAddr) -> Option<Verdict> {
-        self.best(|l| l.lookup_ip(addr))
+        self.lookup_ip_for(addr, &|_| true)
     }
 
     pub(super) fn lookup_ip_for(
@@ -83,53 +194,64 @@ impl Layers {
         addr: IpAddr,
         applies: &impl Fn(u16) -> bool,
     ) -> Option<Verdict> {
-        self.best_for(applies, |l, applies| l.lookup_ip_for(addr, applies))
+        self.best_for(applies, |l, applies| l.ip_verdict(addr, &applies))
     }
 
-    /// Every layer's matches, least specific first (within one entry, in table order).
-    pub(super) fn matches(&self, each: impl Fn(&Blocklist) -> Vec<Match>) -> Vec<Match> {
-        let mut out: Vec<Match> = self
-            .layers
-            .iter()
-            .flat_map(|(l, first)| {
-                let own = l.lists().len();
-                each(l)
+    /// Every layer's matches but hidden ones, least specific first (within one entry, in
+    /// table order). `hidden(layer, labels)` says whether a match of that many labels (or
+    /// prefix bits) is hidden in the layer.
+    fn matches(
+        &self,
+        each: impl Fn(&Blocklist) -> Vec<Match>,
+        hidden: impl Fn(&Layer, u8) -> bool,
+    ) -> Vec<Match> {
+        let mut out: Vec<Match> = Vec::new();
+        for l in self.layers.iter() {
+            let own = l.file.lists().len();
+            out.extend(
+                each(&l.file)
                     .into_iter()
-                    .filter(move |m| usize::from(m.list) < own)
-                    .map(move |mut m| {
-                        m.list += first;
+                    .filter(|m| usize::from(m.list) < own)
+                    .filter(|m| l.hidden.is_empty() || !hidden(l, m.matched_labels))
+                    .map(|mut m| {
+                        m.list += l.first;
                         m
-                    })
-            })
-            .collect();
+                    }),
+            );
+        }
         out.sort_by_key(|m| m.matched_labels);
         out
     }
 
-    /// The winner among the layers' own verdicts.
-    #[inline]
-    fn best(&self, each: impl Fn(&Blocklist) -> Option<Verdict>) -> Option<Verdict> {
-        let mut best: Option<Verdict> = None;
-        for (l, first) in self.layers.iter() {
-            if let Some(mut v) = each(l).filter(|v| usize::from(v.list) < l.lists().len()) {
-                v.list += first;
-                if best.is_none_or(|b| beats(&v, &b)) {
-                    best = Some(v);
-                }
-            }
-        }
-        best
+    /// Matches of a wire name, as [`Layers::matches`].
+    pub(super) fn matches_name(
+        &self,
+        each: impl Fn(&Blocklist) -> Vec<Match>,
+        name: &[u8],
+    ) -> Vec<Match> {
+        self.matches(each, |l, labels| l.hides_name(name, labels))
     }
 
-    /// [`Layers::best`] over the lists `applies` accepts (ids of the combined table).
+    /// Matches of an address, as [`Layers::matches`].
+    pub(super) fn matches_ip(
+        &self,
+        each: impl Fn(&Blocklist) -> Vec<Match>,
+        addr: IpAddr,
+    ) -> Vec<Match> {
+        self.matches(each, |l, len| l.hides_ip(addr, len))
+    }
+
+    /// The winner among the layers' own verdicts over the lists `applies` accepts (ids of the
+    /// combined table).
+    #[inline]
     fn best_for(
         &self,
         applies: &impl Fn(u16) -> bool,
-        each: impl Fn(&Blocklist, &dyn Fn(u16) -> bool) -> Option<Verdict>,
+        each: impl Fn(&Layer, &dyn Fn(u16) -> bool) -> Option<Verdict>,
     ) -> Option<Verdict> {
         let mut best: Option<Verdict> = None;
-        for (l, first) in self.layers.iter() {
-            let (first, own) = (*first, l.lists().len());
+        for l in self.layers.iter() {
+            let (first, own) = (l.first, l.file.lists().len());
             // An entry naming a list its file lacks (a layer only partly checked) is no entry.
             let applies = |id: u16| usize::from(id) < own && applies(id + first);
             if let Some(mut v) = each(l, &applies).filter(|v| usize::from(v.list) < own) {
@@ -144,9 +266,10 @@ impl Layers {
 }
 
 fn push(
-    layers: &mut Vec<(Arc<Blocklist>, u16)>,
+    layers: &mut Vec<Layer>,
     lists: &mut Vec<ListInfo>,
     file: &Arc<Blocklist>,
+    hidden: Vec<Arc<Hidden>>,
 ) -> Result<(), Error> {
     let count = lists.len() + file.lists().len();
     if count > MAX_LISTS {
@@ -155,7 +278,11 @@ fn push(
             max: MAX_LISTS,
         });
     }
-    layers.push((Arc::clone(file), lists.len() as u16));
+    layers.push(Layer {
+        file: Arc::clone(file),
+        first: lists.len() as u16,
+        hidden: hidden.into_iter().filter(|h| !h.is_empty()).collect(),
+    });
     lists.extend(file.lists().iter().cloned());
     Ok(())
 }

@@ -22,7 +22,7 @@ use super::format::{
     check_value, decode_table, layout, unpack_slot,
 };
 use super::keyhash::KeyHasher;
-use super::layered::Layers;
+use super::layered::{Hidden, Layers};
 use super::shard::{belongs, in_every_shard, shard_of};
 use super::{Error, ListInfo, ListKind, MatchMode, Verdict};
 
@@ -271,6 +271,13 @@ impl Blocklist {
     /// Several compiled files served as one, answering as their merge would
     /// ([`super::layered`]): the lists are theirs in the order given.
     pub fn layered(files: &[Arc<Blocklist>]) -> Result<Self, Error> {
+        let files: Vec<_> = files.iter().map(|f| (Arc::clone(f), Vec::new())).collect();
+        Blocklist::layered_hiding(&files)
+    }
+
+    /// [`Blocklist::layered`], with the keys in each file that later files replace: a patch's
+    /// keys hidden in the files it patches ([`super::layered`]).
+    pub fn layered_hiding(files: &[(Arc<Blocklist>, Vec<Arc<Hidden>>)]) -> Result<Self, Error> {
         let (layers, lists) = Layers::new(files)?;
         Ok(Blocklist {
             lists,
@@ -630,6 +637,18 @@ impl Blocklist {
         if applies(v.list) {
             return Some(v);
         }
+        self.decide_entries(name, &applies, |_| false)
+    }
+
+    /// The verdict over the entries of the lists `applies` accepts whose keys `skip` does not
+    /// name, read entry by entry: the slow path of [`Blocklist::lookup_wire_for`], and how a
+    /// layer answers around the keys a later layer replaced ([`super::layered`]).
+    pub(super) fn decide_entries(
+        &self,
+        name: &[u8],
+        applies: &impl Fn(u16) -> bool,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Option<Verdict> {
         // Entries of one key in decision order: allow exact, allow subtree, block exact, block
         // subtree; in each the first applied list's in merge order.
         let mut best = None;
@@ -650,7 +669,7 @@ impl Blocklist {
                 matched_labels: labels,
             })
         };
-        self.each_entry(name, |labels, whole, exact, slot| {
+        self.each_entry(name, |labels, whole, exact, slot, key| {
             if labels != cur_labels {
                 if let Some(v) = flush(&cur, cur_labels) {
                     best = Some(v);
@@ -664,7 +683,7 @@ impl Blocklist {
             let Some((kind, _, list)) = unpack_slot(slot) else {
                 return;
             };
-            if !applies(list) {
+            if !applies(list) || skip(key) {
                 return;
             }
             let class = usize::from(kind == ListKind::Block) * 2 + usize::from(!exact);
@@ -681,9 +700,7 @@ impl Blocklist {
     /// Every entry of every list that matches `name` (text, as [`Blocklist::lookup`] takes it),
     /// least specific first: what `fraudwall check` explains a verdict with.
     pub fn matches(&self, name: &str) -> Vec<Match> {
-        if let Some(layers) = &self.layers {
-            return layers.matches(|l| l.matches(name));
-        }
+        let text = name;
         let name = name.strip_suffix('.').unwrap_or(name);
         let ascii;
         let name = if name.is_ascii() {
@@ -697,9 +714,13 @@ impl Blocklist {
                 Err(_) => return Vec::new(),
             }
         };
+        if let Some(layers) = &self.layers {
+            return with_wire(name, |w| layers.matches_name(|l| l.matches(text), w))
+                .unwrap_or_default();
+        }
         let mut out = Vec::new();
         with_wire(name, |w| {
-            self.each_entry(w, |labels, whole, exact, slot| {
+            self.each_entry(w, |labels, whole, exact, slot, _| {
                 if exact && !whole {
                     return;
                 }
@@ -721,10 +742,10 @@ impl Blocklist {
         out
     }
 
-    /// Calls `f(labels, whole name, exact slot, slot)` for every entry of every key on the
+    /// Calls `f(labels, whole name, exact slot, slot, key)` for every entry of every key on the
     /// name's path, from the least specific key: a key's alternates when lists share it, else
     /// the two slots of its value.
-    fn each_entry(&self, name: &[u8], mut f: impl FnMut(u8, bool, bool, u32)) {
+    fn each_entry(&self, name: &[u8], mut f: impl FnMut(u8, bool, bool, u32, &[u8])) {
         if self.shards.is_empty() {
             return;
         }
@@ -773,8 +794,8 @@ impl Blocklist {
             if let Some(alts) = &self.alts {
                 while let Some(v) = alt_key(&mut alt, &key[..len], i).and_then(|k| alts.get(k)) {
                     let v = v.value();
-                    f(labels, whole, false, v as u32);
-                    f(labels, whole, true, (v >> 32) as u32);
+                    f(labels, whole, false, v as u32, &key[..len]);
+                    f(labels, whole, true, (v >> 32) as u32, &key[..len]);
                     i += 1;
                     if i == u16::MAX {
                         break;
@@ -782,9 +803,29 @@ impl Blocklist {
                 }
             }
             if i == 0 {
-                f(labels, whole, false, value as u32);
-                f(labels, whole, true, (value >> 32) as u32);
+                f(labels, whole, false, value as u32, &key[..len]);
+                f(labels, whole, true, (value >> 32) as u32, &key[..len]);
             }
+        }
+    }
+}
+
+impl Blocklist {
+    /// Calls `f` with every key of the file (a one-label key once per shard it is in).
+    pub(super) fn each_key(&self, mut f: impl FnMut(&[u8])) {
+        self.each_key_dyn(&mut f);
+    }
+
+    fn each_key_dyn(&self, f: &mut dyn FnMut(&[u8])) {
+        use fst::Streamer;
+        for shard in &self.shards {
+            let mut keys = shard.stream();
+            while let Some((key, _)) = keys.next() {
+                f(key);
+            }
+        }
+        if let Some(layers) = &self.layers {
+            layers.each_file(|l| l.each_key_dyn(f));
         }
     }
 }
@@ -829,12 +870,23 @@ impl Blocklist {
         if applies(v.list) {
             return Some(v);
         }
+        self.decide_ip_entries(addr, &applies, |_| false)
+    }
+
+    /// [`Blocklist::decide_entries`] for an address: the verdict over the entries of the
+    /// lists `applies` accepts whose prefixes `skip` does not name.
+    pub(super) fn decide_ip_entries(
+        &self,
+        addr: IpAddr,
+        applies: &impl Fn(u16) -> bool,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Option<Verdict> {
         let mut best = None;
-        self.each_ip_entry(addr, |len, slot| {
+        self.each_ip_entry(addr, |len, slot, key| {
             let Some((kind, _, list)) = unpack_slot(slot) else {
                 return;
             };
-            if !applies(list) {
+            if !applies(list) || skip(key) {
                 return;
             }
             // A longer prefix replaces what a shorter one found; at the same prefix the first
@@ -862,9 +914,9 @@ impl Blocklist {
             return out;
         }
         if let Some(layers) = &self.layers {
-            return layers.matches(|l| l.matches_ip(addr));
+            return layers.matches_ip(|l| l.matches_ip(addr), addr);
         }
-        self.each_ip_entry(addr, |len, slot| {
+        self.each_ip_entry(addr, |len, slot, _| {
             if let Some((kind, action, list)) = unpack_slot(slot) {
                 out.push(Match {
                     kind,
@@ -878,15 +930,15 @@ impl Blocklist {
         out
     }
 
-    /// Calls `f(prefix length, slot)` for every entry of every prefix covering `addr`, shortest
-    /// first: a prefix's alternates when lists share it, else its subtree slot.
-    fn each_ip_entry(&self, addr: IpAddr, mut f: impl FnMut(u8, u32)) {
+    /// Calls `f(prefix length, slot, key)` for every entry of every prefix covering `addr`,
+    /// shortest first: a prefix's alternates when lists share it, else its subtree slot.
+    fn each_ip_entry(&self, addr: IpAddr, mut f: impl FnMut(u8, u32, &[u8])) {
         let mut alt = [0u8; MAX_ALT_KEY];
         self.walk_ip(addr, |len, value, key| {
             let mut i = 0u16;
             if let Some(alts) = &self.alts {
                 while let Some(v) = alt_key(&mut alt, key, i).and_then(|k| alts.get(k)) {
-                    f(len, v.value() as u32);
+                    f(len, v.value() as u32, key);
                     i += 1;
                     if i == u16::MAX {
                         break;
@@ -894,7 +946,7 @@ impl Blocklist {
                 }
             }
             if i == 0 {
-                f(len, value as u32);
+                f(len, value as u32, key);
             }
         });
     }
@@ -949,6 +1001,35 @@ impl Blocklist {
             }
         }
     }
+}
+
+/// The key of the last `labels` labels of wire name `name` (reversed labels, lowercase, as the
+/// FST keeps names) in `buf`; `None` if the name is malformed or has fewer labels.
+pub(super) fn suffix_key<'a>(
+    name: &[u8],
+    labels: u8,
+    buf: &'a mut [u8; MAX_WIRE],
+) -> Option<&'a [u8]> {
+    let mut starts = [0u8; MAX_LABELS];
+    let n = label_starts(name, &mut starts)?;
+    let labels = usize::from(labels);
+    if labels == 0 || labels > n {
+        return None;
+    }
+    let mut len = 0;
+    for (depth, &at) in starts[..n].iter().rev().take(labels).enumerate() {
+        let at = at as usize;
+        let label = &name[at + 1..at + 1 + name[at] as usize];
+        if depth > 0 {
+            *buf.get_mut(len)? = b'.';
+            len += 1;
+        }
+        for &b in label {
+            *buf.get_mut(len)? = b.to_ascii_lowercase();
+            len += 1;
+        }
+    }
+    Some(&buf[..len])
 }
 
 /// The verdict of an address entry: its subtree slot, the prefix length as `matched_labels`.
@@ -1846,6 +1927,163 @@ pub(crate) mod tests {
                 brief(one.matches_ip(a)),
                 "{a}"
             );
+        }
+    }
+
+    /// A patch layer, with the keys it touched hidden in the file under it, answers as the
+    /// patched state compiled whole, for names and addresses, over every subset of lists.
+    #[test]
+    fn a_patch_over_hidden_keys_answers_as_the_patched_file() {
+        use super::super::layered::Hidden;
+        type E<'a> = (&'a str, ListKind, MatchMode, Action);
+        let old: &[E] = &[
+            ("bad.test", Block, Subtree, Action::Nxdomain),
+            ("ok.bad.test", Allow, Subtree, Action::Sinkhole),
+            ("gone.test", Block, Exact, Action::Sinkhole),
+            ("x.deep.test", Block, Exact, Action::Sinkhole),
+            ("deep.test", Block, Subtree, Action::Nodata),
+            ("198.18.7.0/24", Block, Subtree, Action::Sinkhole),
+            ("198.18.9.9/32", Block, Subtree, Action::Nodata),
+        ];
+        let new: &[E] = &[
+            ("bad.test", Block, Subtree, Action::Nxdomain),
+            ("ok.bad.test", Block, Exact, Action::Drop),
+            ("x.deep.test", Block, Exact, Action::Sinkhole),
+            ("deep.test", Block, Exact, Action::Sinkhole),
+            ("new.test", Block, Subtree, Action::Sinkhole),
+            ("198.18.7.0/24", Block, Subtree, Action::Sinkhole),
+            ("198.18.0.0/15", Block, Subtree, Action::Nxdomain),
+        ];
+        let other: &[E] = &[
+            ("deep.test", Block, Subtree, Action::Refused),
+            ("gone.test", Block, Subtree, Action::Refused),
+            ("ok.bad.test", Block, Exact, Action::Refused),
+            ("198.18.9.0/24", Block, Subtree, Action::Refused),
+        ];
+        let touched = |e: &&E| {
+            ["ok.bad.test", "gone.test", "deep.test", "new.test"].contains(&e.0)
+                || ["198.18.9.9/32", "198.18.0.0/15"].contains(&e.0)
+        };
+        let file = |lists: &[(&str, Vec<&E>)]| {
+            let mut c = Compiler::new();
+            for (name, entries) in lists {
+                let id = c.add_list(info(name, Block)).unwrap();
+                for &&(n, kind, mode, action) in entries {
+                    match n.parse::<ipnet::IpNet>() {
+                        Ok(net) => c.insert_ip(id, net, kind, action),
+                        Err(_) => {
+                            c.insert(id, n, kind, mode, action).unwrap();
+                        }
+                    }
+                }
+            }
+            Arc::new(Blocklist::from_bytes(c.to_bytes().unwrap()).unwrap())
+        };
+        let whole = file(&[
+            ("feed", new.iter().collect()),
+            ("other", other.iter().collect()),
+        ]);
+        let base = file(&[("feed", old.iter().collect())]);
+        let patch = file(&[("feed", new.iter().filter(touched).collect())]);
+        let gone = file(&[("feed", old.iter().filter(touched).collect())]);
+        let hidden = Arc::new(Hidden::of(&[&gone, &patch]));
+        assert_eq!(hidden.len(), 6);
+        let layered = Blocklist::layered_hiding(&[
+            (base, vec![hidden]),
+            (patch, Vec::new()),
+            (file(&[("other", other.iter().collect())]), Vec::new()),
+        ])
+        .unwrap();
+        let brief = |bl: &Blocklist, v: Option<Verdict>| {
+            v.map(|v| {
+                let l = &bl.lists()[v.list as usize].name;
+                (l.clone(), v.kind, v.action, v.match_mode, v.matched_labels)
+            })
+        };
+        let named = |bl: &Blocklist, which: &[&str]| {
+            let ids: Vec<bool> = bl
+                .lists()
+                .iter()
+                .map(|l| which.contains(&l.name.as_str()))
+                .collect();
+            move |id: u16| ids[id as usize]
+        };
+        let subsets: [&[&str]; 4] = [&["feed", "other"], &["feed"], &["other"], &[]];
+        for n in [
+            "bad.test",
+            "www.bad.test",
+            "ok.bad.test",
+            "a.ok.bad.test",
+            "gone.test",
+            "a.gone.test",
+            "deep.test",
+            "y.deep.test",
+            "x.deep.test",
+            "new.test",
+            "a.new.test",
+            "test",
+            "none.example",
+        ] {
+            assert_eq!(
+                brief(&layered, layered.lookup(n)),
+                brief(&whole, whole.lookup(n)),
+                "{n}"
+            );
+            let w = with_wire(n, <[u8]>::to_vec).unwrap();
+            for which in subsets {
+                assert_eq!(
+                    brief(
+                        &layered,
+                        layered.lookup_wire_for(&w, named(&layered, which))
+                    ),
+                    brief(&whole, whole.lookup_wire_for(&w, named(&whole, which))),
+                    "{n} with {which:?}"
+                );
+            }
+            let set = |bl: &Blocklist| {
+                let mut m: Vec<_> = bl
+                    .matches(n)
+                    .into_iter()
+                    .map(|m| {
+                        let l = &bl.lists()[m.list as usize].name;
+                        format!("{l} {:?} {:?} {}", m.kind, m.match_mode, m.matched_labels)
+                    })
+                    .collect();
+                m.sort();
+                m
+            };
+            assert_eq!(set(&layered), set(&whole), "{n}");
+        }
+        for a in [
+            "198.18.7.1",
+            "198.18.9.9",
+            "198.18.9.1",
+            "198.19.1.1",
+            "198.20.0.1",
+        ] {
+            let a: IpAddr = a.parse().unwrap();
+            assert_eq!(
+                brief(&layered, layered.lookup_ip(a)),
+                brief(&whole, whole.lookup_ip(a)),
+                "{a}"
+            );
+            for which in subsets {
+                assert_eq!(
+                    brief(&layered, layered.lookup_ip_for(a, named(&layered, which))),
+                    brief(&whole, whole.lookup_ip_for(a, named(&whole, which))),
+                    "{a} with {which:?}"
+                );
+            }
+            let set = |bl: &Blocklist| {
+                let mut m: Vec<_> = bl
+                    .matches_ip(a)
+                    .into_iter()
+                    .map(|m| (bl.lists()[m.list as usize].name.clone(), m.matched_labels))
+                    .collect();
+                m.sort();
+                m
+            };
+            assert_eq!(set(&layered), set(&whole), "{a}");
         }
     }
 

@@ -53,6 +53,7 @@ pub use compile::{CompileReport, Compiler, ListFailure, ListReport, compile};
 pub use error::Error;
 pub use format::MAX_LISTS;
 pub use guard::Guard;
+pub use layered::Hidden;
 pub use matcher::{Blocklist, Match};
 pub use shared::{Publisher, SharedBlocklist};
 pub use source::{Diagnostic, ParseStats, Severity};
