@@ -190,7 +190,7 @@ impl Reloader {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
         let mut p = pipeline::Pipeline::new(cfg.clone(), publisher);
-        let mut feeds = feeds::Feeds::new(cfg, tx.clone());
+        let mut feeds = feeds::Feeds::new(cfg, tx.clone(), &p.patches());
         let mut feed_waits = Vec::new();
         let first = if p.serve_last() {
             Some(Trigger::Startup)

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use tracing::{debug, error, info, warn};
 
+use super::feeds::{Patch, Patches, serial_newer, xfr::Soa};
 use super::guard;
 use super::scan::{Fingerprint, Scan, Scanned, Source};
 use super::watch::Written;
@@ -34,7 +35,7 @@ use super::{BlocklistsConfig, Error, Trigger};
 use crate::atomic_file::{self, Durability};
 use crate::blocklist::format::VERSION;
 use crate::blocklist::merge::{Part, merge_into};
-use crate::blocklist::{self, Blocklist, Compiler, Format, ListSpec, Publisher, source};
+use crate::blocklist::{self, Blocklist, Compiler, Format, Hidden, ListSpec, Publisher, source};
 use crate::metrics;
 
 /// Diagnostics logged per newly compiled list; the rest are summarised.
@@ -68,6 +69,9 @@ struct Version {
     base: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     appends: Vec<String>,
+    /// The SOA serial of a feed's zone file: what its patches apply to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    serial: Option<u32>,
 }
 
 impl Version {
@@ -115,6 +119,10 @@ pub struct Pipeline {
     sources: HashMap<PathBuf, Source>,
     /// Files the watcher saw completed: read without waiting for them to settle.
     written: Written,
+    /// What the feeds' IXFRs changed, to serve before their zones are compiled whole.
+    patches: Patches,
+    /// The keys each patch file replaces in the files under it, by cache name.
+    hidden: HashMap<String, Arc<Hidden>>,
     /// Versions (content hashes) of dropped `.fst` files that passed the check of their
     /// structure but failed the full one: not served again until the file changes.
     rejected: HashSet<String>,
@@ -151,6 +159,8 @@ impl Pipeline {
             opened: HashMap::new(),
             sources: HashMap::new(),
             written: Written::default(),
+            patches: Patches::default(),
+            hidden: HashMap::new(),
             rejected: HashSet::new(),
             reported: HashSet::new(),
             seen: HashMap::new(),
@@ -186,6 +196,11 @@ impl Pipeline {
     /// Where the watcher names files it saw completed (closed after writing, renamed in).
     pub fn written(&self) -> Written {
         Arc::clone(&self.written)
+    }
+
+    /// Where the feeds queue what their IXFRs changed.
+    pub fn patches(&self) -> Patches {
+        self.patches.clone()
     }
 
     /// The config this pipeline runs.
@@ -373,12 +388,23 @@ impl Pipeline {
     /// Publishes `versions` as layers of their compiled files; false (and logged) if some file
     /// cannot be opened, which leaves the merge to serve them.
     fn publish_layers(&mut self, versions: &[Version], started: Instant) -> bool {
-        let layered = versions
-            .iter()
-            .flat_map(Version::files)
-            .map(|h| self.open_cached(h))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|files| Ok(Blocklist::layered(&files)?));
+        let mut files = Vec::new();
+        for v in versions {
+            let names: Vec<&str> = v.files().collect();
+            for (i, h) in names.iter().enumerate() {
+                // A patch hides the keys it replaces in the files under it.
+                let hidden: Vec<Arc<Hidden>> = names[i + 1..]
+                    .iter()
+                    .filter_map(|later| self.hidden.get(*later).cloned())
+                    .collect();
+                files.push((h.to_string(), hidden));
+            }
+        }
+        let layered = files
+            .into_iter()
+            .map(|(h, hidden)| Ok((self.open_cached(&h)?, hidden)))
+            .collect::<Result<Vec<_>, Error>>()
+            .and_then(|files| Ok(Blocklist::layered_hiding(&files)?));
         match layered {
             Ok(bl) => {
                 let (lists, names) = (bl.lists().len(), bl.len());
@@ -418,6 +444,7 @@ impl Pipeline {
             .map(str::to_owned)
             .collect();
         self.opened.retain(|h, _| keep.contains(h));
+        self.hidden.retain(|h, _| keep.contains(h));
         for h in keep {
             if let Err(e) = self.open_cached(&h) {
                 debug!("{e}");
@@ -603,6 +630,12 @@ impl Pipeline {
                 self.read_at.insert(path.to_path_buf(), stamp);
                 return Step::Use(p.clone());
             }
+            if let Some(v) = self.patched(src, p, &data, &hash, t) {
+                self.reported
+                    .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
+                self.read_at.insert(path.to_path_buf(), stamp);
+                return Step::Use(v);
+            }
             if let Some(v) = self.appended(src, p, &data, &hash) {
                 debug!(
                     "compiled the lines appended to {}: {} entries in {} ms",
@@ -669,6 +702,10 @@ impl Pipeline {
             .retain(|k| !k.starts_with(&format!("{}\0", path.display())));
         self.refused.remove(path);
         self.read_at.insert(path.to_path_buf(), stamp);
+        let serial = self.is_feed(path).then(|| zone_serial(&data)).flatten();
+        if let Some(serial) = serial {
+            self.patches.served(path, serial);
+        }
         Step::Use(Version {
             path: path.to_path_buf(),
             hash,
@@ -676,7 +713,93 @@ impl Pipeline {
             len: data.len() as u64,
             base: None,
             appends: Vec::new(),
+            serial,
         })
+    }
+
+    /// Whether `path` is the zone file of a feed.
+    fn is_feed(&self, path: &Path) -> bool {
+        self.cfg.feeds.iter().any(|f| f.path == path)
+    }
+
+    /// The version of a feed's zone file that its queued IXFR patches lead to from `prev`:
+    /// each patch is compiled on its own into a file layered over the zone's last compiled
+    /// version, hiding there the keys it touched ([`Hidden`]). `None` when the patches from
+    /// `prev`'s serial to the file's are not all queued, or one does not compile cleanly (the
+    /// zone is then compiled whole, which also reports its problems with their lines).
+    fn patched(
+        &mut self,
+        src: &Source,
+        prev: &Version,
+        data: &[u8],
+        hash: &str,
+        started: Instant,
+    ) -> Option<Version> {
+        let Source::Text(spec) = src else {
+            return None;
+        };
+        let (from, to) = (prev.serial?, zone_serial(data)?);
+        if !self.is_feed(&prev.path) || !serial_newer(to, from) {
+            return None;
+        }
+        let chain = self.patches.chain(&prev.path, from, to)?;
+        if prev.appends.len() + chain.len() > MAX_APPENDS {
+            return None;
+        }
+        let mut spec = spec.clone();
+        spec.format = Some(Format::Rpz);
+        let base = prev.base.clone().unwrap_or_else(|| prev.hash.clone());
+        self.open_cached(&base).ok()?;
+        let mut appends = prev.appends.clone();
+        let (mut gone, mut added) = (0, 0);
+        let mut at = prev.hash.clone();
+        for p in &chain {
+            let name = content_hash(
+                src,
+                &[at.as_bytes(), b"\0ixfr\0", p.after.as_bytes()].concat(),
+            );
+            let (g, a) = self.compile_patch(&spec, p, &name)?;
+            (gone, added) = (gone + g, added + a);
+            appends.push(name.clone());
+            at = name;
+        }
+        let entries = (prev.entries + added).saturating_sub(gone);
+        info!(
+            "{}: serial {from} → {to} served as {} patch{} of what the IXFR changed: −{gone} +{added} entries, {entries} in all, in {} ms",
+            prev.path.display(),
+            chain.len(),
+            if chain.len() == 1 { "" } else { "es" },
+            started.elapsed().as_millis()
+        );
+        Some(Version {
+            path: prev.path.clone(),
+            hash: hash.to_owned(),
+            entries,
+            len: data.len() as u64,
+            base: Some(base),
+            appends,
+            serial: Some(to),
+        })
+    }
+
+    /// Compiles one patch into cache file `name`, kept open with the keys it hides; returns
+    /// the entries it removes and adds.
+    fn compile_patch(&mut self, spec: &ListSpec, p: &Patch, name: &str) -> Option<(u64, u64)> {
+        let quiet = |text: &str| {
+            let mut c = Compiler::new();
+            let report = c.add_source(spec, text.as_bytes()).ok()?;
+            (report.diagnostics_total() == 0).then_some(())?;
+            Some((report.accepted, c.into_blocklist().ok()?))
+        };
+        let (gone, before) = quiet(&p.before)?;
+        let (added, after) = quiet(&p.after)?;
+        let cache = self.cache_path(name);
+        atomic_file::write(&cache, after.file_bytes()?, Durability::Rebuildable).ok()?;
+        let after = after.remapped(&cache).ok()?;
+        let hidden = Hidden::of(&[&before, &after]);
+        self.hidden.insert(name.to_owned(), Arc::new(hidden));
+        self.opened.insert(name.to_owned(), Arc::new(after));
+        Some((gone, added))
     }
 
     /// The version of a text list whose new content is its previous content with lines
@@ -735,6 +858,7 @@ impl Pipeline {
             len: data.len() as u64,
             base: Some(base),
             appends,
+            serial: None,
         })
     }
 
@@ -923,6 +1047,16 @@ fn compile_text(
         );
     }
     Ok((report.accepted, c.into_blocklist()?))
+}
+
+/// The SOA serial at the top of a feed's zone file (after comments and `$` directives).
+fn zone_serial(data: &[u8]) -> Option<u32> {
+    let head = &data[..data.len().min(4096)];
+    String::from_utf8_lossy(head)
+        .lines()
+        .find(|l| !l.is_empty() && !l.starts_with([';', '$']))
+        .and_then(Soa::parse)
+        .map(|soa| soa.serial)
 }
 
 /// Entry count of an already compiled version, if its cache file is there and its header and
@@ -1142,6 +1276,186 @@ mod tests {
         assert!(zone.base.is_none());
         assert!(p.reload(Trigger::Merge).swapped);
         assert_eq!(verdict(&live, "n7.changed.test"), Some(ListKind::Block));
+    }
+
+    /// A feed's IXFR is served as a patch over the zone's compiled file, answering as the zone
+    /// compiled whole does (which the merge then does), patches chain, and a missing patch
+    /// means a whole compile.
+    #[test]
+    fn ixfr_patches_are_served_as_the_whole_zone_would_be() {
+        use crate::lists::feeds::{patch, xfr::Diff};
+        use std::collections::BTreeSet;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("lists")).unwrap();
+        fs::write(d.join("lists/other.txt"), "c.test\nbulk.test\n").unwrap();
+        let text = format!(
+            "blocklists:\n  dir: {}\n  state_dir: {}\n  feeds:\n    - name: afc\n      zone: rpz.test\n      \
+             primaries: ['127.0.0.1:5300']\n      allow_unsigned: true\n",
+            d.join("lists").display(),
+            d.join("state").display()
+        );
+        let cfg = BlocklistsConfig::from_yaml(&text, d);
+        let feed = cfg.feeds[0].path.clone();
+        fs::create_dir_all(feed.parent().unwrap()).unwrap();
+        let origin = "rpz.test.";
+        let soa = |serial: u32| format!("rpz.test. soa a. b. {serial} 1 1 1 1");
+        // A record as the feed keeps it: the owner made absolute.
+        let line = |l: &str| {
+            let (owner, rest) = l.split_once(' ').unwrap();
+            format!("{owner}.{origin} {rest}")
+        };
+        let mut zone: BTreeSet<Box<str>> = [
+            "a.test cname .",
+            "*.b.test cname .",
+            "c.test cname rpz-passthru.",
+            "32.1.7.18.198.rpz-ip cname .",
+        ]
+        .iter()
+        .map(|l| line(l).into())
+        .chain((0..100).map(|i| line(&format!("n{i}.bulk.test cname .")).into()))
+        .collect();
+        let write = |zone: &BTreeSet<Box<str>>, serial: u32| {
+            let mut t = format!("; feed afc\n$ORIGIN {origin}\n{}\n", soa(serial));
+            for r in zone {
+                t.push_str(&format!("{r}\n"));
+            }
+            fs::write(&feed, t).unwrap();
+        };
+        write(&zone, 1);
+        let (live, publisher) = SharedBlocklist::new(Blocklist::empty());
+        let mut p = Pipeline::new(cfg, publisher);
+        assert!(p.reload(Trigger::Startup).swapped);
+        // What the feed's runner does with an IXFR: the patch, then the zone file.
+        let ixfr =
+            |p: &Pipeline, zone: &mut BTreeSet<Box<str>>, from, del: &[&str], add: &[&str]| {
+                let step = Diff {
+                    from,
+                    to: from + 1,
+                    deleted: del.iter().map(|l| line(l)).collect(),
+                    added: add.iter().map(|l| line(l)).collect(),
+                };
+                let touched = patch::touched(origin, std::slice::from_ref(&step), zone);
+                let before = patch::records(zone, &touched);
+                for l in &step.deleted {
+                    assert!(zone.remove(l.as_str()), "{l}");
+                }
+                zone.extend(step.added.iter().map(|l| l.as_str().into()));
+                let after = patch::records(zone, &touched);
+                p.patches().push(
+                    &feed,
+                    Patch {
+                        from,
+                        to: from + 1,
+                        before: patch::text(origin, &soa(from), &before),
+                        after: patch::text(origin, &soa(from + 1), &after),
+                    },
+                );
+                write(zone, from + 1);
+            };
+        let afc = |p: &Pipeline| p.served.iter().find(|v| v.path == feed).unwrap().clone();
+        assert_eq!(afc(&p).serial, Some(1));
+        let names = [
+            "a.test",
+            "x.a.test",
+            "b.test",
+            "x.b.test",
+            "c.test",
+            "new.test",
+            "n5.bulk.test",
+            "n7.bulk.test",
+            "bulk.test",
+            "none.test",
+        ];
+        let addrs = ["198.18.7.1", "198.18.9.5", "198.18.10.1"];
+        let answers = |live: &SharedBlocklist| {
+            let bl = live.load();
+            let mut out: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    let v = bl.lookup(n).map(|v| {
+                        (
+                            bl.list(&v).unwrap().name.clone(),
+                            v.kind,
+                            v.action,
+                            v.match_mode,
+                            v.matched_labels,
+                        )
+                    });
+                    format!("{n} {v:?}")
+                })
+                .collect();
+            out.extend(addrs.iter().map(|a| {
+                let v = bl.lookup_ip(a.parse().unwrap()).map(|v| {
+                    (
+                        bl.list(&v).unwrap().name.clone(),
+                        v.kind,
+                        v.action,
+                        v.matched_labels,
+                    )
+                });
+                format!("{a} {v:?}")
+            }));
+            out
+        };
+
+        ixfr(
+            &p,
+            &mut zone,
+            1,
+            &[
+                "a.test cname .",
+                "c.test cname rpz-passthru.",
+                "32.1.7.18.198.rpz-ip cname .",
+            ],
+            &[
+                "*.a.test a 198.18.0.1",
+                "c.test cname .",
+                "new.test cname .",
+                "24.0.9.18.198.rpz-ip cname .",
+            ],
+        );
+        assert!(p.reload(Trigger::Feed).swapped);
+        let v = afc(&p);
+        assert_eq!(
+            (v.base.is_some(), v.appends.len(), v.serial),
+            (true, 1, Some(2))
+        );
+        assert!(live.load().is_layered());
+        assert_eq!(verdict(&live, "c.test"), Some(ListKind::Block));
+        assert_eq!(verdict(&live, "new.test"), Some(ListKind::Block));
+        assert!(
+            live.load()
+                .lookup_ip("198.18.7.1".parse().unwrap())
+                .is_none()
+        );
+        ixfr(
+            &p,
+            &mut zone,
+            2,
+            &["new.test cname .", "n5.bulk.test cname ."],
+            &["n5.bulk.test cname *.", "b.test cname rpz-passthru."],
+        );
+        assert!(p.reload(Trigger::Feed).swapped);
+        let v = afc(&p);
+        assert_eq!(
+            (v.base.is_some(), v.appends.len(), v.serial),
+            (true, 2, Some(3))
+        );
+        assert_eq!(verdict(&live, "new.test"), None);
+        let patched = answers(&live);
+        assert!(p.reload(Trigger::Merge).swapped);
+        assert!(!live.load().is_layered());
+        assert_eq!(afc(&p).base, None);
+        assert_eq!(answers(&live), patched, "the merge compiles the zone whole");
+
+        // A patch that never arrived: the zone is compiled whole.
+        zone.insert(line("late.test cname .").into());
+        write(&zone, 4);
+        assert!(p.reload(Trigger::Feed).swapped);
+        let v = afc(&p);
+        assert_eq!((v.base.is_some(), v.serial), (false, Some(4)));
+        assert_eq!(verdict(&live, "late.test"), Some(ListKind::Block));
     }
 
     /// A dropped `.fst` is served once its structure is checked; the full check before the merge

@@ -44,9 +44,11 @@ use crate::atomic_file::{self, Durability};
 use crate::metrics;
 
 pub mod config;
+pub mod patch;
 pub mod xfr;
 
 pub use config::{AfterExpire, Feed, RawFeed, TsigKey};
+pub use patch::{Patch, Patches};
 use xfr::{Soa, Transfer, XfrError};
 
 /// Whether serial `a` is newer than `b` (RFC 1982 serial number arithmetic).
@@ -210,10 +212,17 @@ pub struct Runner {
     expired: bool,
     wake: Arc<Notify>,
     reload: UnboundedSender<Trigger>,
+    /// Where what an IXFR changed goes, for the reloader to serve before the whole zone.
+    patches: Patches,
 }
 
 impl Runner {
-    fn new(feed: Feed, max_shrink: f64, reload: UnboundedSender<Trigger>) -> Runner {
+    fn new(
+        feed: Feed,
+        max_shrink: f64,
+        reload: UnboundedSender<Trigger>,
+        patches: Patches,
+    ) -> Runner {
         let mut r = Runner {
             origin: feed.zone.to_string(),
             feed,
@@ -224,6 +233,7 @@ impl Runner {
             expired: false,
             wake: Arc::new(Notify::new()),
             reload,
+            patches,
         };
         r.load();
         r
@@ -366,6 +376,7 @@ impl Runner {
             }
         }
         let previous = self.zone.as_ref().map_or(0, |z| z.records.len());
+        let mut patch_of = None;
         let (zone, how) = match got {
             Transfer::UpToDate(_) => return Ok(()),
             Transfer::Full { soa, records } => {
@@ -379,6 +390,8 @@ impl Runner {
             }
             Transfer::Incremental { soa, steps } => {
                 let mut zone = self.zone.take().expect("IXFR only with a zone");
+                let touched = patch::touched(&self.origin, &steps, &zone.records);
+                let before = patch::records(&zone.records, &touched);
                 let (mut added, mut deleted) = (0, 0);
                 let mut undo: Vec<(bool, Box<str>)> = Vec::new();
                 let mut bad = None;
@@ -429,6 +442,15 @@ impl Runner {
                         lost: lost * 100.0,
                     });
                 }
+                let after = patch::records(&zone.records, &touched);
+                if before.len() + after.len() <= patch::MAX_RECORDS {
+                    patch_of = Some(Patch {
+                        from: old.serial,
+                        to: zone.soa.serial,
+                        before: patch::text(&self.origin, &old.text, &before),
+                        after: patch::text(&self.origin, &zone.soa.text, &after),
+                    });
+                }
                 (
                     zone,
                     format!(
@@ -451,6 +473,11 @@ impl Runner {
             });
         }
         let (records, serial) = (zone.records.len(), zone.soa.serial);
+        // Queued before the file is renamed into place, so that a pass that reads the new file
+        // finds it.
+        if let Some(p) = patch_of {
+            self.patches.push(&self.feed.path, p);
+        }
         let (zone, written) = self.persist(zone, primary).await;
         // Not on disk, not served: the next check transfers the whole zone again.
         self.zone = zone.filter(|_| written.is_ok());
@@ -667,12 +694,16 @@ pub struct Feeds {
 
 impl Feeds {
     /// Loads every feed's last good zone.
-    pub fn new(cfg: &BlocklistsConfig, reload: UnboundedSender<Trigger>) -> Feeds {
+    pub fn new(
+        cfg: &BlocklistsConfig,
+        reload: UnboundedSender<Trigger>,
+        patches: &Patches,
+    ) -> Feeds {
         Feeds {
             runners: cfg
                 .feeds
                 .iter()
-                .map(|f| Runner::new(f.clone(), cfg.max_shrink, reload.clone()))
+                .map(|f| Runner::new(f.clone(), cfg.max_shrink, reload.clone(), patches.clone()))
                 .collect(),
         }
     }
