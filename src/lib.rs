@@ -49,7 +49,9 @@
 //! An RPZ feed ([`lists::feeds`]) is a zone transferred from a vendor's primaries (AXFR, then
 //! IXFR, TSIG-checked; a NOTIFY reaching the engine wakes it) and written, whole and renamed into
 //! place, as an RPZ zone file in the state directory that the config names as one more list; the
-//! feed then asks the reloader for a pass.
+//! feed then asks the reloader for a pass. What an IXFR changed goes to the reloader too
+//! ([`lists::feeds::patch`]), which serves it as a small layer over the zone's compiled file,
+//! hiding there the entries it replaces, until the merge compiles the zone whole.
 //!
 //! # What a block leaves behind
 //! The blocked answer points browsers at the warning page ([`sinkhole::page`]); the block is

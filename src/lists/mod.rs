@@ -14,7 +14,8 @@
 //!    has settled ([`guard::settled`]), or that the watcher saw closed after writing or renamed
 //!    into the directory ([`watch::Written`]), is read, hashed, and compiled into its own FST in
 //!    `<state_dir>/cache/<hash>.fst` unless that exists already, so one changed file does not
-//!    re-parse the others. Lines appended to a line-per-entry list are compiled on their own.
+//!    re-parse the others. Lines appended to a line-per-entry list are compiled on their own,
+//!    and so is what a feed's IXFR changed ([`feeds::patch`]).
 //! 3. [`guard::refuses`] compares its entry count with the last accepted version; the per-source
 //!    FSTs chosen are published at once as the layers of one snapshot, which answers as their
 //!    merge will; once changes pause ([`pipeline::MERGE_DELAY`]) they are merged into a new

@@ -6,7 +6,10 @@
 //! merge will), and merges them a moment later, once changes have paused ([`MERGE_DELAY`]),
 //! since a layered snapshot costs a lookup per source. Text lines appended to a list (how
 //! analysts add names) are compiled on their own and layered over the list's last compiled
-//! version; the merge compiles the list whole again.
+//! version; the merge compiles the list whole again. So is a feed's IXFR: the records of the
+//! owners it touched ([`super::feeds::patch`]) are compiled on their own and layered over the
+//! zone's last compiled version, in which the keys they replace are hidden
+//! ([`crate::blocklist::Hidden`]).
 //!
 //! State directory layout:
 //! ```text
