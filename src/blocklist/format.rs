@@ -235,7 +235,7 @@ pub(crate) fn alt_key<'a>(buf: &'a mut [u8; MAX_ALT_KEY], key: &[u8], i: u16) ->
 
 /// Every entry of one key, one per list and slot (each list's own entries merged by
 /// [`merge_slot`]), in merge order: what the alternates FST holds for a key that two lists share.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct KeyEntries {
     /// (exact slot, slot).
     entries: Vec<(bool, u32)>,
@@ -330,15 +330,42 @@ pub(crate) fn write_file<W: Write + Seek>(
     shards: usize,
     fill: impl FnOnce(&mut ShardedBuilder, &mut Alternates) -> Result<(), Error>,
 ) -> Result<u64, Error> {
-    let werr = |source: io::Error| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
     let mut builder = ShardedBuilder::new(shards);
     let mut alternates = Alternates::new();
     fill(&mut builder, &mut alternates)?;
     let (fsts, keys) = builder.finish()?;
-    let alts = alternates.finish()?;
+    write_built(w, path, table, fsts, keys, alternates.finish()?)
+}
+
+/// [`write_file`] for shards built elsewhere (in parallel, each from its own sorted keys) and
+/// the alternates of every shard, in key order.
+pub(crate) fn write_parts<W: Write + Seek>(
+    w: &mut W,
+    path: &Path,
+    table: &[u8],
+    fsts: Vec<Vec<u8>>,
+    keys: u64,
+    alts: Vec<(Box<[u8]>, KeyEntries)>,
+) -> Result<u64, Error> {
+    let mut alternates = Alternates::new();
+    for (k, entries) in &alts {
+        alternates.add(k, entries)?;
+    }
+    write_built(w, path, table, fsts, keys, alternates.finish()?)
+}
+
+fn write_built<W: Write + Seek>(
+    w: &mut W,
+    path: &Path,
+    table: &[u8],
+    fsts: Vec<Vec<u8>>,
+    keys: u64,
+    alts: Vec<u8>,
+) -> Result<u64, Error> {
+    let werr = |source: io::Error| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
 
     w.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
     let mut cw = CrcWriter {

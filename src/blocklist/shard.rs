@@ -2,7 +2,9 @@
 //!
 //! Building an FST is inherently sequential, and for large lists it is most of a compile: fst's
 //! node registry alone takes well over half of the time of a 1 M-name build. A large list is
-//! therefore split into shards, each an independent FST built on its own thread.
+//! therefore split into shards, each an independent FST built on its own thread: a compile
+//! sorts and builds each shard apart ([`across_shards`]); the merge, whose input comes sorted,
+//! hands each key to its shard's thread ([`ShardedBuilder`]).
 //!
 //! A key goes to the shard chosen by a hash of its first two labels (`com.example` for
 //! `com.example.www`), so a name and every ancestor it can match below the TLD live in the same
@@ -34,7 +36,7 @@ pub(crate) fn shard_of(group: (u64, u64), shards: usize) -> usize {
 }
 
 /// The shard of a reversed-label key; `None` for a one-label key, which goes to every shard.
-fn shard_of_key(key: &[u8], shards: usize) -> Option<usize> {
+pub(crate) fn shard_of_key(key: &[u8], shards: usize) -> Option<usize> {
     if key.first() == Some(&super::format::IP_MARK) {
         return Some(0);
     }

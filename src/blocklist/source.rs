@@ -110,6 +110,19 @@ pub struct ParseStats {
     pub refused: u64,
 }
 
+impl ParseStats {
+    /// Adds the counts of another part of the same file.
+    fn add(&mut self, o: &ParseStats) {
+        self.lines += o.lines;
+        self.entries += o.entries;
+        self.ignored += o.ignored;
+        self.skipped += o.skipped;
+        self.rejected += o.rejected;
+        self.warnings += o.warnings;
+        self.refused += o.refused;
+    }
+}
+
 /// What the consumer of [`visit`] made of one entry: how it is counted and reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Taken {
@@ -267,6 +280,99 @@ pub fn visit_with(
     options: Options,
     sink: &mut dyn FnMut(RawEntry<'_>) -> Taken,
 ) -> Result<Visited, Error> {
+    let (data, format) = prelude(data, path, format)?;
+    let mut out = Out::new(path, sink);
+    let mut parser = parser(format, options, true);
+    read_lines(data, 0, &mut *parser, &mut out);
+    parser.finish(&mut out);
+    conclude(data, path, format, out)
+}
+
+/// [`visit_with`] that reads the two halves of a large file at once, for formats whose lines
+/// stand alone (plain, hosts, adblock, dnsmasq, unbound): the first half's entries go to
+/// `first` on this thread, the second half's to `second` on another, and the diagnostics,
+/// counts and line numbers come out as one pass would give them. A file under `min_split`
+/// bytes, in another format, or on one core is read in one pass, all of it to `first`.
+pub fn visit_split(
+    data: &[u8],
+    path: &Path,
+    format: Option<Format>,
+    options: Options,
+    min_split: usize,
+    first: &mut (dyn FnMut(RawEntry<'_>) -> Taken + Send),
+    second: &mut (dyn FnMut(RawEntry<'_>) -> Taken + Send),
+) -> Result<Visited, Error> {
+    let (body, fmt) = prelude(data, path, format)?;
+    let standalone = matches!(
+        fmt,
+        Format::Plain | Format::Hosts | Format::Adblock | Format::Dnsmasq | Format::Unbound
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let mid = (body.len() / 2).max(1);
+    // The second half starts after the newline nearest the middle.
+    let split = body[mid.min(body.len())..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| mid + p + 1)
+        .filter(|&at| at < body.len());
+    let Some(at) = split.filter(|_| standalone && cores > 1 && body.len() >= min_split) else {
+        return visit_with(data, path, format, options, first);
+    };
+    let (head, tail) = body.split_at(at);
+    let head_lines = memchr_count(head);
+    // The second half's parser starts past the header, with what the header said.
+    let tail_options = Options {
+        ips: options.ips || (fmt == Format::Plain && declares_ips(head)),
+    };
+    let tail_sink = &mut *second;
+    let (mut out, tail_out) = std::thread::scope(|scope| {
+        let tail_job = std::thread::Builder::new().spawn_scoped(scope, move || {
+            let mut out = Out::new(path, tail_sink);
+            let mut parser = parser(fmt, tail_options, false);
+            read_lines(tail, head_lines, &mut *parser, &mut out);
+            parser.finish(&mut out);
+            (out.diagnostics, out.omitted, out.stats)
+        });
+        let mut out = Out::new(path, first);
+        let mut parser = parser(fmt, options, true);
+        read_lines(head, 0, &mut *parser, &mut out);
+        parser.finish(&mut out);
+        let tail_out = match tail_job {
+            Ok(job) => Ok(job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+            Err(e) => Err(e),
+        };
+        (out, tail_out)
+    });
+    let (diagnostics, omitted, stats) = match tail_out {
+        Ok(t) => t,
+        // No thread: the second half here, the same way.
+        Err(_) => {
+            let mut tail_out = Out::new(path, second);
+            let mut parser = parser(fmt, tail_options, false);
+            read_lines(tail, head_lines, &mut *parser, &mut tail_out);
+            parser.finish(&mut tail_out);
+            (tail_out.diagnostics, tail_out.omitted, tail_out.stats)
+        }
+    };
+    out.stats.add(&stats);
+    let room = MAX_DIAGNOSTICS.saturating_sub(out.diagnostics.len());
+    let kept = diagnostics.len().min(room);
+    out.omitted += omitted + (diagnostics.len() - kept) as u64;
+    out.diagnostics.extend(diagnostics.into_iter().take(kept));
+    conclude(body, path, fmt, out)
+}
+
+/// Lines in `data` as [`lines`] reads them: one per newline.
+fn memchr_count(data: &[u8]) -> u64 {
+    data.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Refuses binary data, drops a byte-order mark and settles the format.
+fn prelude<'d>(
+    data: &'d [u8],
+    path: &Path,
+    format: Option<Format>,
+) -> Result<(&'d [u8], Format), Error> {
     let probe = &data[..data.len().min(BINARY_PROBE)];
     if let Some(offset) = probe.iter().position(|&b| b == 0) {
         return Err(Error::BinaryList {
@@ -275,18 +381,15 @@ pub fn visit_with(
         });
     }
     let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    let format = format.unwrap_or_else(|| detect_format(path, data));
-    let mut out = Out {
-        path,
-        diagnostics: Vec::new(),
-        omitted: 0,
-        stats: ParseStats::default(),
-        sink,
-    };
-    let mut parser: Box<dyn LineParser> = match format {
+    Ok((data, format.unwrap_or_else(|| detect_format(path, data))))
+}
+
+/// The line parser of `format`; `header`: the file's first line is the first it reads.
+fn parser(format: Format, options: Options, header: bool) -> Box<dyn LineParser> {
+    match format {
         Format::Plain => Box::new(Plain {
             ips: options.ips,
-            header: true,
+            header,
         }),
         Format::Hosts => Box::new(Hosts),
         Format::Adblock => Box::new(Adblock),
@@ -294,9 +397,13 @@ pub fn visit_with(
         Format::Unbound => Box::new(Unbound),
         Format::Rpz => Box::new(Rpz::default()),
         Format::Bind => Box::new(bind::Bind::default()),
-    };
+    }
+}
+
+/// Feeds the lines of `data` to `parser`, numbered from `before + 1`.
+fn read_lines(data: &[u8], before: u64, parser: &mut dyn LineParser, out: &mut Out<'_>) {
     for (idx, raw) in lines(data).enumerate() {
-        let no = idx as u64 + 1;
+        let no = before + idx as u64 + 1;
         out.stats.lines += 1;
         if raw.len() > MAX_LINE {
             out.reject(
@@ -306,14 +413,17 @@ pub fn visit_with(
             continue;
         }
         match std::str::from_utf8(raw) {
-            Ok(text) => parser.line(no, text, &mut out),
+            Ok(text) => parser.line(no, text, out),
             Err(e) => out.reject(
                 no,
                 format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1),
             ),
         }
     }
-    parser.finish(&mut out);
+}
+
+/// What a whole file's read comes to: an error when nothing in it could be used.
+fn conclude(data: &[u8], path: &Path, format: Format, mut out: Out<'_>) -> Result<Visited, Error> {
     let s = out.stats;
     if s.entries == 0 {
         if s.rejected + s.skipped + s.refused > 0 {
@@ -465,7 +575,17 @@ struct Out<'a> {
     sink: &'a mut dyn FnMut(RawEntry<'_>) -> Taken,
 }
 
-impl Out<'_> {
+impl<'a> Out<'a> {
+    fn new(path: &'a Path, sink: &'a mut dyn FnMut(RawEntry<'_>) -> Taken) -> Out<'a> {
+        Out {
+            path,
+            diagnostics: Vec::new(),
+            omitted: 0,
+            stats: ParseStats::default(),
+            sink,
+        }
+    }
+
     fn emit(
         &mut self,
         line: u64,
