@@ -402,11 +402,39 @@ fn bench_layered(c: &mut Criterion, names: &[String], f: &Fixture) {
             layered.lookup_wire(q).map(|v| (v.kind, v.matched_labels))
         );
     }
+    // An IXFR-like patch over the merged file: 500 names gone, 500 new, their keys hidden
+    // below.
+    let file = |names: &[String], tag: &str| {
+        let list = dir.path().join(format!("{tag}.txt"));
+        std::fs::write(&list, names.join("\n")).unwrap();
+        let out = dir.path().join(format!("{tag}.fst"));
+        compile(&out, &[ListSpec::from_path(&list)]).unwrap();
+        std::sync::Arc::new(Blocklist::open(&out).unwrap())
+    };
+    let added: Vec<String> = (0..500)
+        .map(|i| format!("patched{i}.example.test"))
+        .collect();
+    let (gone, patch) = (file(&names[..500], "gone"), file(&added, "patch"));
+    let hidden = std::sync::Arc::new(fraudwall::blocklist::Hidden::of(&[&gone, &patch]));
+    let patched = Blocklist::layered_hiding(&[
+        (
+            std::sync::Arc::new(Blocklist::open(&out).unwrap()),
+            vec![hidden],
+        ),
+        (patch, Vec::new()),
+    ])
+    .unwrap();
+    assert!(patched.lookup(&names[0]).is_none() && patched.lookup(&added[0]).is_some());
+    assert!(patched.lookup(&names[500]).is_some());
     let mut g = c.benchmark_group("layered/1M");
     g.measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
     let mut i = 0;
-    for (what, bl) in [("merged", &merged), ("3-layers", &layered)] {
+    for (what, bl) in [
+        ("merged", &merged),
+        ("3-layers", &layered),
+        ("patched", &patched),
+    ] {
         g.bench_function(what, |b| {
             b.iter(|| {
                 i = (i + 1) % f.queries.len();

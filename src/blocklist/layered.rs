@@ -36,13 +36,14 @@ use super::{Blocklist, Error, ListInfo, ListKind, MAX_LISTS, Match, MatchMode, V
 /// replaces.
 #[derive(Debug, Default)]
 pub struct Hidden {
-    keys: HashSet<Box<[u8]>>,
+    /// foldhash: a listed name's lookup in a patched layer hashes one key more.
+    keys: HashSet<Box<[u8]>, foldhash::fast::RandomState>,
 }
 
 impl Hidden {
     /// Every key of `files`.
     pub fn of(files: &[&Blocklist]) -> Hidden {
-        let mut keys = HashSet::new();
+        let mut keys = HashSet::default();
         for f in files {
             f.each_key(|k| {
                 if !keys.contains(k) {
