@@ -44,8 +44,10 @@
 //!   its first pass compiles what changed since.
 //!
 //! Log lines (a contract for operators and tests): `lists updated: N lists, M names in X ms
-//! (served from K compiled files until they are merged)` (a change is enforced), `lists
-//! reloaded: N lists, M names in X ms` (merged, or compiled at start),
+//! (served from K compiled files until they are merged)` (a change is enforced), `PATH: serial
+//! A → B served as N patch(es) of what the IXFR changed: −G +A entries, E in all, in X ms` (a
+//! feed's IXFR, before that line), `lists reloaded: N lists, M names in X ms` (merged, or
+//! compiled at start),
 //! `list refused by shrink guard: PATH: …`, `list not loaded: PATH…: REASON; the previous version
 //! keeps serving`, `list removed: PATH`, `serving the last compiled lists: …`.
 
