@@ -791,7 +791,11 @@ impl Pipeline {
         let quiet = |text: &str| {
             let mut c = Compiler::new();
             let report = c.add_source(spec, text.as_bytes()).ok()?;
-            (report.diagnostics_total() == 0).then_some(())?;
+            // A problem with a line; not the remark that a side is empty (all added, or all
+            // removed), which is how most IXFRs are.
+            let clean = report.omitted_diagnostics == 0
+                && report.diagnostics.iter().all(|d| d.line.is_none());
+            clean.then_some(())?;
             Some((report.accepted, c.into_blocklist().ok()?))
         };
         let (gone, before) = quiet(&p.before)?;
@@ -1446,6 +1450,21 @@ mod tests {
             (true, 2, Some(3))
         );
         assert_eq!(verdict(&live, "new.test"), None);
+        // Most IXFRs only add, or only remove.
+        ixfr(&p, &mut zone, 3, &[], &["only.added.test cname ."]);
+        assert!(p.reload(Trigger::Feed).swapped);
+        ixfr(&p, &mut zone, 4, &["n7.bulk.test cname ."], &[]);
+        assert!(p.reload(Trigger::Feed).swapped);
+        let v = afc(&p);
+        assert_eq!(
+            (v.base.is_some(), v.appends.len(), v.serial),
+            (true, 4, Some(5))
+        );
+        assert_eq!(verdict(&live, "only.added.test"), Some(ListKind::Block));
+        // No longer the feed's: other.txt's `bulk.test` is what blocks it now.
+        let bl = live.load();
+        let v = bl.lookup("n7.bulk.test").unwrap();
+        assert_eq!(bl.list(&v).unwrap().name, "other");
         let patched = answers(&live);
         assert!(p.reload(Trigger::Merge).swapped);
         assert!(!live.load().is_layered());
@@ -1454,10 +1473,10 @@ mod tests {
 
         // A patch that never arrived: the zone is compiled whole.
         zone.insert(line("late.test cname .").into());
-        write(&zone, 4);
+        write(&zone, 6);
         assert!(p.reload(Trigger::Feed).swapped);
         let v = afc(&p);
-        assert_eq!((v.base.is_some(), v.serial), (false, Some(4)));
+        assert_eq!((v.base.is_some(), v.serial), (false, Some(6)));
         assert_eq!(verdict(&live, "late.test"), Some(ListKind::Block));
     }
 
