@@ -476,6 +476,11 @@ fn a_restarted_collector_gets_frames_again() {
     let mut fw = fraudwall_with(net, &format!("  socket: {}\n", sock.display()), "");
     wait_for(|| connected(&fw) == 1, "fraudwall to connect");
     assert_eq!(dig(fw.addr, &["one.example.com", "A"]).status, "NOERROR");
+    // Frames leave in batches, after the answer: the collector stops once they are written.
+    wait_for(
+        || fw.metric("fraudwall_dnstap_sent_total") >= 2.0,
+        "the query's frames to be sent",
+    );
     let first = dnstap_ldns(&first.stop());
     assert_eq!(
         kinds_for(&first, "one.example.com"),
