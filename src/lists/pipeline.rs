@@ -239,7 +239,7 @@ impl Pipeline {
                     bl.len(),
                     path.display()
                 );
-                self.publish(bl);
+                self.publish(bl, &HashMap::new());
                 true
             }
             Err(e) => {
@@ -412,7 +412,8 @@ impl Pipeline {
             Ok(bl) => {
                 let (lists, names) = (bl.lists().len(), bl.len());
                 let files = versions.iter().flat_map(Version::files).count();
-                self.publish(bl);
+                let totals = self.layered_totals(versions);
+                self.publish(bl, &totals);
                 metrics::reload_succeeded(SystemTime::now());
                 info!(
                     "lists updated: {lists} lists, {names} names in {} ms (served from {files} compiled files until they are merged)",
@@ -476,7 +477,7 @@ impl Pipeline {
         match merged {
             Ok(bl) => {
                 let (lists, names) = (bl.lists().len(), bl.len());
-                self.publish(bl);
+                self.publish(bl, &HashMap::new());
                 metrics::reload_succeeded(SystemTime::now());
                 info!(
                     "lists reloaded: {lists} lists, {names} names in {} ms",
@@ -924,12 +925,30 @@ impl Pipeline {
         Ok(Blocklist::open(&active)?)
     }
 
-    /// Stores `bl` as the live blocklist and updates the per-list metrics.
-    fn publish(&mut self, bl: Blocklist) {
+    /// The entries of each list served as several files (appends, patches) as its version
+    /// counts them: a patch's file counts what it adds, not what it hides below.
+    fn layered_totals(&self, versions: &[Version]) -> HashMap<String, u64> {
+        versions
+            .iter()
+            .filter_map(|v| {
+                let base = self.opened.get(v.base.as_deref()?)?;
+                Some((base.lists().first()?.name.clone(), v.entries))
+            })
+            .collect()
+    }
+
+    /// Stores `bl` as the live blocklist and updates the per-list metrics; `totals` has the
+    /// entry counts of lists served as several files.
+    fn publish(&mut self, bl: Blocklist, totals: &HashMap<String, u64>) {
         // A list served with its appends as layers appears once per layer: add them up.
         let mut entries: HashMap<&str, u64> = HashMap::new();
         for l in bl.lists() {
             *entries.entry(&l.name).or_default() += l.entries;
+        }
+        for (name, n) in totals {
+            if let Some(e) = entries.get_mut(name.as_str()) {
+                *e = *n;
+            }
         }
         let mut names = HashSet::new();
         for (name, n) in entries {
@@ -1460,6 +1479,9 @@ mod tests {
             (v.base.is_some(), v.appends.len(), v.serial),
             (true, 4, Some(5))
         );
+        // One entry per record, not counting what the patches hide.
+        assert_eq!(v.entries, zone.len() as u64);
+        assert_eq!(p.layered_totals(&p.served)["feed:afc"], v.entries);
         assert_eq!(verdict(&live, "only.added.test"), Some(ListKind::Block));
         // No longer the feed's: other.txt's `bulk.test` is what blocks it now.
         let bl = live.load();
@@ -1470,6 +1492,7 @@ mod tests {
         assert!(!live.load().is_layered());
         assert_eq!(afc(&p).base, None);
         assert_eq!(answers(&live), patched, "the merge compiles the zone whole");
+        assert_eq!(afc(&p).entries, zone.len() as u64);
 
         // A patch that never arrived: the zone is compiled whole.
         zone.insert(line("late.test cname .").into());
