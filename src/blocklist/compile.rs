@@ -567,20 +567,7 @@ fn key_hash(k: &[u8]) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn list(name: &str, kind: ListKind) -> ListInfo {
-        ListInfo {
-            name: name.into(),
-            path: PathBuf::from(name),
-            kind,
-            action: Action::Sinkhole,
-            category: "fraud".into(),
-            ede: 15,
-            entries: 0,
-            format: Format::Plain,
-            match_mode: MatchMode::Subtree,
-        }
-    }
+    use crate::blocklist::matcher::tests::info as list;
 
     /// A file read in two halves at once compiles to the same bytes, and reports the same
     /// counts, diagnostics (line numbers, order, the cap) and errors, as one pass over it.

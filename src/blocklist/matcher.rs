@@ -1197,7 +1197,8 @@ pub(crate) mod tests {
     use super::super::{Action, Compiler, Format, ListInfo, ListKind, MatchMode};
     use super::*;
 
-    fn info(name: &str, kind: ListKind) -> ListInfo {
+    /// A list of `kind` named `name` (sinkhole, subtree) for tests.
+    pub(crate) fn info(name: &str, kind: ListKind) -> ListInfo {
         ListInfo {
             name: name.into(),
             path: PathBuf::from(name),
