@@ -1,7 +1,8 @@
 //! Opening a compiled file and walking it: any bytes through `Blocklist::from_bytes`, then
 //! lookups of arbitrary names. The same bytes also go through `Blocklist::check_for_layer` (the
 //! quicker check a dropped `.fst` gets before it is served as a layer), whose result, layered,
-//! must answer the same lookups without panicking even when the full check refuses the file.
+//! must answer the same lookups without panicking even when the full check refuses the file,
+//! also with every key of its own hidden, as a patch layered over it hides them.
 //! Opening must refuse or succeed, never panic; a file that opened
 //! must answer every lookup without panicking (each name's first 16 bytes are also looked up as
 //! an IPv6 address and its first 4 as an IPv4 address, against the file's prefixes), and must also be accepted as a part of a merge
@@ -17,7 +18,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
-use fraudwall::blocklist::Blocklist;
+use fraudwall::blocklist::{Blocklist, Hidden};
 use fraudwall::blocklist::format::fst_checksum;
 use fraudwall::blocklist::merge::{Part, merge_into};
 use libfuzzer_sys::fuzz_target;
@@ -80,11 +81,33 @@ fuzz_target!(|data: &[u8]| {
         all.push(name);
     }
     if let Ok(layer) = Blocklist::check_for_layer(file.clone(), Path::new("drop.fst")) {
-        let layered = Blocklist::layered(&[Arc::new(layer)]).expect("one file's lists fit");
+        let layer = Arc::new(layer);
+        let layered = Blocklist::layered(&[Arc::clone(&layer)]).expect("one file's lists fit");
         probe(&layered, &all);
         for name in &all {
             let _ = layered.lookup_wire_for(name, |l| l % 2 == 0);
             let _ = layered.matches(&String::from_utf8_lossy(name));
+        }
+        // The same layer with every key of its own hidden (as a patch over it would): each
+        // listed name is then read entry by entry, and nothing may be left to match.
+        if layer.len() <= 10_000 {
+            let hidden = Arc::new(Hidden::of(&[&layer]));
+            let patched = Blocklist::layered_hiding(&[(layer, vec![hidden])])
+                .expect("one file's lists fit");
+            probe(&patched, &all);
+            for name in &all {
+                assert_eq!(patched.lookup_wire(name), None, "a hidden key matched");
+                assert_eq!(patched.lookup_wire_for(name, |l| l % 2 == 0), None);
+                let text = String::from_utf8_lossy(name);
+                assert_eq!(patched.matches(&text), Vec::new(), "a hidden key matched");
+                let mut b16 = [0u8; 16];
+                let n = name.len().min(16);
+                b16[..n].copy_from_slice(&name[..n]);
+                let v4 = std::net::IpAddr::from([b16[0], b16[1], b16[2], b16[3]]);
+                for addr in [v4, std::net::IpAddr::from(b16)] {
+                    assert_eq!(patched.lookup_ip(addr), None, "a hidden prefix matched");
+                }
+            }
         }
     }
     let Ok(bl) = Blocklist::from_bytes(file.clone()) else {
