@@ -40,24 +40,6 @@ fn fw() -> &'static Fraudwall {
     })
 }
 
-/// The event lines for `qname`, waiting up to 10 s for at least `n` of them.
-fn events_for(fw: &Fraudwall, qname: &str, n: usize) -> Vec<serde_json::Value> {
-    let path = fw.dir.path().join("events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("an event is one JSON object"))
-            .filter(|e: &serde_json::Value| e["qname"] == qname)
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `nodata`: NOERROR, no answer, the synthetic SOA at the listed entry, whatever the type; the
 /// list's EDE 17 (Filtered) names the list and its category.
 #[test]
@@ -115,7 +97,7 @@ fn drop_action_sends_nothing() {
     // Alive: the next name in the same zone resolves.
     let r = dig(fw.addr, &["www.example.com", "A"]);
     assert_eq!(r.answer_rdata("A"), ["198.18.0.10"], "{}", r.raw);
-    let events = events_for(fw, "mail.example.com", 2);
+    let events = fw.events_for("mail.example.com", 2);
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["action"], "drop");
     assert_eq!(events[0]["list"], "drop");
@@ -140,7 +122,7 @@ fn log_action_answers_normally_and_records_the_hit() {
     // Every query of a logged name is recorded, each type too.
     let r = dig(fw.addr, &["www.insecure.org", "AAAA"]);
     assert_eq!(r.answer_rdata("AAAA"), ["2001:db8:4::1"], "{}", r.raw);
-    let events = events_for(fw, "www.insecure.org", 2);
+    let events = fw.events_for("www.insecure.org", 2);
     assert_eq!(events.len(), 2, "one event per query: {events:?}");
     let e = &events[0];
     assert_eq!(e["action"], "log");

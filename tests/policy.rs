@@ -123,24 +123,6 @@ fn each_group_gets_its_own_verdicts_for_the_same_names() {
     );
 }
 
-/// The event lines for `qname`, waiting up to 10 s for at least `n` of them.
-fn events_for(fw: &Fraudwall, qname: &str, n: usize) -> Vec<serde_json::Value> {
-    let path = fw.dir.path().join("events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("an event is one JSON object"))
-            .filter(|e: &serde_json::Value| e["qname"] == qname)
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Each block event names the client's group, and the list and action that applied to it;
 /// the per-group metric counts them.
 #[test]
@@ -155,7 +137,7 @@ fn events_and_metrics_name_the_group() {
     }
     dig(v6(fw), &["-b", "::1", "ev4.both.test", "A"]);
     let brief = |qname: &str| {
-        let e = events_for(fw, qname, 1);
+        let e = fw.events_for(qname, 1);
         assert_eq!(e.len(), 1, "{qname}: {e:?}");
         let e = &e[0];
         format!(

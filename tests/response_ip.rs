@@ -41,24 +41,6 @@ fn config(net: &Fakenet, lists: &str) -> String {
     )
 }
 
-/// The event lines for `qname`, waiting up to 10 s for at least `n` of them.
-fn events_for(fw: &Fraudwall, qname: &str, n: usize) -> Vec<serde_json::Value> {
-    let path = fw.dir.path().join("events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("an event is one JSON object"))
-            .filter(|e: &serde_json::Value| e["qname"] == qname)
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// An `rpz-ip` trigger blocks a name whose A or AAAA lands in its prefix, with the trigger's
 /// action (NXDOMAIN for `CNAME .`, NODATA for `CNAME *.`), EDE 15 naming the list, also through
 /// a CNAME chain into the prefix, and again when the answer comes from the cache; a passthru
@@ -105,20 +87,20 @@ fn rpz_ip_triggers_block_answers_in_their_prefixes() {
             r.raw
         );
     }
-    let ev = events_for(&fw, "www.scam-shop.net", 2);
+    let ev = fw.events_for("www.scam-shop.net", 2);
     assert_eq!(ev.len(), 2, "{ev:?}");
     assert_eq!(ev[0]["ip"], "198.18.6.6", "{ev:?}");
     assert_eq!(ev[0]["entry"], "198.18.6.0/24", "{ev:?}");
     assert_eq!(ev[0]["action"], "nxdomain", "{ev:?}");
     assert_eq!(ev[0]["list"], "feed", "{ev:?}");
-    let ev = events_for(&fw, "www.fraudwall-demo.test", 4);
+    let ev = fw.events_for("www.fraudwall-demo.test", 4);
     let aaaa = ev
         .iter()
         .find(|e| e["qtype"] == "AAAA")
         .expect("an AAAA event");
     assert_eq!(aaaa["ip"], "2001:db8:5::5", "{ev:?}");
     assert_eq!(aaaa["entry"], "2001:db8:5::/48", "{ev:?}");
-    let ev = events_for(&fw, "safe.fraudwall-demo.test", 0);
+    let ev = fw.events_for("safe.fraudwall-demo.test", 0);
     assert!(ev.is_empty(), "passthru is no block: {ev:?}");
     assert_eq!(
         fw.metric("fraudwall_blocked_total{list=\"feed\",category=\"fraud\",action=\"nxdomain\"}"),
@@ -169,7 +151,7 @@ fn a_cached_answer_is_blocked_once_its_address_is_listed() {
         misses,
         "every answer since came from the cache, the blocked one too"
     );
-    let ev = events_for(&fw, "login.scam-shop.net", 1);
+    let ev = fw.events_for("login.scam-shop.net", 1);
     assert_eq!(ev[0]["ip"], "198.18.6.7", "{ev:?}");
     assert_eq!(ev[0]["entry"], "198.18.6.7/32", "{ev:?}");
 }

@@ -202,6 +202,25 @@ impl Fraudwall {
             .find_map(|l| l.split(prefix).nth(1)?.trim().parse().ok())
     }
 
+    /// The block events (`events.target: events.jsonl`) for `qname`, waiting up to 10 s for
+    /// at least `n` of them.
+    pub fn events_for(&self, qname: &str, n: usize) -> Vec<serde_json::Value> {
+        let path = self.dir.path().join("events.jsonl");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("an event is one JSON object"))
+                .filter(|e: &serde_json::Value| e["qname"] == qname)
+                .collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The value of one series (`name{labels}` as exported) in a scrape of this instance's
     /// `/metrics` (its config must set `metrics.listen`); 0 when absent.
     pub fn metric(&self, series: &str) -> f64 {
