@@ -575,15 +575,8 @@ fn blocked(fw: &Fraudwall, name: &str) -> bool {
         .contains(&15)
 }
 
-fn wait_for(fw: &Fraudwall, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}\n--- log\n{}", fw.log());
+fn wait_for(fw: &Fraudwall, what: &str, cond: impl FnMut() -> bool) {
+    fw.wait_for(what, Duration::from_secs(20), cond);
 }
 
 /// Writes through a hidden temporary file and a rename, as rsync and deploy tools do.

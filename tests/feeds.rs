@@ -83,15 +83,8 @@ fn blocked(fw: &Fraudwall, name: &str) -> bool {
 }
 
 /// Waits until `cond` holds (polling), or panics with `what` and the log.
-fn wait_for(fw: &Fraudwall, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}\n{}", fw.log());
+fn wait_for(fw: &Fraudwall, what: &str, secs: u64, cond: impl FnMut() -> bool) {
+    fw.wait_for(what, Duration::from_secs(secs), cond);
 }
 
 fn metric(fw: &Fraudwall, series: &str) -> f64 {

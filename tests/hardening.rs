@@ -38,15 +38,8 @@ fn blocked(fw: &Fraudwall, name: &str) -> bool {
         .contains(&15)
 }
 
-fn wait_for(fw: &Fraudwall, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}\n--- log\n{}", fw.log());
+fn wait_for(fw: &Fraudwall, what: &str, cond: impl FnMut() -> bool) {
+    fw.wait_for(what, DEADLINE, cond);
 }
 
 fn wait_log(fw: &Fraudwall, needle: &str) {

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Fraudwall, dig};
 
@@ -42,15 +42,8 @@ fn blocked(fw: &Fraudwall, name: &str) -> bool {
         .contains(&15)
 }
 
-fn wait_for(fw: &Fraudwall, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}\n--- log\n{}", fw.log());
+fn wait_for(fw: &Fraudwall, what: &str, cond: impl FnMut() -> bool) {
+    fw.wait_for(what, DEADLINE, cond);
 }
 
 fn wait_blocked(fw: &Fraudwall, name: &str) {

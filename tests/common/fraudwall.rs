@@ -202,6 +202,18 @@ impl Fraudwall {
             .find_map(|l| l.split(prefix).nth(1)?.trim().parse().ok())
     }
 
+    /// Polls `cond` until it holds; panics after `within`, naming `what` and with the log.
+    pub fn wait_for(&self, what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}\n--- log\n{}", self.log());
+    }
+
     /// The block events (`events.target: events.jsonl`) for `qname`, waiting up to 10 s for
     /// at least `n` of them.
     pub fn events_for(&self, qname: &str, n: usize) -> Vec<serde_json::Value> {
