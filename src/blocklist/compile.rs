@@ -602,6 +602,15 @@ mod tests {
             ("l.txt", dnsmasq.into_bytes()),
             ("l.conf", unbound.into_bytes()),
             ("l.txt", b"bad name\nworse name\n".repeat(50)),
+            // The header in the second half: comments up to it.
+            (
+                "l.txt",
+                [
+                    b"# c\n".repeat(100),
+                    b"# fraudwall: ips\n198.18.1.0/24\na.test\n".to_vec(),
+                ]
+                .concat(),
+            ),
         ];
         bytes[0].1.extend_from_slice(b"\xff\xfe.test\nlast.test");
         for (file, data) in &bytes {

@@ -319,10 +319,11 @@ pub fn visit_split(
         return visit_with(data, path, format, options, first);
     };
     let (head, tail) = body.split_at(at);
-    let head_lines = memchr_count(head);
-    // The second half's parser starts past the header, with what the header said.
+    let head_lines = newlines(head);
+    // The second half's parser starts past the header (which comes before the first entry),
+    // with what the header said.
     let tail_options = Options {
-        ips: options.ips || (fmt == Format::Plain && declares_ips(head)),
+        ips: options.ips || (fmt == Format::Plain && declares_ips(body)),
     };
     let tail_sink = &mut *second;
     let (mut out, tail_out) = std::thread::scope(|scope| {
@@ -363,7 +364,7 @@ pub fn visit_split(
 }
 
 /// Lines in `data` as [`lines`] reads them: one per newline.
-fn memchr_count(data: &[u8]) -> u64 {
+fn newlines(data: &[u8]) -> u64 {
     data.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
