@@ -183,6 +183,12 @@ impl Compiler {
         self.shards = Some(shards.clamp(1, MAX_SHARDS));
     }
 
+    /// Reads files from `bytes` on in two halves at once (default 1 MiB; tests and fuzzing
+    /// set it low to compare the two ways).
+    pub fn set_split_min(&mut self, bytes: usize) {
+        self.split_min = Some(bytes);
+    }
+
     /// Adds a list to the table and returns its id; its `entries` count is updated by
     /// [`Compiler::insert`].
     pub fn add_list(&mut self, info: ListInfo) -> Result<u16, Error> {
@@ -616,7 +622,7 @@ mod tests {
         for (file, data) in &bytes {
             let compile = |split_min: usize| {
                 let mut c = Compiler::new();
-                c.split_min = Some(split_min);
+                c.set_split_min(split_min);
                 let spec = ListSpec::from_path(Path::new(file));
                 let report = c.add_source(&spec, data).map(|r| {
                     let diags: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
