@@ -12,8 +12,8 @@
 //! feed asks the reloader for a pass ([`Trigger::Feed`]) and the pipeline compiles it like any
 //! list. `<name>.json` beside it keeps the serial and the time of the last good check. An IXFR
 //! also queues, before the file is renamed into place, the records of the owners it touched
-//! before and after ([`patch`]): the pipeline serves those at the cost of the change, and the
-//! zone compiled whole at the next merge.
+//! before and after ([`patch`]): the pipeline serves those at the cost of the change, and
+//! compiles the zone whole at the next merge.
 //!
 //! Checks run every SOA refresh (a failed one again after SOA retry), clamped to the feed's
 //! `refresh_min`/`refresh_max`, minus up to a tenth at random so that many resolvers do not ask
